@@ -1,0 +1,190 @@
+"""Settings: one table, read from the command line, the environment and a config file.
+
+Precedence, highest first: command-line option, environment variable
+(``CHRONOTRACK_<NAME>``), the ``[chronotrack]`` section of the config file, the default.
+The config file is ``--config PATH``, or ``$CHRONOTRACK_CONFIG``, or ``./chronotrack.ini``
+when it exists. Secrets (the DSN's password) belong in the environment or that file,
+never in the repository.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+DEFAULT_CONFIG_FILE = "chronotrack.ini"
+CONFIG_SECTION = "chronotrack"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the program cannot use; the message says which and why."""
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must be zero or more")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be more than zero")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a whole number above zero")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _message_list(text: str) -> tuple[str, ...]:
+    messages = tuple(part.strip() for part in text.split("|") if part.strip())
+    if not messages:
+        raise ValueError("needs at least one message")
+    return messages
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str  # option name with dashes, e.g. "greeting-delay"
+    default: str | None
+    help: str
+    convert: Callable[[str], Any] = str
+
+    @property
+    def attribute(self) -> str:
+        return self.name.replace("-", "_")
+
+    @property
+    def environment_variable(self) -> str:
+        return "CHRONOTRACK_" + self.attribute.upper()
+
+
+DEFAULT_MESSAGES = ("Welcome to Race Display|Real-time timing data|Live race results|"
+                    "Timing system connected|Ready for race data")
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("port", "tcp:61611",
+            "Endpoint the controllers connect to (CTP01)."),
+    Setting("status", "tcp:61612:interface=127.0.0.1",
+            "Endpoint of the status API (/health, /status); 'none' turns it off."),
+    Setting("web", "tcp:5000:interface=127.0.0.1",
+            "Endpoint of the race display web layer; 'none' turns it off."),
+    Setting("dsn", None,
+            "PostgreSQL DSN, e.g. 'host=db dbname=timing user=timer'. "
+            "Default: an embedded PostgreSQL in the data directory. "
+            "Put the password in the environment or PGPASSWORD, not on the command line."),
+    Setting("data-dir", "./var",
+            "Directory for the embedded database, the read journal and other local state."),
+    Setting("greeting-delay", "0.5",
+            "Seconds between a controller's greeting and our reply.", _non_negative_float),
+    Setting("setting-delay", "0.1",
+            "Seconds between the settings lines of our reply.", _non_negative_float),
+    Setting("command-delay", "0.2",
+            "Seconds between the commands we send after the settings.", _non_negative_float),
+    Setting("ping-interval", "30",
+            "Seconds between keepalive pings to each controller.", _positive_float),
+    Setting("idle-timeout", "90",
+            "Close a controller connection silent for this many seconds.", _positive_float),
+    Setting("reply-timeout", "5",
+            "Seconds to wait for answers to getlocations/getconnectionid before starting "
+            "the stream anyway.", _positive_float),
+    Setting("event-timezone", None,
+            "IANA time zone of the event (e.g. America/Denver) for reads without a zone. "
+            "Default: the server's time zone."),
+    Setting("pushmode-ack", "false",
+            "Ask controllers to acknowledge start/stop commands (pushmode-ack=true).", _bool),
+    Setting("batch-size", "500",
+            "Most reads written to the database in one statement.", _positive_int),
+    Setting("batch-delay", "0.005",
+            "Seconds a read waits for others to share its database write.", _non_negative_float),
+    Setting("backlog-limit", "200000",
+            "Reads held in memory while the database is down; past it controllers are "
+            "paused (they keep their reads) until the backlog drains.", _positive_int),
+    Setting("retention-days", "30",
+            "Days raw timing data is kept before it is deleted.", _positive_int),
+    Setting("messages", DEFAULT_MESSAGES,
+            "Rotating messages on the live display, separated by '|'.", _message_list),
+)
+
+SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """The ``[chronotrack]`` section of an INI file, keys as option names with dashes."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {path}: {error.strerror}") from error
+    except configparser.Error as error:
+        raise ConfigError(f"config file {path} is not valid INI: {error}") from error
+    if not parser.has_section(CONFIG_SECTION):
+        raise ConfigError(f"config file {path} has no [{CONFIG_SECTION}] section")
+    values = {}
+    for key, value in parser.items(CONFIG_SECTION):
+        name = key.replace("_", "-")
+        if name not in SETTINGS_BY_NAME:
+            known = ", ".join(sorted(SETTINGS_BY_NAME))
+            raise ConfigError(f"config file {path}: unknown setting '{key}' (known: {known})")
+        values[name] = value
+    return values
+
+
+def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if environ.get("CHRONOTRACK_CONFIG"):
+        return Path(environ["CHRONOTRACK_CONFIG"])
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.exists() else None
+
+
+def resolve_settings(command_line: Mapping[str, str | None], environ: Mapping[str, str] = os.environ,
+                     config_path: str | None = None,
+                     names: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """Merge the sources into one dict of converted values, keyed by attribute name.
+
+    ``command_line`` maps option names (with dashes) to the string given, or None when
+    the option was not given. Raises ConfigError naming the setting and its source.
+    """
+    path = find_config_file(config_path, environ)
+    from_file = read_config_file(path) if path else {}
+    wanted = names if names is not None else tuple(SETTINGS_BY_NAME)
+    resolved: dict[str, Any] = {}
+    for name in wanted:
+        setting = SETTINGS_BY_NAME[name]
+        if command_line.get(name) is not None:
+            raw, source = command_line[name], f"--{name}"
+        elif environ.get(setting.environment_variable):
+            raw, source = environ[setting.environment_variable], setting.environment_variable
+        elif name in from_file:
+            raw, source = from_file[name], f"{path} [{CONFIG_SECTION}] {name}"
+        else:
+            raw, source = setting.default, "default"
+        if raw is None:
+            resolved[setting.attribute] = None
+            continue
+        try:
+            resolved[setting.attribute] = setting.convert(raw)
+        except ValueError as error:
+            shown = "(hidden)" if name == "dsn" else repr(raw)
+            raise ConfigError(f"{source}: bad value {shown} for {name}: {error}") from error
+    return resolved

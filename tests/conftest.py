@@ -1,0 +1,18 @@
+import pytest
+
+from tests.postgres import PostgresForTests
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresForTests()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_dsn(postgres_server):
+    """The DSN of a fresh, empty database on a real PostgreSQL."""
+    dsn = postgres_server.create_database()
+    yield dsn
+    postgres_server.drop_database(dsn)

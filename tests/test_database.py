@@ -1,0 +1,115 @@
+"""The database layer against a real PostgreSQL: schema creation, upgrades, reconnection."""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor, task
+
+from chronotrack.database import Database, check_dsn_syntax, redact_dsn
+from chronotrack.embedded_db import EmbeddedPostgres
+from chronotrack.migrations import available_migrations, migrate
+from tests.postgres import query
+
+SPEC_QUERIES = [
+    "SELECT COUNT(*) FROM timing_sessions",
+    "SELECT * FROM timing_reads ORDER BY read_timestamp DESC LIMIT 3",
+    "SELECT COUNT(*) AS total_reads, COUNT(DISTINCT session_id) AS sessions,"
+    " COUNT(DISTINCT location_name) AS locations, MAX(read_timestamp) AS latest_read"
+    " FROM timing_reads",
+]
+
+
+async def wait_until(predicate, timeout=30.0, step=0.05):
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError("condition not reached in time")
+        await task.deferLater(reactor, step, lambda: None)
+        waited += step
+
+
+def test_redact_dsn_hides_passwords():
+    assert "s3cret" not in redact_dsn("host=db user=timer password=s3cret dbname=t")
+    assert "s3cret" not in redact_dsn("host=db password='s3 cret' dbname=t")
+    assert "s3cret" not in redact_dsn("postgresql://timer:s3cret@db/timing")
+    assert "host=db" in redact_dsn("host=db user=timer password=s3cret")
+
+
+def test_malformed_dsn_is_rejected_with_a_clear_message():
+    with pytest.raises(ValueError, match="is not valid"):
+        check_dsn_syntax("host=db password=x dbname")
+
+
+@pytest_twisted.ensureDeferred
+async def test_schema_is_created_on_an_empty_database_and_spec_queries_work(pg_dsn):
+    database = Database(reactor, pg_dsn)
+    assert await database.start()
+    try:
+        applied = await migrate(database)
+        assert applied == [m.name for m in available_migrations()]
+        for sql in SPEC_QUERIES:
+            query(pg_dsn, sql)  # the operators' psql queries run unchanged
+        assert query(pg_dsn, "SELECT COUNT(*) FROM timing_sessions") == [(0,)]
+    finally:
+        database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_schema_upgrade_on_an_existing_database_applies_nothing_twice(pg_dsn):
+    database = Database(reactor, pg_dsn)
+    await database.start()
+    try:
+        await migrate(database)
+        assert await migrate(database) == []
+        versions = query(pg_dsn, "SELECT version FROM schema_migrations ORDER BY version")
+        assert versions == [(m.version,) for m in available_migrations()]
+    finally:
+        database.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_start_with_database_down_keeps_retrying_then_connects():
+    base = Path(tempfile.mkdtemp(prefix="ctdb-", dir="/tmp"))
+    base.chmod(0o755)
+    server = EmbeddedPostgres(base)
+    events = []
+    try:
+        dsn = server.dsn  # not started yet: nothing listens on the socket
+        database = Database(reactor, dsn)
+        database.on_connect(lambda: events.append("connect"))
+        database.on_disconnect(lambda: events.append("disconnect"))
+        assert await database.start() is False
+        assert not database.connected
+        assert not await database.check()
+        await server.start()
+        await wait_until(lambda: database.connected)
+        assert await database.check()
+        assert "connect" in events
+
+        # A restart of the server: the pool notices, reconnects, and LISTEN comes back.
+        payloads = []
+        await database.listen("probe", payloads.append)
+        await server.stop()
+        await wait_until(lambda: not database.connected or "disconnect" in events)
+        with pytest.raises(Exception):
+            await database.run_query("SELECT 1")
+        await server.start()
+        await wait_until(lambda: database.connected)
+        await wait_until(lambda: events.count("connect") >= 2)
+
+        async def notify_seen():
+            await database.run_operation("NOTIFY probe, 'after-restart'")
+            await task.deferLater(reactor, 0.2, lambda: None)
+            return "after-restart" in payloads
+
+        for _ in range(50):  # the LISTEN is re-issued asynchronously after recovery
+            if await notify_seen():
+                break
+        assert "after-restart" in payloads
+        database.close()
+    finally:
+        server.stop_blocking()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""The race display web layer: Klein pages, JSON feeds and the live event stream."""
