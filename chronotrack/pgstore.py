@@ -1,0 +1,567 @@
+"""The real ReadStore: reads go to the journal, then to PostgreSQL in batches.
+
+A read's path through here:
+
+1. ``record_read`` stamps it and adds it to the incoming batch.
+2. After ``batch_delay`` (or at ``batch_size`` reads) the batch is appended to the
+   on-disk journal with one fsync. Only then does the read count as received.
+3. Journaled reads wait, in order, in the backlog; one writer sends up to ``batch_size``
+   of them to PostgreSQL in a single ``INSERT ... SELECT FROM unnest(...)`` that skips
+   reads already stored (re-sent by a controller, or recovered from the journal).
+4. Once stored, their journal entries are released.
+
+While PostgreSQL is down the backlog grows; past ``backlog_limit`` the controllers are
+paused (they keep their reads) until it drains. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import psycopg2
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from txpostgres.reconnection import ConnectionDead
+from txpostgres.txpostgres import RollbackFailed
+
+from chronotrack.journal import JournalEntry, JournalPosition, ReadJournal
+from chronotrack.reads import ReadSource, TagRead
+
+log = Logger()
+
+RETRY_DELAY = 1.0  # seconds before retrying a failed write, whatever the failure
+SHUTDOWN_DRAIN_TIMEOUT = 10.0
+MAX_QUEUED_FACTS = 10_000  # rejected lines etc. held while the database is down
+
+_RECOVERED = "recovered"  # journal position of entries recovered at start-up
+
+_INSERT_READS = """
+INSERT INTO timing_reads (session_id, location_id, stream_id, sequence_number, location_name,
+                          tag_code, read_time, read_timestamp, lap_count, reader_id,
+                          gator_number, raw_data, received_at, connection_id)
+SELECT %s, locations.id, batch.*
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
+            %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[])
+     AS batch (stream_id, sequence_number, location_name, tag_code, read_time, read_timestamp,
+               lap_count, reader_id, gator_number, raw_data, received_at, connection_id)
+LEFT JOIN timing_locations AS locations
+       ON locations.session_id = %s AND locations.location_name = batch.location_name
+ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING
+RETURNING id
+"""
+
+_UPSERT_LOCATIONS = """
+INSERT INTO timing_locations (session_id, location_name, reader_id)
+SELECT %s, names.location_name, names.reader_id
+FROM unnest(%s::text[], %s::text[]) AS names (location_name, reader_id)
+ON CONFLICT (session_id, location_name) DO NOTHING
+"""
+
+
+_NEW_SESSION_NAME = "'Session ' || to_char(now(), 'YYYY-MM-DD HH24:MI')"
+
+# Name the active session after the controller's event, opening the session if the
+# event info arrives before any read does.
+_RECORD_EVENT_INFO = f"""
+WITH active AS (SELECT id FROM timing_sessions WHERE status = 'active'),
+     opened AS (INSERT INTO timing_sessions (session_name, status, event_name, event_id)
+                SELECT {_NEW_SESSION_NAME}, 'active', NULLIF(%(name)s, ''), NULLIF(%(id)s, '')
+                WHERE NOT EXISTS (SELECT 1 FROM active)
+                ON CONFLICT DO NOTHING RETURNING id)
+UPDATE timing_sessions
+   SET event_name = COALESCE(event_name, NULLIF(%(name)s, '')),
+       event_id = COALESCE(event_id, NULLIF(%(id)s, ''))
+ WHERE id IN (SELECT id FROM active)
+"""
+
+
+def is_connection_failure(failure) -> bool:
+    return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError,
+                              ConnectionDead, RollbackFailed))
+
+
+@inlineCallbacks
+def active_session_id(cursor):
+    """The active session, opened when there is none (in the caller's transaction)."""
+    yield cursor.execute("SELECT id FROM timing_sessions WHERE status = 'active'")
+    row = cursor.fetchone()
+    if row:
+        return row[0]
+    yield cursor.execute(
+        f"INSERT INTO timing_sessions (session_name, status) VALUES ({_NEW_SESSION_NAME}, 'active')"
+        " ON CONFLICT DO NOTHING RETURNING id")
+    row = cursor.fetchone()
+    if row:
+        log.info("opened timing session {session}", session=row[0])
+        return row[0]
+    # Another process opened one at the same moment: use it.
+    yield cursor.execute("SELECT id FROM timing_sessions WHERE status = 'active'")
+    return cursor.fetchone()[0]
+
+
+@inlineCallbacks
+def _insert_reads(cursor, entries: list[JournalEntry]):
+    session_id = yield active_session_id(cursor)
+    reads = [entry.read for entry in entries]
+    first_reader = {}
+    for read in reads:
+        first_reader.setdefault(read.location_name, read.reader_id)
+    yield cursor.execute(_UPSERT_LOCATIONS, (session_id, list(first_reader), list(first_reader.values())))
+    columns = (
+        [entry.source.stream_id for entry in entries],
+        [read.sequence_number for read in reads],
+        [read.location_name for read in reads],
+        [read.tag_code for read in reads],
+        [read.read_time for read in reads],
+        [read.read_timestamp for read in reads],
+        [read.lap_count for read in reads],
+        [read.reader_id for read in reads],
+        [read.gator_number for read in reads],
+        [read.raw_data for read in reads],
+        [read.received_at for read in reads],
+        [entry.source.connection_row_id for entry in entries],
+    )
+    yield cursor.execute(_INSERT_READS, (session_id, *columns, session_id))
+    return session_id, len(cursor.fetchall())
+
+
+@dataclass
+class _Waiting:
+    entry: JournalEntry
+    position: JournalPosition | str | None
+
+
+class PostgresReadStore:
+    """ReadStore on PostgreSQL with a journal in front; see the module docstring."""
+
+    def __init__(self, reactor, database_source, journal: ReadJournal | None,
+                 batch_size: int = 500, batch_delay: float = 0.005, backlog_limit: int = 200_000,
+                 on_backlog_full: Callable[[], Any] | None = None,
+                 on_backlog_drained: Callable[[], Any] | None = None) -> None:
+        self.reactor = reactor
+        self.database_source = database_source
+        self.journal = journal
+        self.batch_size = batch_size
+        self.batch_delay = batch_delay
+        self.backlog_limit = backlog_limit
+        self.on_backlog_full = on_backlog_full
+        self.on_backlog_drained = on_backlog_drained
+
+        self._incoming: list[tuple[JournalEntry, Deferred]] = []
+        self._flush_call = None
+        self._journal_writes_in_flight = 0
+        self._backlog: deque[_Waiting] = deque()
+        self._writing = False
+        self._retry_call = None
+        self._database_ready = False
+        self._backlog_full = False
+        self._highest_kept: dict[tuple[str, str], int] = {}
+        self._queued_facts: deque[tuple[str, tuple | dict]] = deque(maxlen=MAX_QUEUED_FACTS)
+        self._stopping = False
+        self._journal_open = journal is None
+        self._drained_waiters: list[Deferred] = []
+
+        self.reads_received = 0
+        self.reads_stored = 0
+        self.duplicates_skipped = 0
+        self.reads_set_aside = 0
+        self.current_session_id: int | None = None
+
+    # -- life cycle -------------------------------------------------------
+
+    @inlineCallbacks
+    def start(self):
+        """Recover the journal (its reads go first), then write as soon as the database is ready."""
+        if self.journal is not None:
+            recovered = yield self.journal.open()
+            if recovered:
+                log.info("recovered {count} reads from the journal; writing them first", count=len(recovered))
+            for entry in recovered:
+                self._remember_highest(entry)
+                self._backlog.append(_Waiting(entry, _RECOVERED))
+            self._journal_open = True
+            self._flush_incoming()
+        self.database_source.when_schema_ready().addCallback(self._on_database_ready)
+
+    def _on_database_ready(self, database) -> None:
+        self._database_ready = True
+        database.on_connect(self._on_reconnect)
+        session = database.run_interaction(active_session_id)
+        session.addCallback(self._session_known)
+        session.addErrback(lambda failure: log.failure("could not open a timing session", failure))
+        self._on_reconnect()
+
+    def _session_known(self, session_id: int) -> None:
+        self.current_session_id = session_id
+
+    def _on_reconnect(self) -> None:
+        self._replay_queued_facts()
+        self._write_next()
+
+    @inlineCallbacks
+    def stop(self):
+        """Flush what is pending to the journal and, if possible, to the database."""
+        self._stopping = True
+        self._flush_incoming()
+        while self._journal_writes_in_flight:
+            yield self._sleep(0.01)
+        if self._backlog and self._can_write():
+            drained = Deferred()
+            self._drained_waiters.append(drained)
+            timeout = self.reactor.callLater(SHUTDOWN_DRAIN_TIMEOUT, drained.callback, None)
+            self._write_next()
+            yield drained
+            if timeout.active():
+                timeout.cancel()
+        if self._backlog:
+            log.warn("stopping with {count} reads not yet in the database; they stay in the journal "
+                     "and are written at the next start", count=len(self._backlog))
+        for call in (self._flush_call, self._retry_call):
+            if call is not None and call.active():
+                call.cancel()
+        if self.journal is not None:
+            yield self.journal.close()
+
+    def _sleep(self, seconds: float) -> Deferred:
+        d = Deferred()
+        self.reactor.callLater(seconds, d.callback, None)
+        return d
+
+    # -- the read path -----------------------------------------------------
+
+    def record_read(self, read: TagRead, source: ReadSource) -> Deferred[None]:
+        if read.received_at is None:
+            read = replace(read, received_at=datetime.fromtimestamp(self.reactor.seconds(), timezone.utc))
+        kept: Deferred = Deferred()
+        self._incoming.append((JournalEntry(read, source), kept))
+        self.reads_received += 1
+        if len(self._incoming) >= self.batch_size:
+            self._flush_incoming()
+        elif self._flush_call is None:
+            self._flush_call = self.reactor.callLater(self.batch_delay, self._flush_incoming)
+        self._check_backlog()
+        return kept
+
+    def _flush_incoming(self) -> None:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        if not self._journal_open:
+            return  # start() flushes once the journal is recovered and open
+        batch, self._incoming = self._incoming, []
+        if not batch:
+            return
+        entries = [entry for entry, _ in batch]
+        if self.journal is None:
+            self._journaled(None, batch)
+            return
+        self._journal_writes_in_flight += 1
+        d = self.journal.append(entries)
+        d.addCallbacks(self._journaled, self._journal_failed, callbackArgs=(batch,), errbackArgs=(batch,))
+
+    def _journaled(self, position: JournalPosition | None, batch) -> None:
+        if self.journal is not None:
+            self._journal_writes_in_flight -= 1
+        for entry, kept in batch:
+            self._remember_highest(entry)
+            self._backlog.append(_Waiting(entry, position))
+        for _, kept in batch:
+            kept.callback(None)
+        self._write_next()
+
+    def _journal_failed(self, failure, batch) -> None:
+        # The disk refused (full, read-only...). Keep the reads in memory: losing them
+        # would be worse than the risk of losing them in a crash before they are stored.
+        log.failure("journal write failed; {count} reads kept in memory only until stored",
+                    failure, count=len(batch))
+        self._journal_writes_in_flight -= 1
+        for entry, kept in batch:
+            self._remember_highest(entry)
+            self._backlog.append(_Waiting(entry, None))
+            kept.callback(None)
+        self._write_next()
+
+    def _remember_highest(self, entry: JournalEntry) -> None:
+        key = (entry.source.stream_id, entry.read.location_name)
+        if entry.read.sequence_number > self._highest_kept.get(key, 0):
+            self._highest_kept[key] = entry.read.sequence_number
+
+    def _can_write(self) -> bool:
+        database = self.database_source.database
+        return self._database_ready and database is not None and database.connected
+
+    def _write_next(self) -> None:
+        if self._writing:
+            return
+        if not self._backlog:
+            self._notify_drained()
+            return
+        if not self._can_write():
+            return
+        self._writing = True
+        size = min(self.batch_size, len(self._backlog))
+        waiting = [self._backlog[index] for index in range(size)]
+        d = self.database_source.database.run_interaction(_insert_reads, [w.entry for w in waiting])
+        d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting,), errbackArgs=(waiting,))
+
+    def _written(self, result: tuple[int, int], waiting: list[_Waiting]) -> None:
+        session_id, inserted = result
+        self.current_session_id = session_id
+        self.reads_stored += inserted
+        self.duplicates_skipped += len(waiting) - inserted
+        self._drop_written(waiting)
+        self._writing = False
+        self._check_backlog()
+        self._write_next()
+
+    def _drop_written(self, waiting: list[_Waiting]) -> None:
+        for _ in waiting:
+            self._backlog.popleft()
+        self._release_journal(waiting)
+
+    def _release_journal(self, written: list[_Waiting]) -> None:
+        """Release journal batches all of whose reads are now stored."""
+        if self.journal is None:
+            return
+        still_waiting = self._backlog[0].position if self._backlog else object()
+        if any(w.position == _RECOVERED for w in written) and still_waiting != _RECOVERED:
+            self.journal.release_recovered()
+        done = [w.position for w in written
+                if isinstance(w.position, JournalPosition) and w.position != still_waiting]
+        if done:
+            self.journal.release(done[-1])
+
+    def _write_failed(self, failure, waiting: list[_Waiting]) -> None:
+        self._writing = False
+        if is_connection_failure(failure) or not self._can_write():
+            log.warn("database write of {count} reads failed ({reason}); {backlog} reads wait for the "
+                     "database", count=len(waiting), reason=failure.getErrorMessage().strip(),
+                     backlog=len(self._backlog))
+            self._retry_later()
+            return
+        if len(waiting) > 1:
+            # Something in this batch is refused by the database itself: find it by
+            # writing the batch one read at a time.
+            log.failure("database refused a batch of {count} reads; retrying them one by one",
+                        failure, count=len(waiting))
+            self._write_one_by_one(waiting)
+            return
+        self._set_aside(waiting[0], failure)
+
+    @inlineCallbacks
+    def _write_one_by_one(self, waiting: list[_Waiting]):
+        self._writing = True
+        database = self.database_source.database
+        for index, item in enumerate(waiting):
+            try:
+                session_id, inserted = yield database.run_interaction(_insert_reads, [item.entry])
+            except Exception:  # noqa: BLE001 - each outcome is handled below
+                failure = Failure()
+                if is_connection_failure(failure) or not self._can_write():
+                    self._drop_written(waiting[:index])
+                    self._writing = False
+                    self._retry_later()
+                    return
+                self.reactor.callLater(0, self._set_aside_logged, item, failure)
+            else:
+                self.current_session_id = session_id
+                self.reads_stored += inserted
+                self.duplicates_skipped += 1 - inserted
+        self._drop_written(waiting)
+        self._writing = False
+        self._write_next()
+
+    def _set_aside_logged(self, item: _Waiting, failure) -> None:
+        self.record_rejected_line(item.entry.read.raw_data,
+                                  f"database refused the read: {failure.getErrorMessage().strip()}",
+                                  item.entry.source)
+
+    def _set_aside(self, item: _Waiting, failure) -> None:
+        """A read the database refuses outright is kept as a rejected line, not retried forever."""
+        self.reads_set_aside += 1
+        self._set_aside_logged(item, failure)
+        self._drop_written([item])
+        self._write_next()
+
+    def _retry_later(self) -> None:
+        if self._retry_call is None or not self._retry_call.active():
+            self._retry_call = self.reactor.callLater(RETRY_DELAY, self._write_next)
+
+    def _notify_drained(self) -> None:
+        waiters, self._drained_waiters = self._drained_waiters, []
+        for waiter in waiters:
+            if not waiter.called:
+                waiter.callback(None)
+
+    def _check_backlog(self) -> None:
+        waiting = len(self._backlog) + len(self._incoming)
+        if not self._backlog_full and waiting >= self.backlog_limit:
+            self._backlog_full = True
+            log.warn("{count} reads wait for the database: pausing controllers until it catches up",
+                     count=waiting)
+            if self.on_backlog_full:
+                self.on_backlog_full()
+        elif self._backlog_full and waiting <= self.backlog_limit // 2:
+            self._backlog_full = False
+            log.info("backlog down to {count} reads: resuming controllers", count=waiting)
+            if self.on_backlog_drained:
+                self.on_backlog_drained()
+
+    # -- facts about controllers -------------------------------------------
+
+    def _run_fact(self, kind: str, sql: str, params: tuple | dict, fetch: bool = False) -> Deferred:
+        """Run a small statement now, or keep it for when the database is back."""
+        if not self._can_write():
+            if not fetch:
+                self._queued_facts.append((sql, params))
+            return succeed(None)
+        database = self.database_source.database
+        d = database.run_query(sql, params) if fetch else database.run_operation(sql, params)
+
+        def failed(failure):
+            if not fetch and is_connection_failure(failure):
+                self._queued_facts.append((sql, params))
+            else:
+                log.failure("could not record {kind}", failure, kind=kind)
+            return None
+
+        return d.addErrback(failed)
+
+    def _replay_queued_facts(self) -> None:
+        queued, self._queued_facts = list(self._queued_facts), deque(maxlen=MAX_QUEUED_FACTS)
+        for sql, params in queued:
+            self._run_fact("queued statement", sql, params)
+
+    def record_rejected_line(self, line: str, reason: str, source: ReadSource) -> Deferred[None]:
+        return self._run_fact(
+            "rejected line",
+            "INSERT INTO rejected_lines (session_id, peer, stream_id, line, reason, received_at)"
+            " VALUES ((SELECT id FROM timing_sessions WHERE status = 'active'), %s, %s, %s, %s, %s)",
+            (source.peer, source.stream_id, line, reason,
+             datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)))
+
+    def record_event_info(self, event_name: str, event_id: str, description: str) -> Deferred[None]:
+        return self._run_fact("event info", _RECORD_EVENT_INFO, {"name": event_name, "id": event_id})
+
+    def record_locations(self, locations: list[str], source: ReadSource) -> Deferred[None]:
+        if not locations:
+            return succeed(None)
+        return self._run_fact(
+            "locations",
+            "INSERT INTO timing_locations (session_id, location_name)"
+            " SELECT id, unnest(%s::text[]) FROM timing_sessions WHERE status = 'active'"
+            " ON CONFLICT (session_id, location_name) DO NOTHING",
+            (list(locations),))
+
+    def controller_connected(self, peer: str, greeting: str) -> Deferred[int | None]:
+        d = self._run_fact("controller connection",
+                           "INSERT INTO controller_connections (peer, greeting) VALUES (%s, %s) RETURNING id",
+                           (peer, greeting), fetch=True)
+        return d.addCallback(lambda rows: rows[0][0] if rows else None)
+
+    def controller_identified(self, connection_row_id: int | None, stream_id: str,
+                              event_name: str | None) -> Deferred[None]:
+        if connection_row_id is None:
+            return succeed(None)
+        return self._run_fact("controller stream",
+                              "UPDATE controller_connections SET stream_id = %s, event_name = %s WHERE id = %s",
+                              (stream_id, event_name, connection_row_id))
+
+    def controller_disconnected(self, connection_row_id: int | None, reason: str) -> Deferred[None]:
+        if connection_row_id is None:
+            return succeed(None)
+        return self._run_fact("controller disconnect",
+                              "UPDATE controller_connections SET disconnected_at = now(),"
+                              " disconnect_reason = %s WHERE id = %s",
+                              (reason, connection_row_id))
+
+    # -- resuming a controller's stream ------------------------------------
+
+    def resume_points(self, stream_key: str) -> Deferred[dict[str, int]]:
+        """Highest sequence kept per location: stored in the database or journaled here.
+
+        A key ending in ``/reader:*`` (a controller without a connection id) matches every
+        reader of that event; a location is resumed only when exactly one reader stream
+        has it, since another box's numbers say nothing about this one.
+        """
+        prefix = stream_key[:-1] if stream_key.endswith("/reader:*") else None
+        if prefix is None:
+            sql = ("SELECT location_name, max(sequence_number) FROM timing_reads"
+                   " WHERE stream_id = %s GROUP BY location_name")
+            params: tuple = (stream_key,)
+        else:
+            sql = ("SELECT location_name, max(sequence_number) FROM timing_reads"
+                   " WHERE left(stream_id, %s) = %s GROUP BY location_name"
+                   " HAVING count(DISTINCT stream_id) = 1")
+            params = (len(prefix), prefix)
+        in_memory = self._highest_in_memory(stream_key, prefix)
+        if not self._can_write():
+            return succeed(in_memory)
+        d = self.database_source.database.run_query(sql, params)
+
+        def merge(rows):
+            points = dict(in_memory)
+            for location, highest in rows:
+                points[location] = max(points.get(location, 0), highest)
+            return points
+
+        def database_failed(failure):
+            log.warn("resume points from memory only: {reason}", reason=failure.getErrorMessage())
+            return in_memory
+
+        return d.addCallbacks(merge, database_failed)
+
+    def _highest_in_memory(self, stream_key: str, prefix: str | None) -> dict[str, int]:
+        if prefix is None:
+            return {location: seq for (stream, location), seq in self._highest_kept.items()
+                    if stream == stream_key}
+        by_location: dict[str, list[int]] = {}
+        for (stream, location), seq in self._highest_kept.items():
+            if stream.startswith(prefix):
+                by_location.setdefault(location, []).append(seq)
+        return {location: seqs[0] for location, seqs in by_location.items() if len(seqs) == 1}
+
+    # -- figures -------------------------------------------------------------
+
+    def figures(self) -> dict[str, Any]:
+        """Counters for /status."""
+        database = self.database_source.database
+        return {
+            "reads_received": self.reads_received,
+            "reads_stored": self.reads_stored,
+            "duplicates_skipped": self.duplicates_skipped,
+            "reads_waiting": len(self._backlog) + len(self._incoming),
+            "reads_set_aside": self.reads_set_aside,
+            "journal_pending": self.journal.pending_count if self.journal is not None else 0,
+            "controllers_paused": self._backlog_full,
+            "database_connected": bool(database is not None and database.connected),
+            "current_session": self.current_session_id,
+        }
+
+    def delete_expired(self, retention_days: int) -> Deferred[None]:
+        """Raw timing data older than the retention period goes."""
+        if not self._can_write():
+            return succeed(None)
+
+        @inlineCallbacks
+        def purge(cursor):
+            yield cursor.execute("DELETE FROM timing_reads WHERE received_at < now() - make_interval(days => %s)",
+                                 (retention_days,))
+            reads = cursor.rowcount
+            yield cursor.execute("DELETE FROM rejected_lines WHERE received_at < now() - make_interval(days => %s)",
+                                 (retention_days,))
+            yield cursor.execute("DELETE FROM controller_connections WHERE connected_at < now()"
+                                 " - make_interval(days => %s)"
+                                 " AND NOT EXISTS (SELECT 1 FROM timing_reads r WHERE r.connection_id"
+                                 " = controller_connections.id)", (retention_days,))
+            return reads
+
+        d = self.database_source.database.run_interaction(purge)
+        d.addCallback(lambda count: count and log.info(
+            "retention: deleted {count} reads older than {days} days", count=count, days=retention_days))
+        d.addErrback(lambda failure: log.failure("retention clean-up failed", failure))
+        return d

@@ -1,0 +1,46 @@
+"""The collector's status API: ``/health`` and ``/status`` for monitoring (127.0.0.1:61612)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+
+
+def iso_now(clock: IReactorTime) -> str:
+    return datetime.fromtimestamp(clock.seconds(), timezone.utc).isoformat()
+
+
+class StatusApp:
+    """JSON only; ``collector`` is the running CollectorService (figures, database check)."""
+
+    app = Klein()
+
+    def __init__(self, clock: IReactorTime, collector) -> None:
+        self.clock = clock
+        self.collector = collector
+
+    def _json(self, request, body: dict[str, Any], code: int = 200) -> bytes:
+        request.setResponseCode(code)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return json.dumps(body).encode("utf-8")
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request):
+        return self._json(request, {"status": "healthy", "timestamp": iso_now(self.clock)})
+
+    @app.route("/status", methods=["GET"])
+    async def status(self, request):
+        figures = await self.collector.status_figures()
+        body = {"service": "timing-collector", "status": "running", **figures,
+                "timestamp": iso_now(self.clock)}
+        return self._json(request, body)
+
+    @app.handle_errors
+    def failed(self, request, failure):
+        code = 404 if "NotFound" in type(failure.value).__name__ else 500
+        return self._json(request, {"error": "not found" if code == 404 else "internal error"}, code)

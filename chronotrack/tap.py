@@ -1,0 +1,105 @@
+"""``twistd chronotrack-collector``: options and the service tree.
+
+The plugin file in twisted/plugins only names this module; everything the command
+does is decided here. Each option can also come from the environment
+(``CHRONOTRACK_<OPTION>``) or the config file (see chronotrack.config).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from twisted.application.service import IService, MultiService
+from twisted.internet.endpoints import serverFromString
+from twisted.python import usage
+from twisted.web.server import Site
+
+from chronotrack.config import SETTINGS_BY_NAME, ConfigError, resolve_settings
+from chronotrack.ctp01 import settings_from_config
+from chronotrack.db_service import DatabaseService
+from chronotrack.service import CollectorService, ListeningService
+from chronotrack.status_api import StatusApp
+
+COLLECTOR_SETTINGS = (
+    "port", "status", "web", "dsn", "data-dir", "greeting-delay", "setting-delay", "command-delay",
+    "ping-interval", "idle-timeout", "reply-timeout", "event-timezone", "pushmode-ack", "batch-size",
+    "batch-delay", "backlog-limit", "retention-days", "messages",
+)
+
+
+def option_table(names: tuple[str, ...]) -> list[list]:
+    """usage.Options parameters for these settings; defaults are applied by resolve_settings."""
+    table = []
+    for name in names:
+        setting = SETTINGS_BY_NAME[name]
+        default = "embedded PostgreSQL" if name == "dsn" else setting.default
+        table.append([name, None, None,
+                      f"{setting.help} [default: {default}; env {setting.environment_variable}]"])
+    table.append(["config", "c", None,
+                  "INI file with a [chronotrack] section (default: ./chronotrack.ini if present; "
+                  "env CHRONOTRACK_CONFIG)"])
+    return table
+
+
+def resolved_options(options: usage.Options, names: tuple[str, ...]) -> dict:
+    try:
+        return resolve_settings({name: options[name] for name in names},
+                                config_path=options["config"], names=names)
+    except ConfigError as error:
+        raise usage.UsageError(str(error)) from error
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = ("Collects tag reads from ChronoTrack controllers (CTP01 over TCP) into PostgreSQL, "
+                "serves the status API and, unless --web none, the race display.")
+    optParameters = option_table(COLLECTOR_SETTINGS)
+
+    def postOptions(self):
+        self.settings = resolved_options(self, COLLECTOR_SETTINGS)
+        self.handshake = settings_from_config(self.settings)
+
+
+def listener(reactor, description: str, factory, purpose: str) -> ListeningService:
+    try:
+        endpoint = serverFromString(reactor, description)
+    except (ValueError, KeyError) as error:
+        raise usage.UsageError(f"bad endpoint {description!r} for the {purpose}: {error}") from error
+    return ListeningService(endpoint, factory, description, purpose)
+
+
+def is_off(description: str | None) -> bool:
+    return not description or description.strip().lower() == "none"
+
+
+def makeService(options: Options, reactor=None) -> IService:
+    if reactor is None:
+        from twisted.internet import reactor
+    settings = options.settings
+    root = MultiService()
+    try:
+        database = DatabaseService(reactor, settings["dsn"], Path(settings["data_dir"]), owns_embedded=True)
+    except ValueError as error:
+        raise usage.UsageError(str(error)) from error
+    database.setServiceParent(root)
+
+    collector = CollectorService(reactor, database, Path(settings["data_dir"]), options.handshake, settings)
+    collector.add_ctp01_listener(listener(reactor, settings["port"], collector.factory, "CTP01 collector"))
+    collector.setServiceParent(root)
+
+    if not is_off(settings["status"]):
+        status = StatusApp(reactor, collector)
+        listener(reactor, settings["status"], Site(status.app.resource()), "status API").setServiceParent(root)
+
+    if not is_off(settings["web"]):
+        from web.app import make_web_service
+
+        make_web_service(reactor, settings["web"], database, settings["messages"],
+                         collector_status=collector.status_figures).setServiceParent(root)
+    return root
+
+
+def main() -> None:  # pragma: no cover - convenience for `python -m chronotrack.tap --help`
+    options = Options()
+    options.parseOptions(sys.argv[1:])
