@@ -146,6 +146,8 @@ class Database:
         self._on_disconnect: list[Callable[[], Any]] = []
         self.last_error: str | None = None
         self._closed = False
+        self._reachable = False  # what handlers were last told
+        self._ever_connected = False
 
     def _new_pool_connection(self, reactor, cooperator) -> _Connection:
         connection = _Connection(reactor, cooperator, on_death=lambda failure: self._connection_died(failure))
@@ -177,27 +179,26 @@ class Database:
 
     def _connection_died(self, failure) -> None:
         message = str(failure.value).strip().splitlines()[0] if str(failure.value).strip() else repr(failure.value)
-        was_connected = self.connected or self.last_error is None
         self.last_error = message
-        if was_connected and not self.connected and not self._closed:
+        if self._reachable and not self.connected and not self._closed:
+            self._reachable = False
             log.error("PostgreSQL unreachable ({dsn}): {reason}; retrying with backoff",
                       dsn=redact_dsn(self.dsn), reason=message)
             for handler in self._on_disconnect:
                 self._call(handler)
 
     def _connection_recovered(self, connection: _Connection) -> None:
-        alive = [c for c in self._pool.connections if c.alive]
-        # The checked-out connection is not in the pool set; count it too.
-        if connection not in self._pool.connections and connection.alive:
-            alive.append(connection)
-        if len(alive) == 1 and not self._closed:
-            if self.last_error is not None:
-                log.info("PostgreSQL reachable again ({dsn})", dsn=redact_dsn(self.dsn))
-            else:
-                log.info("connected to PostgreSQL ({dsn})", dsn=redact_dsn(self.dsn))
-            self.last_error = None
-            for handler in self._on_connect:
-                self._call(handler)
+        if self._reachable or self._closed or not connection.alive:
+            return
+        self._reachable = True
+        if self._ever_connected:
+            log.info("PostgreSQL reachable again ({dsn})", dsn=redact_dsn(self.dsn))
+        else:
+            log.info("connected to PostgreSQL ({dsn})", dsn=redact_dsn(self.dsn))
+        self._ever_connected = True
+        self.last_error = None
+        for handler in self._on_connect:
+            self._call(handler)
 
     def _call(self, handler: Callable[[], Any]) -> None:
         try:

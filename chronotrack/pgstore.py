@@ -64,21 +64,6 @@ ON CONFLICT (session_id, location_name) DO NOTHING
 
 _NEW_SESSION_NAME = "'Session ' || to_char(now(), 'YYYY-MM-DD HH24:MI')"
 
-# Name the active session after the controller's event, opening the session if the
-# event info arrives before any read does.
-_RECORD_EVENT_INFO = f"""
-WITH active AS (SELECT id FROM timing_sessions WHERE status = 'active'),
-     opened AS (INSERT INTO timing_sessions (session_name, status, event_name, event_id)
-                SELECT {_NEW_SESSION_NAME}, 'active', NULLIF(%(name)s, ''), NULLIF(%(id)s, '')
-                WHERE NOT EXISTS (SELECT 1 FROM active)
-                ON CONFLICT DO NOTHING RETURNING id)
-UPDATE timing_sessions
-   SET event_name = COALESCE(event_name, NULLIF(%(name)s, '')),
-       event_id = COALESCE(event_id, NULLIF(%(id)s, ''))
- WHERE id IN (SELECT id FROM active)
-"""
-
-
 def is_connection_failure(failure) -> bool:
     return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError,
                               ConnectionDead, RollbackFailed))
@@ -101,6 +86,17 @@ def active_session_id(cursor):
     # Another process opened one at the same moment: use it.
     yield cursor.execute("SELECT id FROM timing_sessions WHERE status = 'active'")
     return cursor.fetchone()[0]
+
+
+@inlineCallbacks
+def _name_session(cursor, event_name: str, event_id: str):
+    """Name the active session after the controller's event (the first name sticks)."""
+    session_id = yield active_session_id(cursor)
+    yield cursor.execute(
+        "UPDATE timing_sessions SET event_name = COALESCE(event_name, NULLIF(%s, '')),"
+        " event_id = COALESCE(event_id, NULLIF(%s, '')) WHERE id = %s",
+        (event_name, event_id, session_id))
+    return session_id
 
 
 @inlineCallbacks
@@ -160,9 +156,10 @@ class PostgresReadStore:
         self._database_ready = False
         self._backlog_full = False
         self._highest_kept: dict[tuple[str, str], int] = {}
-        self._queued_facts: deque[tuple[str, tuple | dict]] = deque(maxlen=MAX_QUEUED_FACTS)
+        self._queued_facts: deque[tuple[str, tuple]] = deque(maxlen=MAX_QUEUED_FACTS)
         self._stopping = False
         self._journal_open = journal is None
+        self._event_info: tuple[str, str] | None = None  # waiting for the database
         self._drained_waiters: list[Deferred] = []
 
         self.reads_received = 0
@@ -200,6 +197,7 @@ class PostgresReadStore:
 
     def _on_reconnect(self) -> None:
         self._replay_queued_facts()
+        self._apply_event_info()
         self._write_next()
 
     @inlineCallbacks
@@ -413,7 +411,7 @@ class PostgresReadStore:
 
     # -- facts about controllers -------------------------------------------
 
-    def _run_fact(self, kind: str, sql: str, params: tuple | dict, fetch: bool = False) -> Deferred:
+    def _run_fact(self, kind: str, sql: str, params: tuple, fetch: bool = False) -> Deferred:
         """Run a small statement now, or keep it for when the database is back."""
         if not self._can_write():
             if not fetch:
@@ -445,7 +443,23 @@ class PostgresReadStore:
              datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)))
 
     def record_event_info(self, event_name: str, event_id: str, description: str) -> Deferred[None]:
-        return self._run_fact("event info", _RECORD_EVENT_INFO, {"name": event_name, "id": event_id})
+        self._event_info = (event_name, event_id)
+        return self._apply_event_info()
+
+    def _apply_event_info(self) -> Deferred[None]:
+        if self._event_info is None or not self._can_write():
+            return succeed(None)  # applied on reconnect
+        info = self._event_info
+        d = self.database_source.database.run_interaction(_name_session, *info)
+
+        def applied(session_id):
+            self.current_session_id = session_id
+            if self._event_info == info:
+                self._event_info = None
+
+        d.addCallbacks(applied, lambda failure: log.warn("could not record the event name yet: {reason}",
+                                                         reason=failure.getErrorMessage()))
+        return d
 
     def record_locations(self, locations: list[str], source: ReadSource) -> Deferred[None]:
         if not locations:

@@ -33,7 +33,7 @@ def option_table(names: tuple[str, ...]) -> list[list]:
     table = []
     for name in names:
         setting = SETTINGS_BY_NAME[name]
-        default = "embedded PostgreSQL" if name == "dsn" else setting.default
+        default = {"dsn": "embedded PostgreSQL", "event-timezone": "the server's zone"}.get(name, setting.default)
         table.append([name, None, None,
                       f"{setting.help} [default: {default}; env {setting.environment_variable}]"])
     table.append(["config", "c", None,

@@ -1,0 +1,43 @@
+# The two commands a timer needs: `make run` and `make test`. Everything else is set-up.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test install browser bench soak psql clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Collector (controllers on port 61611), status API and race display, on an embedded
+# PostgreSQL kept in ./var. Ctrl-C stops everything cleanly.
+run: $(STAMP)
+	@echo "Race display:  http://127.0.0.1:5000/"
+	@echo "Status API:    http://127.0.0.1:61612/status"
+	@echo "Controllers:   point SimpleClient at this machine, port 61611"
+	$(BIN)/twistd --nodaemon --pidfile= chronotrack-collector
+
+# Every test: unit, integration (real PostgreSQL), end to end (real twistd), browser.
+test: $(STAMP) browser
+	$(BIN)/python -m pytest
+
+browser:
+	scripts/ensure-chromium
+
+bench: $(STAMP)
+	$(BIN)/python bench/throughput.py
+
+soak: $(STAMP)
+	$(BIN)/python -m pytest -m slow -p no:cacheprovider tests/test_soak.py
+
+# psql on the embedded database that `make run` uses.
+psql:
+	@scripts/embedded-psql
+
+clean:
+	rm -rf $(VENV) *.egg-info build dist test-artifacts

@@ -1,0 +1,507 @@
+"""The CTP01 server: wires the pure core in ``chronotrack.ctp01`` to a TCP transport,
+an injected clock and a ``ReadStore``.
+
+One ``CTP01ServerProtocol`` per controller connection. It answers the client's
+greeting with the handshake plan, resumes each location after the last read the store
+kept, stores every read, pings to notice half-open connections, and never lets a bad
+line or a failing store close a healthy connection.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import date, datetime
+from typing import Any, Callable
+
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
+from twisted.internet.protocol import Factory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+from twisted.python.failure import Failure
+
+from chronotrack.ctp01 import (
+    HANDSHAKE_COMMANDS,
+    Greeting,
+    HandshakeSettings,
+    IncomingLine,
+    LineKind,
+    MalformedLine,
+    classify_line,
+    handshake_plan,
+    parse_greeting,
+    parse_tag_line,
+    read_stream_id,
+    start_commands,
+    start_plan,
+    stream_key,
+)
+from chronotrack.reads import ReadSource, TagRead
+from chronotrack.store import ReadStore
+
+log = Logger()
+
+LINE_END = b"\r\n"
+
+
+def describe_peer(address: IAddress) -> str:
+    """``host:port`` for logs and ``ReadSource.peer``."""
+    if isinstance(address, IPv6Address):
+        return f"[{address.host}]:{address.port}"
+    if isinstance(address, IPv4Address):
+        return f"{address.host}:{address.port}"
+    return str(address)
+
+
+class CTP01ServerProtocol(LineReceiver):
+    """One controller connection, from greeting to disconnect.
+
+    Receives lines ending in CR LF or a bare LF (some clients send either) and always
+    sends CR LF.
+    """
+
+    delimiter = b"\n"
+    MAX_LENGTH = 4096
+
+    factory: CTP01ServerFactory
+
+    def __init__(self) -> None:
+        self.peer = "unknown"
+        self.greeting: Greeting | None = None
+        self.event_day: date | None = None
+        self.connection_id: str | None = None
+        self.event_name: str | None = None
+        self.event_id: str | None = None
+        self.reported_locations: list[str] = []
+        self.stream_id: str | None = None  # set once the stream is resolved
+        self._closed = False
+        self._paused = False
+        self._last_received = 0.0
+        self._discarding_overlong = False
+        self._after_overlong: bytes | None = None
+        self._row_id: int | None = None
+        self._row_known = False
+        self._row_waiters: list[Callable[[int | None], Any]] = []
+        self._outbox: deque[tuple[float, str, Callable[[], None] | None]] = deque()
+        self._outbox_call: IDelayedCall | None = None
+        self._sending = False
+        self._handshake_sent = False
+        self._answered: set[str] = set()
+        self._reply_timer: IDelayedCall | None = None
+        self._stream_resolved = False
+        self._resume_points: dict[str, int] = {}
+        self._started_locations: set[str] = set()
+        self._idle_timer: IDelayedCall | None = None
+        self._keepalive: LoopingCall | None = None
+
+    # --- shortcuts ------------------------------------------------------------------
+
+    @property
+    def _clock(self) -> IReactorTime:
+        return self.factory.clock
+
+    @property
+    def _settings(self) -> HandshakeSettings:
+        return self.factory.settings
+
+    @property
+    def _store(self) -> ReadStore:
+        return self.factory.store
+
+    # --- connection lifetime ----------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        self.peer = describe_peer(self.transport.getPeer())
+        self._last_received = self._clock.seconds()
+        self.factory.open_connections.add(self)
+        log.info("controller connected from {peer}", peer=self.peer)
+        self._schedule_idle_check(self._settings.idle_timeout)
+        if self.factory.paused:
+            self.pause_reading()
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self._closed = True
+        self.factory.open_connections.discard(self)
+        self._cancel_timers()
+        why = reason.getErrorMessage() if reason is not None else "connection lost"
+        log.info("controller {peer} disconnected: {why}", peer=self.peer, why=why)
+        if self.greeting is not None:
+            self._with_row_id(
+                lambda row_id: self._call_store("controller_disconnected", row_id, why))
+
+    def _cancel_timers(self) -> None:
+        for call in (self._outbox_call, self._reply_timer, self._idle_timer):
+            if call is not None and call.active():
+                call.cancel()
+        self._outbox_call = self._reply_timer = self._idle_timer = None
+        self._outbox.clear()
+        if self._keepalive is not None and self._keepalive.running:
+            self._keepalive.stop()
+        self._keepalive = None
+
+    def pause_reading(self) -> None:
+        """Stop reading from this controller (the store's backlog is full).
+
+        The controller keeps its reads; we ask for them again when we resume. The idle
+        timeout is suspended meanwhile, since we are the ones not listening.
+        """
+        self._paused = True
+        if not self.transport.disconnecting:
+            self.transport.pauseProducing()
+
+    def resume_reading(self) -> None:
+        """Read from this controller again; silence while paused does not count as idle."""
+        self._paused = False
+        self._last_received = self._clock.seconds()
+        if not self.transport.disconnecting:
+            self.transport.resumeProducing()
+
+    # --- framing ------------------------------------------------------------------
+
+    def sendLine(self, line: bytes) -> None:
+        """Always end our lines in CR LF, whatever line end the client uses."""
+        self.transport.write(line + LINE_END)
+
+    def send(self, line: str) -> None:
+        self.sendLine(line.encode("utf-8"))
+
+    def dataReceived(self, data: bytes) -> None:
+        self._last_received = self._clock.seconds()
+        if self._discarding_overlong:
+            _, line_end, data = data.partition(self.delimiter)
+            if not line_end:
+                return
+            self._discarding_overlong = False
+        super().dataReceived(data)
+        # LineReceiver stops after an overlong line; carry on with the lines behind it.
+        while self._after_overlong is not None and not self._closed:
+            rest, self._after_overlong = self._after_overlong, None
+            super().dataReceived(rest)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        """Reject the overlong line alone instead of dropping the connection."""
+        overlong, line_end, rest = line.partition(self.delimiter)
+        if line_end:
+            self._after_overlong = rest
+        else:
+            self._discarding_overlong = True
+        shown = overlong[: self.MAX_LENGTH].decode("utf-8", errors="replace")
+        self._reject(shown, f"line longer than {self.MAX_LENGTH} bytes")
+
+    def lineReceived(self, line: bytes) -> None:
+        text = line.decode("utf-8", errors="replace").rstrip("\r")
+        if not text.strip():
+            return
+        try:
+            self._dispatch(text)
+        except Exception:
+            # A bug in handling one line must not close a controller's connection.
+            log.failure("error handling line {line!r} from {peer}", line=text, peer=self.peer)
+
+    def _dispatch(self, text: str) -> None:
+        incoming = classify_line(text)
+        if incoming.kind is LineKind.PING:
+            self.send("ack~ping")
+        elif incoming.kind is LineKind.ACK:
+            self._on_ack(incoming)
+        elif incoming.kind is LineKind.ERR:
+            self._on_err(incoming)
+        elif self.greeting is None:
+            self._before_greeting(text, incoming)
+        elif incoming.kind is LineKind.TAG:
+            self._on_tag_line(text)
+        else:
+            self._reject(text, "not a CTP01 tag line or reply")
+
+    # --- greeting and handshake -----------------------------------------------------------
+
+    def _before_greeting(self, text: str, incoming: IncomingLine) -> None:
+        if incoming.kind is LineKind.TAG:
+            self._reject(text, "tag line before the client's greeting")
+            return
+        try:
+            greeting = parse_greeting(text)
+        except MalformedLine as error:
+            self._reject(text, f"bad greeting: {error.reason}")
+            return
+        self._on_greeting(text, greeting)
+
+    def _on_greeting(self, text: str, greeting: Greeting) -> None:
+        self.greeting = greeting
+        zone = self._settings.event_timezone
+        self.event_day = datetime.fromtimestamp(self._clock.seconds(), tz=zone).date()
+        log.info("{peer} greeted: {program} {version} ({protocol})", peer=self.peer,
+                 program=greeting.program_name, version=greeting.program_version,
+                 protocol=greeting.protocol)
+        connected = self._call_store("controller_connected", self.peer, text)
+        connected.addCallback(self._on_row_id)
+        connected.addErrback(self._internal_error, "recording the connection row id")
+        plan = handshake_plan(self._settings)
+        self._queue(plan[:-1])
+        self._queue([plan[-1]], after=self._on_handshake_sent)
+
+    def _on_row_id(self, row_id: int | None) -> None:
+        self._row_id = row_id
+        self._row_known = True
+        waiters, self._row_waiters = self._row_waiters, []
+        for waiter in waiters:
+            waiter(row_id)
+
+    def _with_row_id(self, action: Callable[[int | None], Any]) -> None:
+        """Run ``action`` once the store has given this connection its row id."""
+        if self._row_known:
+            action(self._row_id)
+        else:
+            self._row_waiters.append(action)
+
+    def _on_handshake_sent(self) -> None:
+        self._handshake_sent = True
+        self._reply_timer = self._clock.callLater(
+            self._settings.reply_timeout, self._on_reply_timeout)
+        self._resolve_stream_when_answered()
+
+    def _on_reply_timeout(self) -> None:
+        self._reply_timer = None
+        missing = sorted(set(HANDSHAKE_COMMANDS) - self._answered)
+        log.warn("{peer} did not answer {missing} within {timeout} s; starting anyway",
+                 peer=self.peer, missing=", ".join(missing),
+                 timeout=self._settings.reply_timeout)
+        self._resolve_stream()
+
+    def _resolve_stream_when_answered(self) -> None:
+        if self._handshake_sent and self._answered >= set(HANDSHAKE_COMMANDS):
+            self._resolve_stream()
+
+    def _resolve_stream(self) -> None:
+        """Name the data stream, then ask the store where to resume it."""
+        if self._stream_resolved or self._closed:
+            return
+        self._stream_resolved = True
+        if self._reply_timer is not None and self._reply_timer.active():
+            self._reply_timer.cancel()
+        self._reply_timer = None
+        key = stream_key(self.connection_id, self.event_id)
+        self.stream_id = key
+        event_name = self.event_name
+        self._with_row_id(lambda row_id: self._call_store(
+            "controller_identified", row_id, key, event_name))
+        points = self._call_store("resume_points", key)
+        points.addCallback(self._start_stream)
+        points.addErrback(self._internal_error, "starting the stream")
+
+    def _start_stream(self, points: dict[str, int] | None) -> None:
+        if self._closed:
+            return
+        self._resume_points = dict(points or {})
+        reported = [loc for loc in self.reported_locations
+                    if loc not in self._started_locations]
+        if self.reported_locations and not reported:
+            commands = []
+        else:
+            commands = start_commands(reported, self._resume_points)
+        self._started_locations.update(reported)
+        log.info("{peer}: stream {stream} resuming with {commands}", peer=self.peer,
+                 stream=self.stream_id, commands=", ".join(commands) or "nothing new")
+        self._queue(start_plan(commands, self._settings))
+        self._start_keepalive()
+
+    # --- replies -----------------------------------------------------------------------
+
+    def _on_ack(self, incoming: IncomingLine) -> None:
+        command, fields = incoming.command, incoming.fields
+        if command == "ping":
+            return  # liveness only; the timestamp is already updated
+        if command == "geteventinfo":
+            self._on_event_info(fields)
+        elif command == "getlocations":
+            self._on_locations(fields)
+        elif command == "getconnectionid":
+            self._on_connection_id(fields)
+        else:
+            log.info("{peer}: ignoring reply ack~{command}", peer=self.peer, command=command)
+            return
+        self._answered.add(command)
+        self._resolve_stream_when_answered()
+
+    def _on_err(self, incoming: IncomingLine) -> None:
+        message = "~".join(incoming.fields)
+        log.warn("{peer} answered {command!r} with an error: {message}", peer=self.peer,
+                 command=incoming.command, message=message)
+        if incoming.command in HANDSHAKE_COMMANDS:
+            self._answered.add(incoming.command)
+            self._resolve_stream_when_answered()
+
+    def _on_event_info(self, fields: tuple[str, ...]) -> None:
+        name = fields[0] if len(fields) > 0 else ""
+        event_id = fields[1] if len(fields) > 1 else ""
+        description = "~".join(fields[2:])
+        if self.event_name is None:
+            self.event_name, self.event_id = name, event_id or None
+        self._call_store("record_event_info", name, event_id, description)
+
+    def _on_locations(self, fields: tuple[str, ...]) -> None:
+        locations = list(dict.fromkeys(loc for loc in fields if loc))
+        if not self._stream_resolved:
+            self.reported_locations = locations
+        if locations:
+            self._call_store("record_locations", locations, self._source_for("*"))
+
+    def _on_connection_id(self, fields: tuple[str, ...]) -> None:
+        connection_id = fields[0] if fields else ""
+        if self._stream_resolved or self.connection_id:
+            if connection_id != self.connection_id:
+                log.warn("{peer}: ignoring a late connection id {id!r}", peer=self.peer,
+                         id=connection_id)
+            return
+        self.connection_id = connection_id or None
+
+    # --- tag lines -----------------------------------------------------------------------
+
+    def _on_tag_line(self, text: str) -> None:
+        assert self.event_day is not None
+        try:
+            read = parse_tag_line(text, self._settings.event_timezone, self.event_day)
+        except MalformedLine as error:
+            self._reject(text, error.reason)
+            return
+        if read.is_new_location:
+            self._on_new_location(read)
+            return
+        self.factory.reads_received += 1
+        self._call_store("record_read", read, self._source_for(read.reader_id))
+
+    def _on_new_location(self, read: TagRead) -> None:
+        """Ask for the new location's reads, once per location per connection."""
+        location = read.location_name
+        self._call_store("record_locations", [location], self._source_for(read.reader_id))
+        if location in self._started_locations:
+            return
+        self._started_locations.add(location)
+        log.info("{peer}: new location {location}", peer=self.peer, location=location)
+        commands = ["getlocations"] + start_commands([location], self._resume_points)
+        self._queue(start_plan(commands, self._settings))
+
+    def _source_for(self, reader_id: str) -> ReadSource:
+        stream_id = read_stream_id(self.connection_id, self.event_id, reader_id)
+        return ReadSource(stream_id=stream_id, peer=self.peer, connection_row_id=self._row_id)
+
+    def _reject(self, text: str, reason: str) -> None:
+        """Keep a line we cannot use, with why, and carry on with the connection."""
+        self.factory.lines_rejected += 1
+        log.warn("rejected line from {peer}: {reason}", peer=self.peer, reason=reason,
+                 line=text)
+        self._call_store("record_rejected_line", text, reason, self._source_for("*"))
+
+    # --- sending on the clock --------------------------------------------------------------
+
+    def _queue(self, plan: list[tuple[float, str]],
+               after: Callable[[], None] | None = None) -> None:
+        """Send lines in order, each its delay after the previous one.
+
+        Lines whose delay is zero go out together with the line before them, so zero
+        delays never reorder lines.
+        """
+        if self._closed:
+            return
+        for index, (delay, line) in enumerate(plan):
+            last = index == len(plan) - 1
+            self._outbox.append((delay, line, after if last else None))
+        if not plan and after is not None:
+            after()
+            return
+        if self._outbox_call is None and not self._sending:
+            self._send_due(head_is_due=False)
+
+    def _send_due(self, head_is_due: bool = True) -> None:
+        self._outbox_call = None
+        self._sending = True  # lines queued by an ``after`` callback wait their turn
+        try:
+            while self._outbox and not self._closed:
+                delay, line, after = self._outbox[0]
+                if delay > 0 and not head_is_due:
+                    self._outbox_call = self._clock.callLater(delay, self._send_due)
+                    return
+                self._outbox.popleft()
+                head_is_due = False
+                self.send(line)
+                if after is not None:
+                    after()
+        finally:
+            self._sending = False
+
+    # --- keepalive -----------------------------------------------------------------------
+
+    def _start_keepalive(self) -> None:
+        if self._keepalive is not None or self._closed:
+            return
+        self._keepalive = LoopingCall(self.send, "ping")
+        self._keepalive.clock = self._clock
+        done = self._keepalive.start(self._settings.ping_interval, now=False)
+        done.addErrback(lambda failure: log.failure(
+            "keepalive to {peer} failed", failure, peer=self.peer))
+
+    def _schedule_idle_check(self, delay: float) -> None:
+        self._idle_timer = self._clock.callLater(delay, self._check_idle)
+
+    def _check_idle(self) -> None:
+        """Abort a connection silent for idle_timeout: a half-open one never closes itself."""
+        self._idle_timer = None
+        timeout = self._settings.idle_timeout
+        if self._paused:
+            self._schedule_idle_check(timeout)
+            return
+        silent_for = self._clock.seconds() - self._last_received
+        if silent_for < timeout:
+            self._schedule_idle_check(timeout - silent_for)
+            return
+        log.warn("{peer} sent nothing for {seconds:.0f} s; closing the connection",
+                 peer=self.peer, seconds=silent_for)
+        self.transport.abortConnection()
+
+    # --- the store ---------------------------------------------------------------------
+
+    def _call_store(self, method: str, *args: Any) -> Deferred[Any]:
+        """Call a store method; failures are logged and become None, never exceptions."""
+        result = maybeDeferred(getattr(self._store, method), *args)
+        result.addErrback(self._store_failed, method)
+        return result
+
+    def _internal_error(self, failure: Failure, doing: str) -> None:
+        log.failure("error {doing} for {peer}", failure, doing=doing, peer=self.peer)
+
+    def _store_failed(self, failure: Failure, method: str) -> None:
+        log.failure("store.{method} failed for {peer}", failure, method=method, peer=self.peer)
+        return None
+
+
+class CTP01ServerFactory(Factory):
+    """Builds one protocol per controller and holds what /status reports.
+
+    ``pause_all``/``resume_all`` are how the store pushes back when its in-memory
+    backlog is full: controllers keep their reads while we stop reading.
+    """
+
+    protocol = CTP01ServerProtocol
+
+    def __init__(self, store: ReadStore, clock: IReactorTime,
+                 settings: HandshakeSettings) -> None:
+        self.store = store
+        self.clock = clock
+        self.settings = settings
+        self.open_connections: set[CTP01ServerProtocol] = set()
+        self.reads_received = 0
+        self.lines_rejected = 0
+        self.paused = False
+
+    def pause_all(self) -> None:
+        """Stop reading from every controller, and from those that connect meanwhile."""
+        self.paused = True
+        for connection in list(self.open_connections):
+            connection.pause_reading()
+
+    def resume_all(self) -> None:
+        self.paused = False
+        for connection in list(self.open_connections):
+            connection.resume_reading()
