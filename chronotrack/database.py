@@ -89,11 +89,22 @@ class _Connection(txpostgres.Connection):
 
     def __init__(self, reactor, cooperator, on_death=None) -> None:
         super().__init__(reactor, cooperator, detector=_Detector(reactor, on_death))
+        self.established = False  # the asynchronous connect has completed
+
+    def connect(self, *args, **kwargs) -> Deferred:
+        self.established = False
+        d = super().connect(*args, **kwargs)
+
+        def established(result):
+            self.established = True
+            return result
+
+        return d.addCallback(established)
 
     @property
     def alive(self) -> bool:
-        return (not self.detector.connectionIsDead and self._connection is not None
-                and not self._connection.closed)
+        return (self.established and not self.detector.connectionIsDead
+                and self._connection is not None and not self._connection.closed)
 
 
 class _LivePool(txpostgres.ConnectionPool):
@@ -139,6 +150,7 @@ class Database:
         self.pool_size = pool_size
         self._connect_kwargs = {"options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
                                 "application_name": "chronotrack"}
+        self._pool_connections: list[_Connection] = []
         self._pool = _LivePool(reactor, self, pool_size, dsn, **self._connect_kwargs)
         self._listener: _Connection | None = None
         self._channels: dict[str, list[Callable[[str], Any]]] = {}
@@ -151,12 +163,13 @@ class Database:
 
     def _new_pool_connection(self, reactor, cooperator) -> _Connection:
         connection = _Connection(reactor, cooperator, on_death=lambda failure: self._connection_died(failure))
+        self._pool_connections.append(connection)  # the pool's own set lacks those checked out
         connection.detector.addRecoveryHandler(lambda: self._connection_recovered(connection))
         return connection
 
     @property
     def connected(self) -> bool:
-        return not self._closed and any(connection.alive for connection in self._pool.connections)
+        return not self._closed and any(connection.alive for connection in self._pool_connections)
 
     def on_connect(self, handler: Callable[[], Any]) -> None:
         """Call ``handler`` each time the database becomes reachable (first time included)."""
@@ -168,7 +181,7 @@ class Database:
     def start(self) -> Deferred[bool]:
         """Open the pool; fires True when connected, False when it will keep retrying."""
         attempts = []
-        for connection in list(self._pool.connections):
+        for connection in self._pool_connections:
             attempt = connection.connect(self.dsn, **self._connect_kwargs)
             attempt.addCallback(lambda _, c=connection: self._connection_recovered(c))
             attempt.addErrback(lambda failure, c=connection: c.detector.mark_dead(failure))
@@ -260,7 +273,7 @@ class Database:
 
     def close(self) -> None:
         self._closed = True
-        for connection in list(self._pool.connections) + ([self._listener] if self._listener else []):
+        for connection in self._pool_connections + ([self._listener] if self._listener else []):
             connection.detector.stop()  # no reconnect may revive it
             try:
                 connection.close()

@@ -19,6 +19,8 @@ from chronotrack.migrations import migrate
 
 log = Logger()
 
+SCHEMA_RETRY_DELAY = 2.0
+
 
 class DatabaseService(Service):
     name = "database"
@@ -34,6 +36,7 @@ class DatabaseService(Service):
         self.pool_size = pool_size
         self.database: Database | None = None
         self.schema_ready = False
+        self._upgrading = False
         self._ready_waiters: list[Deferred] = []
 
     @inlineCallbacks
@@ -53,9 +56,17 @@ class DatabaseService(Service):
 
     @inlineCallbacks
     def _upgrade_schema(self):
-        if self.schema_ready:
+        if self.schema_ready or self._upgrading or not self.running:
             return
-        yield migrate(self.database)
+        self._upgrading = True
+        try:
+            yield migrate(self.database)
+        except Exception:
+            log.failure("schema upgrade failed; trying again in {delay} s", delay=SCHEMA_RETRY_DELAY)
+            self.reactor.callLater(SCHEMA_RETRY_DELAY, self._upgrade_schema)
+            return
+        finally:
+            self._upgrading = False
         self.schema_ready = True
         waiters, self._ready_waiters = self._ready_waiters, []
         for waiter in waiters:

@@ -314,6 +314,8 @@ class PostgresReadStore:
         self._drop_written(waiting)
         self._writing = False
         self._check_backlog()
+        if self._queued_facts:
+            self._replay_queued_facts()
         self._write_next()
 
     def _drop_written(self, waiting: list[_Waiting]) -> None:
