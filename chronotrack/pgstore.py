@@ -218,6 +218,9 @@ class PostgresReadStore:
         if self._backlog:
             log.warn("stopping with {count} reads not yet in the database; they stay in the journal "
                      "and are written at the next start", count=len(self._backlog))
+        log.info("store stopped: {received} reads received since start, {stored} new in the database, "
+                 "{skipped} already there", received=self.reads_received, stored=self.reads_stored,
+                 skipped=self.duplicates_skipped)
         for call in (self._flush_call, self._retry_call):
             if call is not None and call.active():
                 call.cancel()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService
+from twisted.application.service import MultiService, Service
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
@@ -25,6 +25,21 @@ from chronotrack.protocol import CTP01ServerFactory
 log = Logger()
 
 RETENTION_CHECK_INTERVAL = 3600.0
+
+
+class OrderedServices(MultiService):
+    """Stops its children last-first, each only after the one before it has finished.
+
+    Twisted's MultiService stops them all at once; then the database would close
+    while the store is still flushing reads to it.
+    """
+
+    @inlineCallbacks
+    def stopService(self):
+        Service.stopService(self)
+        for child in reversed(list(self)):
+            if child.running:
+                yield child.stopService()
 
 
 class ListeningService(StreamServerEndpointService):
@@ -104,7 +119,9 @@ class CollectorService(MultiService):
     def stopService(self):
         if self._retention.running:
             self._retention.stop()
-        yield super().stopService()  # stop accepting; connections close
+        # Stop reading first: every read taken in from here on is one we can flush.
+        self.factory.pause_all()
+        yield super().stopService()  # stop accepting new controllers
         for connection in list(self.factory.open_connections):
             connection.transport.loseConnection()
         yield self.store.stop()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 from twisted.web.server import Site
@@ -18,7 +18,7 @@ from twisted.web.server import Site
 from chronotrack.config import SETTINGS_BY_NAME, ConfigError, resolve_settings
 from chronotrack.ctp01 import settings_from_config
 from chronotrack.db_service import DatabaseService
-from chronotrack.service import CollectorService, ListeningService
+from chronotrack.service import CollectorService, ListeningService, OrderedServices
 from chronotrack.status_api import StatusApp
 
 COLLECTOR_SETTINGS = (
@@ -77,7 +77,7 @@ def makeService(options: Options, reactor=None) -> IService:
     if reactor is None:
         from twisted.internet import reactor
     settings = options.settings
-    root = MultiService()
+    root = OrderedServices()
     try:
         database = DatabaseService(reactor, settings["dsn"], Path(settings["data_dir"]), owns_embedded=True)
     except ValueError as error:

@@ -80,14 +80,15 @@ class CollectorProcess:
         env = {key: value for key, value in os.environ.items() if not key.startswith("CHRONOTRACK_")}
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                         cwd=self.work_dir, env=env)
-        wait_for(self._ready, STARTUP_TIMEOUT, "the collector to answer /status")
+        wait_for(self._ready, STARTUP_TIMEOUT, "the collector to be ready (/status)")
         return self
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
             raise AssertionError(f"collector exited with {self.process.returncode}:\n{self.log()}")
         try:
-            return bool(self.status()["database_connected"])
+            status = self.status()  # ready = schema in place and a session open
+            return bool(status["database_connected"] and status["current_session"] is not None)
         except (OSError, urllib.error.URLError, ValueError):
             return False
 
