@@ -58,7 +58,10 @@ class Options(usage.Options):
 
     def postOptions(self):
         self.settings = resolved_options(self, COLLECTOR_SETTINGS)
-        self.handshake = settings_from_config(self.settings)
+        try:
+            self.handshake = settings_from_config(self.settings)
+        except ConfigError as error:
+            raise usage.UsageError(str(error)) from error
 
 
 def listener(reactor, description: str, factory, purpose: str) -> ListeningService:
