@@ -121,6 +121,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Days raw timing data is kept before it is deleted.", _positive_int),
     Setting("messages", DEFAULT_MESSAGES,
             "Rotating messages on the live display, separated by '|'.", _message_list),
+    Setting("collector-status", "http://127.0.0.1:61612/status",
+            "URL of the collector's status API, shown on the display's /status page when "
+            "the display runs as its own process; 'none' turns it off."),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from twisted.application.service import IService
+from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 from twisted.web.server import Site
@@ -20,6 +21,7 @@ from chronotrack.ctp01 import settings_from_config
 from chronotrack.db_service import DatabaseService
 from chronotrack.service import CollectorService, ListeningService, OrderedServices
 from chronotrack.status_api import StatusApp
+from web.service import make_web_service
 
 COLLECTOR_SETTINGS = (
     "port", "status", "web", "dsn", "data-dir", "greeting-delay", "setting-delay", "command-delay",
@@ -96,10 +98,11 @@ def makeService(options: Options, reactor=None) -> IService:
         listener(reactor, settings["status"], Site(status.app.resource()), "status API").setServiceParent(root)
 
     if not is_off(settings["web"]):
-        from web.app import make_web_service
+        def collector_status() -> Deferred:
+            return Deferred.fromCoroutine(collector.status_figures())
 
         make_web_service(reactor, settings["web"], database, settings["messages"],
-                         collector_status=collector.status_figures).setServiceParent(root)
+                         collector_status=collector_status).setServiceParent(root)
     return root
 
 

@@ -135,3 +135,78 @@ def run_simulator(port: int, *args: str, timeout: float = 300.0, check: bool = T
 def start_simulator(port: int, *args: str, log_path: Path) -> subprocess.Popen:
     command = [str(BIN / "chronotrack-simulate"), "--host", "127.0.0.1", "--port", str(port), *args]
     return subprocess.Popen(command, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+
+
+class DisplayProcess:
+    """``twistd -n chronotrack-display``: the web layer alone, against the same database."""
+
+    def __init__(self, work_dir: Path, dsn: str, collector_status_url: str | None = None) -> None:
+        self.work_dir = Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.dsn = dsn
+        self.web_port = free_port()
+        self.collector_status_url = collector_status_url
+        self.log_path = self.work_dir / "display.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "DisplayProcess":
+        command = [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "chronotrack-display",
+                   "--web", f"tcp:{self.web_port}:interface=127.0.0.1", "--dsn", self.dsn,
+                   "--data-dir", str(self.work_dir / "var"),
+                   "--collector-status", self.collector_status_url or "none"]
+        env = {key: value for key, value in os.environ.items() if not key.startswith("CHRONOTRACK_")}
+        self.process = subprocess.Popen(command, stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT,
+                                        cwd=self.work_dir, env=env)
+        wait_for(self._ready, STARTUP_TIMEOUT, "the display to answer")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"display exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            return bool(get_json(f"{self.url}/api/timing/database-status").get("connected"))
+        except (OSError, urllib.error.URLError, ValueError):
+            return False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-20000:]
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+
+
+class EventStream:
+    """A blocking Server-Sent Events client, like a browser's EventSource."""
+
+    def __init__(self, url: str, last_event_id: int | None = None, timeout: float = 30.0) -> None:
+        request = urllib.request.Request(url, headers={"Accept": "text/event-stream"})
+        if last_event_id is not None:
+            request.add_header("Last-Event-ID", str(last_event_id))
+        self.response = urllib.request.urlopen(request, timeout=timeout)
+        self.content_type = self.response.headers.get("Content-Type", "")
+
+    def events(self, count: int) -> list[dict]:
+        """The next ``count`` events, each {"id": int, "data": dict}."""
+        found, event = [], {}
+        while len(found) < count:
+            line = self.response.readline().decode("utf-8")
+            if not line:
+                raise AssertionError(f"stream ended after {len(found)} events")
+            line = line.rstrip("\n")
+            if line.startswith("id:"):
+                event["id"] = int(line[3:].strip())
+            elif line.startswith("data:"):
+                event["data"] = json.loads(line[5:].strip())
+            elif line == "" and "data" in event:
+                found.append(event)
+                event = {}
+        return found
+
+    def close(self) -> None:
+        self.response.close()

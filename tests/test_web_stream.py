@@ -1,0 +1,430 @@
+"""The live stream: reads inserted into a real PostgreSQL (as another process would) reach
+``/stream`` over a real port through LISTEN/NOTIFY; resume, keepalive, disconnects; and
+LiveReads' coalescing, late commits and reconnects."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import psycopg2
+import pytest_twisted
+import treq
+from twisted.internet import reactor, task
+from twisted.internet.endpoints import serverFromString
+from twisted.python.failure import Failure
+from twisted.internet.error import ConnectionLost
+from twisted.web.test.requesthelper import DummyRequest
+
+from chronotrack.database import Database
+from chronotrack.embedded_db import EmbeddedPostgres
+from chronotrack.migrations import migrate
+from tests.postgres import query
+from web.app import DisplayApp
+from web.live import LiveReads
+from web.service import WebService
+from web.sse import EventStream
+
+KEEPALIVE_FOR_TESTS = 0.1  # seconds; the product default is 15
+
+
+# Helpers
+
+
+def insert_session(dsn: str) -> int:
+    return query(dsn, "INSERT INTO timing_sessions (session_name) VALUES ('Race day') RETURNING id")[0][0]
+
+
+def insert_read_sql(tag: str, location: str = "finish", time: str = "08:01:02.35") -> tuple[str, tuple]:
+    return ("""
+        INSERT INTO timing_reads (session_id, stream_id, sequence_number, location_name, tag_code, read_time,
+                                  read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT (SELECT max(id) FROM timing_sessions), 'connection:test',
+               (SELECT coalesce(max(sequence_number), 0) + 1 FROM timing_reads), %s, %s, %s,
+               '2024-05-04 08:01:02.35+00', 1, '0F2A38', 1, 'raw' RETURNING id""", (location, tag, time))
+
+
+def insert_read(dsn: str, tag: str, location: str = "finish", time: str = "08:01:02.35") -> int:
+    return query(dsn, *insert_read_sql(tag, location, time))[0][0]
+
+
+async def wait_until(predicate, timeout: float = 30.0, step: float = 0.02) -> None:
+    waited = 0.0
+    while not predicate():
+        if waited > timeout:
+            raise AssertionError("condition not reached in time")
+        await task.deferLater(reactor, step, lambda: None)
+        waited += step
+
+
+class HangUp(Exception):
+    """Raised from the body collector to drop the connection, like a closed browser tab."""
+
+
+class EventCollector:
+    """Parses a Server-Sent Events byte stream as treq.collect hands it over."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.events: list[dict] = []
+        self.comments: list[str] = []
+        self.retry: int | None = None
+        self.hang_up = False
+
+    def __call__(self, data: bytes) -> None:
+        if self.hang_up:
+            raise HangUp()
+        self.buffer += data
+        while b"\n\n" in self.buffer:
+            block, self.buffer = self.buffer.split(b"\n\n", 1)
+            event = {}
+            for line in block.decode("utf-8").split("\n"):
+                field, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "":
+                    self.comments.append(value)
+                elif field == "retry":
+                    self.retry = int(value)
+                else:
+                    event[field] = value
+            if "data" in event:
+                self.events.append({"id": int(event["id"]), "data": json.loads(event["data"])})
+
+    @property
+    def ids(self) -> list[int]:
+        return [event["id"] for event in self.events]
+
+
+async def open_stream(url: str, headers: dict | None = None):
+    response = await treq.get(url, headers=headers, unbuffered=True, persistent=False)
+    collector = EventCollector()
+    finished = treq.collect(response, collector)
+    finished.addErrback(lambda failure: failure.trap(HangUp))
+    await wait_until(lambda: "connected" in collector.comments)
+    return response, collector, finished
+
+
+@pytest_twisted.async_yield_fixture
+async def database(pg_dsn):
+    database = Database(reactor, pg_dsn)
+    assert await database.start()
+    await migrate(database)
+    insert_session(pg_dsn)
+    yield database
+    database.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def served(database):
+    """The app on a real port; yields (base URL, DisplayApp)."""
+    display = DisplayApp(reactor, SimpleNamespace(database=database), keepalive_interval=KEEPALIVE_FOR_TESTS)
+    service = WebService(reactor, serverFromString(reactor, "tcp:0:interface=127.0.0.1"), display)
+    service.startService()
+    port = await service.when_listening()
+    yield f"http://127.0.0.1:{port.getHost().port}", display
+    await service.stopService()
+
+
+# /stream over a real port
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_inserted_in_the_database_arrives_as_an_event_with_the_runner_name(pg_dsn, served):
+    base, _ = served
+    query(pg_dsn, "INSERT INTO participants (bib, first_name, last_name) VALUES ('101', 'Ada', 'Lovelace')")
+    response, events, finished = await open_stream(base + "/stream")
+    read_id = insert_read(pg_dsn, "101", "finish", "08:01:02.35")
+    await wait_until(lambda: events.events)
+    assert events.ids == [read_id]
+    data = events.events[0]["data"]
+    assert data["id"] == read_id
+    assert data["bib"] == "101" and data["name"] == "Ada Lovelace"
+    assert data["location"] == "finish" and data["time"] == "08:01:02.35"
+    assert data["lap"] == 1 and data["reader"] == "0F2A38" and data["gator"] == 1
+    assert data["gun_time"] is False and data["timestamp"].startswith("2024-05-04")
+
+
+@pytest_twisted.ensureDeferred
+async def test_stream_headers_keep_proxies_from_buffering_or_caching(served):
+    base, _ = served
+    response, events, _ = await open_stream(base + "/stream")
+    assert response.code == 200
+    assert response.headers.getRawHeaders("content-type")[0].startswith("text/event-stream")
+    assert response.headers.getRawHeaders("cache-control") == ["no-cache"]
+    assert response.headers.getRawHeaders("x-accel-buffering") == ["no"]
+    assert events.retry == 3000
+
+
+@pytest_twisted.ensureDeferred
+async def test_gun_time_event_is_marked_as_race_start(pg_dsn, served):
+    base, _ = served
+    _, events, _ = await open_stream(base + "/stream")
+    insert_read(pg_dsn, "guntime", "start", "08:00:00.00")
+    await wait_until(lambda: events.events)
+    assert events.events[0]["data"]["gun_time"] is True and events.events[0]["data"]["name"] is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_last_event_id_header_resends_missed_reads_then_goes_live(pg_dsn, served):
+    base, _ = served
+    seen = insert_read(pg_dsn, "101")
+    missed = [insert_read(pg_dsn, "102"), insert_read(pg_dsn, "103")]
+    _, events, _ = await open_stream(base + "/stream", headers={"Last-Event-ID": str(seen)})
+    await wait_until(lambda: len(events.events) >= 2)
+    assert events.ids == missed
+    live = insert_read(pg_dsn, "104")
+    await wait_until(lambda: len(events.events) >= 3)
+    assert events.ids == missed + [live]  # nothing twice, nothing skipped
+
+
+@pytest_twisted.ensureDeferred
+async def test_last_event_id_query_parameter_resumes_too(pg_dsn, served):
+    base, _ = served
+    seen = insert_read(pg_dsn, "101")
+    missed = insert_read(pg_dsn, "102")
+    _, events, _ = await open_stream(base + f"/stream?last_event_id={seen}")
+    await wait_until(lambda: events.events)
+    assert events.ids == [missed]
+
+
+@pytest_twisted.ensureDeferred
+async def test_last_event_id_header_wins_over_the_query_parameter_on_reconnect(pg_dsn, served):
+    base, _ = served
+    page_start = insert_read(pg_dsn, "101")
+    seen_live = insert_read(pg_dsn, "102")
+    missed = insert_read(pg_dsn, "103")
+    # What EventSource sends when it reconnects by itself: the old URL, the newest id.
+    _, events, _ = await open_stream(base + f"/stream?last_event_id={page_start}",
+                                     headers={"Last-Event-ID": str(seen_live)})
+    await wait_until(lambda: events.events)
+    assert events.ids == [missed]
+
+
+@pytest_twisted.ensureDeferred
+async def test_resume_is_bounded_to_the_newest_thousand_reads_oldest_first(pg_dsn, served):
+    base, _ = served
+    query(pg_dsn, """
+        INSERT INTO timing_reads (session_id, stream_id, sequence_number, location_name, tag_code, read_time,
+                                  read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT (SELECT max(id) FROM timing_sessions), 'bulk', n, 'finish', n::text, '08:00:00.00',
+               now(), 1, 'AAAAAA', 1, 'raw' FROM generate_series(1, 1005) AS n""")
+    highest = query(pg_dsn, "SELECT max(id) FROM timing_reads")[0][0]
+    _, events, _ = await open_stream(base + "/stream", headers={"Last-Event-ID": "0"})
+    await wait_until(lambda: len(events.events) >= 1000)
+    assert events.ids == list(range(highest - 999, highest + 1))
+
+
+@pytest_twisted.ensureDeferred
+async def test_bad_last_event_id_query_parameter_is_a_400(served):
+    base, _ = served
+    response = await treq.get(base + "/stream?last_event_id=yesterday")
+    assert response.code == 400
+    assert (await response.json())["parameter"] == "last_event_id"
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_stream_gets_keepalive_comments(served):
+    base, _ = served  # keepalive interval injected: 0.1 s
+    _, events, _ = await open_stream(base + "/stream")
+    await wait_until(lambda: events.comments.count("keepalive") >= 2)
+    assert events.events == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_client_disconnect_unsubscribes_at_once(pg_dsn, served):
+    base, display = served
+    _, events, finished = await open_stream(base + "/stream")
+    _, other, _ = await open_stream(base + "/stream")
+    live = display.live_reads()
+    assert live.subscriber_count == 2 and display.open_streams == 2
+    events.hang_up = True  # the next bytes (a keepalive) find the tab closed
+    await finished
+    await wait_until(lambda: live.subscriber_count == 1)
+    assert display.open_streams == 1
+    read_id = insert_read(pg_dsn, "101")
+    await wait_until(lambda: other.events)  # the remaining stream still works
+    assert other.ids == [read_id]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_the_web_service_ends_open_streams(database):
+    display = DisplayApp(reactor, SimpleNamespace(database=database))
+    service = WebService(reactor, serverFromString(reactor, "tcp:0:interface=127.0.0.1"), display)
+    service.startService()
+    port = await service.when_listening()
+    _, _, finished = await open_stream(f"http://127.0.0.1:{port.getHost().port}/stream")
+    await service.stopService()
+    await finished  # the response ended cleanly
+    assert display.open_streams == 0
+
+
+# The pure part of the stream, on a task.Clock
+
+
+class FakeLive:
+    def __init__(self) -> None:
+        self.subscribers = []
+
+    def subscribe(self, callback):
+        self.subscribers.append(callback)
+        return lambda: self.subscribers.remove(callback)
+
+
+def test_keepalive_every_interval_and_none_after_the_client_left():
+    clock = task.Clock()
+    request = DummyRequest([b"stream"])
+    live = FakeLive()
+    stream = EventStream(request, live, clock, catch_up=None, last_event_id=None)
+    done = stream.run()
+    written = lambda: b"".join(request.written)  # noqa: E731
+    assert written().count(b": keepalive\n\n") == 0
+    clock.advance(15)
+    assert written().count(b": keepalive\n\n") == 1
+    clock.advance(15)
+    assert written().count(b": keepalive\n\n") == 2
+    request.processingFailed(Failure(ConnectionLost()))  # the browser went away
+    assert live.subscribers == []
+    assert not clock.getDelayedCalls()  # keepalive cancelled
+    assert done.called
+    done.addErrback(lambda failure: None)
+
+
+def test_cancelling_the_stream_unsubscribes():
+    clock = task.Clock()
+    request = DummyRequest([b"stream"])
+    live = FakeLive()
+    done = EventStream(request, live, clock, catch_up=None, last_event_id=None).run()
+    done.cancel()  # what Klein does when the connection is lost
+    assert live.subscribers == [] and not clock.getDelayedCalls()
+    done.addErrback(lambda failure: None)
+
+
+# LiveReads against the real database
+
+
+class CountingDatabase:
+    """The real Database, counting how many queries LiveReads has in flight at once."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.queries = 0
+
+    def __getattr__(self, name):
+        return getattr(self._database, name)
+
+    def run_query(self, sql, params=None):
+        self.in_flight += 1
+        self.queries += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
+        def done(result):
+            self.in_flight -= 1
+            return result
+
+        return self._database.run_query(sql, params).addBoth(done)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_notifies_is_fetched_one_query_at_a_time_and_each_read_delivered_once(pg_dsn, database):
+    counting = CountingDatabase(database)
+    live = LiveReads(counting)
+    await live.start()
+    await live.when_ready()
+    delivered = []
+    live.subscribe(lambda reads: delivered.extend(read.id for read in reads))
+    connection = psycopg2.connect(pg_dsn)
+    try:
+        ids = []
+        for n in range(40):  # 40 separate commits, 40 notifies, while the reactor is busy here
+            with connection.cursor() as cursor:
+                cursor.execute(*insert_read_sql(str(n)))
+                ids.append(cursor.fetchone()[0])
+            connection.commit()
+    finally:
+        connection.close()
+    await wait_until(lambda: len(delivered) >= 40)
+    await task.deferLater(reactor, 0.2, lambda: None)
+    assert delivered == ids
+    assert counting.most_in_flight == 1
+    assert counting.queries < 40  # coalesced, not one fetch per notify
+    live.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_stored_while_nobody_watched_are_not_replayed_to_a_new_subscriber(pg_dsn, database):
+    live = LiveReads(database)
+    await live.start()
+    await live.when_ready()
+    before = insert_read(pg_dsn, "early")
+    await wait_until(lambda: live.last_id == before)  # the notify moved the mark, without a fetch
+    delivered = []
+    live.subscribe(lambda reads: delivered.extend(read.id for read in reads))
+    after = insert_read(pg_dsn, "late")
+    await wait_until(lambda: delivered)
+    assert delivered == [after]
+    live.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_that_commits_after_a_higher_id_is_still_delivered(pg_dsn, database):
+    live = LiveReads(database)
+    await live.start()
+    await live.when_ready()
+    delivered = []
+    live.subscribe(lambda reads: delivered.extend(read.id for read in reads))
+    slow, fast = psycopg2.connect(pg_dsn), psycopg2.connect(pg_dsn)
+    try:
+        with slow.cursor() as cursor:  # takes its id first, commits last
+            cursor.execute(*insert_read_sql("slow"))
+            slow_id = cursor.fetchone()[0]
+        with fast.cursor() as cursor:
+            cursor.execute(*insert_read_sql("fast", location="start"))
+            fast_id = cursor.fetchone()[0]
+        fast.commit()
+        await wait_until(lambda: fast_id in delivered)
+        slow.commit()
+        await wait_until(lambda: slow_id in delivered)
+        assert delivered == [fast_id, slow_id]
+    finally:
+        slow.close()
+        fast.close()
+        live.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_live_reads_come_back_after_the_database_restarts():
+    base = Path(tempfile.mkdtemp(prefix="ctlv-", dir="/tmp"))
+    base.chmod(0o755)
+    server = EmbeddedPostgres(base)
+    database = None
+    try:
+        dsn = await server.start()
+        database = Database(reactor, dsn)
+        assert await database.start()
+        await migrate(database)
+        insert_session(dsn)
+        live = LiveReads(database)
+        await live.start()
+        await live.when_ready()
+        delivered = []
+        live.subscribe(lambda reads: delivered.extend(read.bib for read in reads))
+        insert_read(dsn, "before")
+        await wait_until(lambda: delivered == ["before"])
+
+        await server.stop()
+        await wait_until(lambda: not database.connected)
+        await server.start()
+        insert_read(dsn, "after")  # maybe before the LISTEN is back: the catch-up finds it
+        await wait_until(lambda: "after" in delivered, timeout=60)
+        assert delivered == ["before", "after"]
+        live.stop()
+    finally:
+        if database is not None:
+            database.close()
+        server.stop_blocking()
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,375 @@
+"""The race display: one class-based Klein app with pages, JSON feeds and the live stream.
+
+Dependencies come in through ``__init__`` (reactor, where the database is, the messages,
+how to ask the collector), so the same app runs inside the collector process, in
+``twistd chronotrack-display``, and in tests. One error hook turns every failure into a
+clean answer: 503 when the database is not there, 400 naming a bad parameter, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException
+
+from chronotrack.config import DEFAULT_MESSAGES
+from chronotrack.database import Database
+from chronotrack.reads import NEW_LOCATION_TAG
+from web import queries
+from web.charts import bar_chart
+from web.errors import BadParameter, DatabaseUnavailable
+from web.live import LiveReads
+from web.params import int_param, parse_bounded_int, text_param
+from web.queries import DisplayRead
+from web.roster import parse_roster
+from web.sse import KEEPALIVE_SECONDS, CATCH_UP_LIMIT, EventStream, parse_last_event_id
+
+log = Logger()
+
+CollectorStatus = Callable[[], Deferred]
+
+DISPLAY_RECENT = 12
+PAGE_SIZE = 50
+MAX_LIMIT = 1000
+MAX_ID = 2**62
+MAX_ROSTER_BYTES = 5 * 1024 * 1024
+ROSTER_PAGE_LIMIT = 1000
+
+STATIC_FILES = {
+    "display.js": b"text/javascript; charset=utf-8",
+    "display.css": b"text/css; charset=utf-8",
+    "site.css": b"text/css; charset=utf-8",
+}
+PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster"}
+# Inline scripts never run: even a missed escape could not execute injected code.
+CONTENT_SECURITY_POLICY = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                           b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+
+
+def template_directories() -> list[Path]:
+    """``web/templates`` in an installed copy, ``templates/`` beside ``web/`` in the source tree."""
+    here = Path(__file__).resolve().parent
+    candidates = [here / "templates", here.parent / "templates"]
+    return [path for path in candidates if path.is_dir()]
+
+
+def default_messages() -> tuple[str, ...]:
+    return tuple(part.strip() for part in DEFAULT_MESSAGES.split("|") if part.strip())
+
+
+REPEAT_WINDOW_SECONDS = 60
+
+
+def distinct_crossings(reads: Iterable[DisplayRead]) -> list[DisplayRead]:
+    """Drop repeat reads of one chip on one mat in one lap within a minute.
+
+    Antennas read a chip many times as it crosses; the screen shows the crossing once, at
+    its first read (display.js applies the same rule to live reads). Takes and returns
+    reads newest first.
+    """
+    kept_at: dict[tuple, list[datetime]] = {}
+    crossings = []
+    for read in reversed(list(reads)):
+        if read.bib == NEW_LOCATION_TAG:
+            continue  # a controller announcing a mat, not a runner
+        key = (read.bib, read.location, read.lap)
+        times = kept_at.setdefault(key, [])
+        if not read.gun_time and any(abs((read.timestamp - kept).total_seconds()) < REPEAT_WINDOW_SECONDS
+                                     for kept in times):
+            continue
+        times.append(read.timestamp)
+        crossings.append(read)
+    crossings.reverse()
+    return crossings
+
+
+def _formatter(pattern: str) -> Callable[[str | datetime | None], str]:
+    """A Jinja filter printing a datetime (or its ISO text) with ``pattern``; other text as is."""
+
+    def format_value(value: str | datetime | None) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                return value
+        return value.strftime(pattern)
+
+    return format_value
+
+
+_format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
+_format_time_of_day = _formatter("%H:%M")
+
+
+class DisplayApp:
+    app = Klein()
+
+    def __init__(self, reactor: IReactorTime, database_source: Any,
+                 messages: tuple[str, ...] = (), collector_status: CollectorStatus | None = None,
+                 keepalive_interval: float = KEEPALIVE_SECONDS) -> None:
+        """``database_source.database`` is read on every request (None while starting)."""
+        self.reactor = reactor
+        self.database_source = database_source
+        self.messages = tuple(messages) or default_messages()
+        self.collector_status = collector_status
+        self.keepalive_interval = keepalive_interval
+        self.templates = Environment(loader=FileSystemLoader([str(p) for p in template_directories()]),
+                                     autoescape=True, undefined=StrictUndefined,
+                                     trim_blocks=True, lstrip_blocks=True)
+        self.templates.filters["timestamp"] = _format_timestamp
+        self.templates.filters["time_of_day"] = _format_time_of_day
+        self._live: LiveReads | None = None
+        self._streams: set[EventStream] = set()
+
+    # Plumbing
+
+    def resource(self):
+        return self.app.resource()
+
+    def database(self) -> Database:
+        """The database, if a query can be sent now; else DatabaseUnavailable (a 503)."""
+        database = getattr(self.database_source, "database", None)
+        if database is None or not getattr(self.database_source, "schema_ready", True) or not database.connected:
+            raise DatabaseUnavailable("database not connected")
+        return database
+
+    def live_reads(self, database: Database | None = None) -> LiveReads:
+        """The one LiveReads of the current database (a new Database gets a new one)."""
+        database = database or self.database()
+        if self._live is None or self._live.database is not database:
+            if self._live is not None:
+                self._live.stop()
+            self._live = LiveReads(database, self.reactor)
+            self._live.start()
+        return self._live
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    def close_streams(self) -> None:
+        """End every open stream cleanly (on shut-down); browsers reconnect and resume."""
+        for stream in list(self._streams):
+            stream.close(finish=True)
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def _render(self, request: IRequest, template: str, **context: Any) -> bytes:
+        request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
+        request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Cache-Control", b"no-store")
+        context.setdefault("active", "")
+        return self.templates.get_template(template).render(**context).encode("utf-8")
+
+    @staticmethod
+    def _json(request: IRequest, payload: dict[str, Any]) -> bytes:
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        return json.dumps(payload).encode("utf-8")
+
+    @staticmethod
+    def _wants_json(request: IRequest) -> bool:
+        return request.path.startswith(b"/api/") or request.path == b"/stream"
+
+    async def _collector(self) -> dict[str, Any] | None:
+        if self.collector_status is None:
+            return None
+        try:
+            return await self.collector_status()
+        except Exception:
+            log.failure("asking the collector for its status failed")
+            return None
+
+    # The one error hook
+
+    @app.handle_errors(Exception)
+    def handle_error(self, request: IRequest, failure) -> bytes:
+        wants_json = self._wants_json(request)
+        if failure.check(DatabaseUnavailable):
+            request.setResponseCode(503)
+            request.setHeader(b"Retry-After", b"5")
+            if wants_json:
+                return self._json(request, {"success": False, "error": "database unavailable",
+                                            "connected": False})
+            if request.path == b"/":
+                return self._render(request, "display.html", reads=[], hero=None, last_id="",
+                                    messages=self.messages, available=False)
+            return self._render(request, "unavailable.html", title=PAGE_TITLES.get(request.path, "Race display"),
+                                active=request.path.decode("ascii", "replace").strip("/"))
+        if failure.check(BadParameter):
+            error = failure.value
+            request.setResponseCode(400)
+            if wants_json:
+                return self._json(request, {"success": False, "error": str(error), "parameter": error.name})
+            return self._render(request, "error.html", title="Bad request", code=400, message=str(error))
+        if failure.check(HTTPException):
+            error = failure.value
+            request.setResponseCode(error.code)
+            if error.code == 405 and getattr(error, "valid_methods", None):
+                request.setHeader(b"Allow", ", ".join(error.valid_methods).encode("ascii"))
+            if wants_json:
+                return self._json(request, {"success": False, "error": error.name.lower()})
+            return self._render(request, "error.html", title=error.name, code=error.code, message=error.name)
+        log.failure("request for {path} failed", failure, path=request.path.decode("ascii", "replace"))
+        request.setResponseCode(500)
+        if wants_json:
+            return self._json(request, {"success": False, "error": "internal error"})
+        return self._render(request, "error.html", title="Error", code=500,
+                            message="Something went wrong; the details are in the server log.")
+
+    # Pages
+
+    @app.route("/", methods=["GET"])
+    async def display(self, request: IRequest) -> bytes:
+        database = self.database()
+        reads = distinct_crossings(await queries.recent_reads(database, DISPLAY_RECENT * 3))[:DISPLAY_RECENT]
+        last_id = reads[0].id if reads else await queries.highest_read_id(database)
+        return self._render(request, "display.html", reads=reads[1:], hero=reads[0] if reads else None,
+                            last_id=last_id, messages=self.messages, available=True)
+
+    @app.route("/reads", methods=["GET"])
+    async def reads_page(self, request: IRequest) -> bytes:
+        limit = int_param(request, "limit", PAGE_SIZE, 1, MAX_LIMIT)
+        before = int_param(request, "before", None, 1, MAX_ID)
+        location = text_param(request, "location")
+        bib = text_param(request, "bib")
+        database = self.database()
+        reads = await queries.recent_reads(database, limit + 1, location, bib, before)
+        has_older = len(reads) > limit
+        reads = reads[:limit]
+        return self._render(request, "reads.html", active="reads", reads=reads, limit=limit,
+                            location=location or "", bib=bib or "", before=before,
+                            locations=await queries.location_names(database),
+                            older=reads[-1].id if has_older else None)
+
+    @app.route("/sessions", methods=["GET"])
+    async def sessions_page(self, request: IRequest) -> bytes:
+        database = self.database()
+        return self._render(request, "sessions.html", active="sessions",
+                            sessions=await queries.sessions(database),
+                            status=await queries.database_status(database))
+
+    @app.route("/status", methods=["GET"])
+    async def status_page(self, request: IRequest) -> bytes:
+        collector = await self._collector()
+        database = self.database()
+        figures = await queries.stats(database)
+        per_minute = figures["reads_per_minute"]
+        chart = bar_chart([(_format_time_of_day(minute["minute"]), minute["reads"]) for minute in per_minute])
+        largest_location = max((location["reads"] for location in figures["locations"]), default=0)
+        return self._render(
+            request, "status.html", active="status", collector=collector,
+            collector_configured=self.collector_status is not None,
+            collector_url=getattr(self.collector_status, "url", None),
+            database_status=await queries.database_status(database), stats=figures, chart=chart,
+            largest_location=largest_location, open_streams=self.open_streams,
+            controllers=await queries.open_controller_connections(database),
+            reads_last_hour=sum(minute["reads"] for minute in per_minute))
+
+    @app.route("/roster", methods=["GET"])
+    async def roster_page(self, request: IRequest) -> bytes:
+        return await self._roster_response(request, outcome=None)
+
+    @app.route("/roster", methods=["POST"])
+    async def roster_upload(self, request: IRequest) -> bytes:
+        if request.getHeader(b"Sec-Fetch-Site") == b"cross-site":
+            request.setResponseCode(403)  # another site's page must not replace our roster
+            return self._render(request, "error.html", title="Forbidden", code=403,
+                                message="Roster uploads must come from this site's own page.")
+        uploads = request.args.get(b"file")
+        if not uploads or not uploads[0].strip():
+            raise BadParameter("file", "choose a CSV file to upload")
+        if len(uploads[0]) > MAX_ROSTER_BYTES:
+            raise BadParameter("file", f"larger than {MAX_ROSTER_BYTES // (1024 * 1024)} MB")
+        parsed = parse_roster(uploads[0])
+        imported = await queries.upsert_participants(self.database(), parsed.participants)
+        log.info("roster upload: {imported} runners imported, {rejected} lines rejected",
+                 imported=imported, rejected=len(parsed.errors))
+        return await self._roster_response(request, outcome={"imported": imported, "parsed": parsed})
+
+    async def _roster_response(self, request: IRequest, outcome: dict[str, Any] | None) -> bytes:
+        search = text_param(request, "q") if outcome is None else None
+        database = self.database()
+        runners, total = await queries.participants(database, search, ROSTER_PAGE_LIMIT)
+        return self._render(request, "roster.html", active="roster", runners=runners, total=total,
+                            search=search or "", outcome=outcome, shown_limit=ROSTER_PAGE_LIMIT,
+                            roster_size=await queries.participant_count(database))
+
+    @app.route("/static/<string:name>", methods=["GET"])
+    def static(self, request: IRequest, name: str) -> bytes:
+        content_type = STATIC_FILES.get(name)
+        if content_type is None:
+            request.setResponseCode(404)
+            return b"not found"
+        for directory in template_directories():
+            path = directory / name
+            if path.is_file():
+                request.setHeader(b"Content-Type", content_type)
+                request.setHeader(b"Cache-Control", b"no-cache")
+                request.setHeader(b"X-Content-Type-Options", b"nosniff")
+                return path.read_bytes()
+        request.setResponseCode(404)
+        return b"not found"
+
+    # JSON feeds
+
+    @app.route("/api/timing/database-status", methods=["GET"])
+    async def api_database_status(self, request: IRequest) -> bytes:
+        status = await queries.database_status(self.database())
+        return self._json(request, {"success": True, **status})
+
+    @app.route("/api/timing/stats", methods=["GET"])
+    async def api_stats(self, request: IRequest) -> bytes:
+        figures = await queries.stats(self.database())
+        return self._json(request, {"success": True, **figures})
+
+    @app.route("/api/timing/recent-reads", methods=["GET"])
+    async def api_recent_reads(self, request: IRequest) -> bytes:
+        limit = int_param(request, "limit", PAGE_SIZE, 1, MAX_LIMIT)
+        before = int_param(request, "before_id", None, 1, MAX_ID)
+        location = text_param(request, "location")
+        bib = text_param(request, "bib")
+        reads = await queries.recent_reads(self.database(), limit, location, bib, before)
+        return self._json(request, {"success": True, "count": len(reads), "reads": [r.to_json() for r in reads]})
+
+    @app.route("/api/timing/sessions", methods=["GET"])
+    async def api_sessions(self, request: IRequest) -> bytes:
+        return self._json(request, {"success": True, "sessions": await queries.sessions(self.database())})
+
+    # The live stream
+
+    @app.route("/stream", methods=["GET"])
+    async def stream(self, request: IRequest) -> None:
+        # The header wins: on an automatic reconnect the browser sends the newest id there,
+        # while the URL still carries the id the page started from.
+        from_query = parse_bounded_int("last_event_id", text_param(request, "last_event_id"), None, 0, MAX_ID)
+        from_header = parse_last_event_id(request.getHeader(b"Last-Event-ID"))
+        resume_from = from_header if from_header is not None else from_query
+        database = self.database()
+        live = self.live_reads(database)
+        await live.when_ready()
+
+        async def catch_up(after_id: int) -> list[DisplayRead]:
+            return await queries.missed_reads(database, after_id, CATCH_UP_LIMIT)
+
+        stream = EventStream(request, live, self.reactor, catch_up, resume_from, self.keepalive_interval)
+        self._streams.add(stream)
+        try:
+            await stream.run()
+        finally:
+            self._streams.discard(stream)

@@ -1,0 +1,44 @@
+"""Asking the collector how it is, when the display runs as a separate process.
+
+The status page must render even when the collector is down, so every failure
+(refused, timeout, bad JSON) becomes None, which the page shows as "not reachable".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import treq
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.logger import Logger
+
+log = Logger()
+
+DEFAULT_COLLECTOR_STATUS_URL = "http://127.0.0.1:61612/status"
+TIMEOUT_SECONDS = 3.0
+
+CollectorStatus = Callable[[], Deferred]
+
+
+def http_collector_status(reactor, url: str = DEFAULT_COLLECTOR_STATUS_URL,
+                          timeout: float = TIMEOUT_SECONDS) -> CollectorStatus:
+    """A ``collector_status`` callable that GETs the collector's status API with treq."""
+
+    async def fetch() -> dict[str, Any] | None:
+        try:
+            response = await treq.get(url, timeout=timeout, reactor=reactor, persistent=False)
+            if response.code != 200:
+                await treq.content(response)
+                log.info("collector status {url} answered HTTP {code}", url=url, code=response.code)
+                return None
+            status = await treq.json_content(response)
+        except Exception as error:
+            log.debug("collector status {url} not reachable: {error}", url=url, error=repr(error))
+            return None
+        return status if isinstance(status, dict) else None
+
+    def collector_status() -> Deferred:
+        return ensureDeferred(fetch())
+
+    collector_status.url = url  # type: ignore[attr-defined]  # shown on the status page
+    return collector_status

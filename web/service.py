@@ -1,0 +1,94 @@
+"""The web layer as a twistd service, for the display plugin and the collector alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, MultiService
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.web.server import Site
+from zope.interface import implementer
+
+from web.app import CollectorStatus, DisplayApp
+
+log = Logger()
+
+
+@implementer(IStreamServerEndpoint)
+class _RecordingEndpoint:
+    """Wraps an endpoint to learn the port it bound (``tcp:0`` in tests) and log the URL."""
+
+    def __init__(self, endpoint: IStreamServerEndpoint, on_listening) -> None:
+        self._endpoint = endpoint
+        self._on_listening = on_listening
+
+    def listen(self, factory) -> Deferred:
+        return self._endpoint.listen(factory).addCallback(self._on_listening)
+
+
+class WebService(MultiService):
+    """Serves ``display_app`` on an endpoint; on stop, ends open streams before the port closes."""
+
+    name = "web"
+
+    def __init__(self, reactor, endpoint: IStreamServerEndpoint, display_app: DisplayApp) -> None:
+        super().__init__()
+        self.reactor = reactor
+        self.display_app = display_app
+        self.port: IListeningPort | None = None
+        self._listening_waiters: list[Deferred] = []
+        server = StreamServerEndpointService(_RecordingEndpoint(endpoint, self._listening),
+                                             Site(display_app.resource()))
+        server.setServiceParent(self)
+
+    def _listening(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        address = port.getHost()
+        host = getattr(address, "host", "")
+        if host in ("0.0.0.0", "::", ""):
+            host = "localhost"
+        if ":" in host:
+            host = f"[{host}]"
+        log.info("race display at http://{host}:{port}/", host=host, port=getattr(address, "port", "?"))
+        waiters, self._listening_waiters = self._listening_waiters, []
+        for waiter in waiters:
+            waiter.callback(port)
+        return port
+
+    def when_listening(self) -> Deferred[IListeningPort]:
+        if self.port is not None:
+            return succeed(self.port)
+        waiter: Deferred = Deferred()
+        self._listening_waiters.append(waiter)
+        return waiter
+
+    def startService(self) -> None:
+        super().startService()
+        when_ready = getattr(self.display_app.database_source, "when_schema_ready", None)
+        if when_ready is not None:
+            # Start listening for new reads as soon as the database is there, so the first
+            # browser does not wait for the LISTEN to be set up.
+            when_ready().addCallback(lambda database: self.display_app.live_reads(database)).addErrback(
+                lambda failure: log.failure("could not start the live read feed", failure))
+
+    def stopService(self):
+        self.display_app.close_streams()
+        return super().stopService()
+
+
+def make_web_service(reactor, endpoint: IStreamServerEndpoint | str, database_source: Any,
+                     messages: tuple[str, ...], collector_status: CollectorStatus | None) -> IService:
+    """The race display served on ``endpoint`` (an endpoint or an endpoint string).
+
+    ``database_source.database`` is read on every request (a DatabaseService works);
+    ``collector_status()`` returns a Deferred of the collector's status dict or None.
+    """
+    if isinstance(endpoint, str):
+        endpoint = serverFromString(reactor, endpoint)
+    display_app = DisplayApp(reactor, database_source, tuple(messages), collector_status)
+    return WebService(reactor, endpoint, display_app)
+
