@@ -184,3 +184,46 @@ def test_runner_name_appears_live_and_script_tags_show_as_text(display_url, pg_d
     with ThreadPoolExecutor(max_workers=1) as worker:
         worker.submit(drive_browser, display_url, pg_dsn, roster_file).result(timeout=300)
     assert (ARTIFACTS / "display.png").stat().st_size > 10_000
+
+
+def watch_for_runner(base: str, ready: threading.Event, name: str) -> str:
+    """Worker thread: open the big screen, signal when it is live, wait for ``name``."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(base + "/")
+            expect(page.locator("#connection")).to_have_text("Live", timeout=30_000)
+            ready.set()
+            expect(page.locator("#hero-name")).to_have_text(name, timeout=60_000)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "display-from-controller.png"))
+            return page.locator("#hero-bib").inner_text()
+        finally:
+            browser.close()
+
+
+def test_a_read_from_a_controller_over_tcp_shows_the_runners_name(pg_dsn, tmp_path):
+    """The whole chain: simulator → TCP → twistd collector → PostgreSQL → /stream → Chromium."""
+    from tests.processes import BIN, CollectorProcess, run_simulator
+
+    ensure_chromium()
+    roster_file = tmp_path / "roster.csv"
+    roster_file.write_text(ROSTER)
+    collector = CollectorProcess(tmp_path / "collector", dsn=pg_dsn, web=True).start()
+    try:
+        imported = subprocess.run([str(BIN / "chronotrack-roster"), "import", str(roster_file), "--dsn", pg_dsn],
+                                  capture_output=True, text=True, timeout=120)
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+        ready = threading.Event()
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            watching = worker.submit(watch_for_runner, f"http://127.0.0.1:{collector.web_port}",
+                                     ready, "Grace Hopper")
+            assert ready.wait(60), "the display never went live"
+            run_simulator(collector.ctp01_port, "--locations", "finish", "--reads", "1", "--bib-start", "103",
+                          "--rate", "0", "--linger", "0.3", "--quiet")
+            assert watching.result(timeout=120) == "103"
+    finally:
+        collector.stop()
