@@ -123,3 +123,13 @@ def test_a_wrong_dsn_is_reported_without_its_password(tmp_path):
         process.stop()
     assert "hunter2" not in process.log()
     assert "password=***" in process.log()
+
+
+def test_health_answers_with_status_and_an_iso_timestamp(collector):
+    from datetime import datetime
+
+    from tests.processes import get_json
+
+    health = get_json(f"http://127.0.0.1:{collector.status_port}/health")
+    assert health["status"] == "healthy"
+    assert datetime.fromisoformat(health["timestamp"]).tzinfo is not None

@@ -52,148 +52,133 @@ async def started_store(dsn, tmp_path, **kwargs):
     return database, store
 
 
+@pytest_twisted.async_yield_fixture
+async def open_store(pg_dsn, tmp_path):
+    """Returns ``open(**options) -> (database, store)``; everything opened is closed afterwards."""
+    opened = []
+
+    async def open_(**options):
+        database, store = await started_store(pg_dsn, tmp_path, **options)
+        opened.append((database, store))
+        return database, store
+
+    yield open_
+    for database, store in opened:
+        await store.stop()
+        database.close()
+
+
 @pytest_twisted.ensureDeferred
-async def test_reads_are_written_in_batches_not_one_round_trip_each(pg_dsn, tmp_path):
-    database, store = await started_store(pg_dsn, tmp_path, batch_size=100, batch_delay=0.05)
+async def test_reads_are_written_in_batches_not_one_round_trip_each(pg_dsn, open_store):
+    database, store = await open_store(batch_size=100, batch_delay=0.05)
     interactions = []
     original = database.run_interaction
     database.run_interaction = lambda *a, **k: interactions.append(a[0]) or original(*a, **k)
-    try:
-        await task.deferLater(reactor, 0.1, lambda: None)  # let the session query finish
-        interactions.clear()
-        for seq in range(1, 1001):
+    await task.deferLater(reactor, 0.1, lambda: None)  # let the session query finish
+    interactions.clear()
+    for seq in range(1, 1001):
+        store.record_read(make_read(seq), SOURCE)
+    await wait_until(lambda: store.reads_stored == 1000)
+    assert query(pg_dsn, "SELECT count(*) FROM timing_reads") == [(1000,)]
+    assert len(interactions) <= 12, f"{len(interactions)} database writes for 1000 reads"
+
+
+@pytest_twisted.ensureDeferred
+async def test_fields_are_stored_as_parsed_with_lap_and_gator_in_their_columns(pg_dsn, open_store):
+    database, store = await open_store()
+    await store.record_read(make_read(7, lap=5, gator=2), SOURCE)
+    await wait_until(lambda: store.reads_stored == 1)
+    rows = query(pg_dsn, "SELECT sequence_number, location_name, tag_code, read_time, lap_count,"
+                         " reader_id, gator_number, raw_data, stream_id, location_id IS NOT NULL"
+                         " FROM timing_reads")
+    assert rows == [(7, "finish", "1007", "2026-11-24T09:00:07.25", 5, "0F2A38", 2,
+                     "CT01_33~7~finish~1007~2026-11-24T09:00:07.25~5~0F2A38~2",
+                     "connection:ctl-1", True)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_resent_read_is_stored_once(pg_dsn, open_store):
+    database, store = await open_store()
+    for _ in range(3):
+        for seq in range(1, 51):
             store.record_read(make_read(seq), SOURCE)
-        await wait_until(lambda: store.reads_stored == 1000)
-        assert query(pg_dsn, "SELECT count(*) FROM timing_reads") == [(1000,)]
-        assert len(interactions) <= 12, f"{len(interactions)} database writes for 1000 reads"
-    finally:
-        await store.stop()
-        database.close()
+    await wait_until(lambda: store.reads_stored + store.duplicates_skipped == 150)
+    assert query(pg_dsn, "SELECT count(*), count(DISTINCT sequence_number) FROM timing_reads") == [(50, 50)]
+    assert store.reads_stored == 50
 
 
 @pytest_twisted.ensureDeferred
-async def test_fields_are_stored_as_parsed_with_lap_and_gator_in_their_columns(pg_dsn, tmp_path):
-    database, store = await started_store(pg_dsn, tmp_path)
-    try:
-        await store.record_read(make_read(7, lap=5, gator=2), SOURCE)
-        await wait_until(lambda: store.reads_stored == 1)
-        rows = query(pg_dsn, "SELECT sequence_number, location_name, tag_code, read_time, lap_count,"
-                             " reader_id, gator_number, raw_data, stream_id, location_id IS NOT NULL"
-                             " FROM timing_reads")
-        assert rows == [(7, "finish", "1007", "2026-11-24T09:00:07.25", 5, "0F2A38", 2,
-                         "CT01_33~7~finish~1007~2026-11-24T09:00:07.25~5~0F2A38~2",
-                         "connection:ctl-1", True)]
-    finally:
-        await store.stop()
-        database.close()
+async def test_same_sequence_from_two_controller_streams_is_two_reads(pg_dsn, open_store):
+    database, store = await open_store()
+    store.record_read(make_read(1), SOURCE)
+    store.record_read(make_read(1), ReadSource("connection:ctl-2", "127.0.0.1:5001"))
+    await wait_until(lambda: store.reads_stored == 2)
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_resent_read_is_stored_once(pg_dsn, tmp_path):
-    database, store = await started_store(pg_dsn, tmp_path)
-    try:
-        for _ in range(3):
-            for seq in range(1, 51):
-                store.record_read(make_read(seq), SOURCE)
-        await wait_until(lambda: store.reads_stored + store.duplicates_skipped == 150)
-        assert query(pg_dsn, "SELECT count(*), count(DISTINCT sequence_number) FROM timing_reads") == [(50, 50)]
-        assert store.reads_stored == 50
-    finally:
-        await store.stop()
-        database.close()
+async def test_active_session_is_reused_and_a_new_one_opened_when_none_is_active(pg_dsn, open_store):
+    database, store = await open_store()
+    await store.record_event_info("Turkey Trot", "42", "5k")
+    store.record_read(make_read(1), SOURCE)
+    await wait_until(lambda: store.reads_stored == 1)
+    sessions = query(pg_dsn, "SELECT id, status, event_name, event_id FROM timing_sessions")
+    assert len(sessions) == 1 and sessions[0][1:] == ("active", "Turkey Trot", "42")
+    first = sessions[0][0]
+    query(pg_dsn, "UPDATE timing_sessions SET status = 'closed'")
+    store.record_read(make_read(2), SOURCE)
+    await wait_until(lambda: store.reads_stored == 2)
+    rows = query(pg_dsn, "SELECT session_id FROM timing_reads ORDER BY sequence_number")
+    assert rows[0] == (first,) and rows[1][0] != first
+    assert query(pg_dsn, "SELECT count(*) FROM timing_sessions WHERE status = 'active'") == [(1,)]
 
 
 @pytest_twisted.ensureDeferred
-async def test_same_sequence_from_two_controller_streams_is_two_reads(pg_dsn, tmp_path):
-    database, store = await started_store(pg_dsn, tmp_path)
-    try:
-        store.record_read(make_read(1), SOURCE)
-        store.record_read(make_read(1), ReadSource("connection:ctl-2", "127.0.0.1:5001"))
-        await wait_until(lambda: store.reads_stored == 2)
-    finally:
-        await store.stop()
-        database.close()
+async def test_locations_and_rejected_lines_and_connections_are_recorded(pg_dsn, open_store):
+    database, store = await open_store()
+    await task.deferLater(reactor, 0.1, lambda: None)
+    row_id = await store.controller_connected("10.0.0.5:4000", "SimpleClient~0.5.0~CTP01")
+    assert isinstance(row_id, int)
+    await store.controller_identified(row_id, "connection:ctl-1", "Turkey Trot")
+    await store.record_locations(["start", "finish"], SOURCE)
+    await store.record_rejected_line("garbage~line", "wrong number of fields", SOURCE)
+    await store.controller_disconnected(row_id, "connection closed")
+    assert sorted(query(pg_dsn, "SELECT location_name FROM timing_locations")) == [("finish",), ("start",)]
+    assert query(pg_dsn, "SELECT line, reason, peer FROM rejected_lines") == [
+        ("garbage~line", "wrong number of fields", "127.0.0.1:5000")]
+    assert query(pg_dsn, "SELECT stream_id, event_name, disconnect_reason IS NOT NULL"
+                         " FROM controller_connections") == [("connection:ctl-1", "Turkey Trot", True)]
 
 
 @pytest_twisted.ensureDeferred
-async def test_active_session_is_reused_and_a_new_one_opened_when_none_is_active(pg_dsn, tmp_path):
-    database, store = await started_store(pg_dsn, tmp_path)
-    try:
-        await store.record_event_info("Turkey Trot", "42", "5k")
-        store.record_read(make_read(1), SOURCE)
-        await wait_until(lambda: store.reads_stored == 1)
-        sessions = query(pg_dsn, "SELECT id, status, event_name, event_id FROM timing_sessions")
-        assert len(sessions) == 1 and sessions[0][1:] == ("active", "Turkey Trot", "42")
-        first = sessions[0][0]
-        query(pg_dsn, "UPDATE timing_sessions SET status = 'closed'")
-        store.record_read(make_read(2), SOURCE)
-        await wait_until(lambda: store.reads_stored == 2)
-        rows = query(pg_dsn, "SELECT session_id FROM timing_reads ORDER BY sequence_number")
-        assert rows[0] == (first,) and rows[1][0] != first
-        assert query(pg_dsn, "SELECT count(*) FROM timing_sessions WHERE status = 'active'") == [(1,)]
-    finally:
-        await store.stop()
-        database.close()
+async def test_resume_points_come_from_stored_and_pending_reads(pg_dsn, open_store):
+    database, store = await open_store()
+    for seq in range(1, 11):
+        store.record_read(make_read(seq, "finish"), SOURCE)
+    for seq in range(1, 4):
+        store.record_read(make_read(seq, "start"), SOURCE)
+    await wait_until(lambda: store.reads_stored == 13)
+    assert await store.resume_points("connection:ctl-1") == {"finish": 10, "start": 3}
+    assert await store.resume_points("connection:other") == {}
 
 
 @pytest_twisted.ensureDeferred
-async def test_locations_and_rejected_lines_and_connections_are_recorded(pg_dsn, tmp_path):
-    database, store = await started_store(pg_dsn, tmp_path)
-    try:
-        await task.deferLater(reactor, 0.1, lambda: None)
-        row_id = await store.controller_connected("10.0.0.5:4000", "SimpleClient~0.5.0~CTP01")
-        assert isinstance(row_id, int)
-        await store.controller_identified(row_id, "connection:ctl-1", "Turkey Trot")
-        await store.record_locations(["start", "finish"], SOURCE)
-        await store.record_rejected_line("garbage~line", "wrong number of fields", SOURCE)
-        await store.controller_disconnected(row_id, "connection closed")
-        assert sorted(query(pg_dsn, "SELECT location_name FROM timing_locations")) == [("finish",), ("start",)]
-        assert query(pg_dsn, "SELECT line, reason, peer FROM rejected_lines") == [
-            ("garbage~line", "wrong number of fields", "127.0.0.1:5000")]
-        assert query(pg_dsn, "SELECT stream_id, event_name, disconnect_reason IS NOT NULL"
-                             " FROM controller_connections") == [("connection:ctl-1", "Turkey Trot", True)]
-    finally:
-        await store.stop()
-        database.close()
+async def test_fallback_stream_resumes_only_unambiguous_locations(pg_dsn, open_store):
+    database, store = await open_store()
+    box_a = ReadSource("event:42/reader:0F2A38", "10.0.0.1:1")
+    box_b = ReadSource("event:42/reader:AAAAAA", "10.0.0.2:1")
+    for seq in range(1, 6):
+        store.record_read(make_read(seq, "finish", reader="0F2A38"), box_a)
+        store.record_read(make_read(seq, "start", reader="0F2A38"), box_a)
+    for seq in range(1, 3):
+        store.record_read(make_read(seq, "finish", reader="AAAAAA"), box_b)
+    await wait_until(lambda: store.reads_stored == 12)
+    # "finish" has two boxes' numbers: neither says where this one stopped.
+    assert await store.resume_points("event:42/reader:*") == {"start": 5}
 
 
 @pytest_twisted.ensureDeferred
-async def test_resume_points_come_from_stored_and_pending_reads(pg_dsn, tmp_path):
-    database, store = await started_store(pg_dsn, tmp_path)
-    try:
-        for seq in range(1, 11):
-            store.record_read(make_read(seq, "finish"), SOURCE)
-        for seq in range(1, 4):
-            store.record_read(make_read(seq, "start"), SOURCE)
-        await wait_until(lambda: store.reads_stored == 13)
-        assert await store.resume_points("connection:ctl-1") == {"finish": 10, "start": 3}
-        assert await store.resume_points("connection:other") == {}
-    finally:
-        await store.stop()
-        database.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_fallback_stream_resumes_only_unambiguous_locations(pg_dsn, tmp_path):
-    database, store = await started_store(pg_dsn, tmp_path)
-    try:
-        box_a = ReadSource("event:42/reader:0F2A38", "10.0.0.1:1")
-        box_b = ReadSource("event:42/reader:AAAAAA", "10.0.0.2:1")
-        for seq in range(1, 6):
-            store.record_read(make_read(seq, "finish", reader="0F2A38"), box_a)
-            store.record_read(make_read(seq, "start", reader="0F2A38"), box_a)
-        for seq in range(1, 3):
-            store.record_read(make_read(seq, "finish", reader="AAAAAA"), box_b)
-        await wait_until(lambda: store.reads_stored == 12)
-        # "finish" has two boxes' numbers: neither says where this one stopped.
-        assert await store.resume_points("event:42/reader:*") == {"start": 5}
-    finally:
-        await store.stop()
-        database.close()
-
-
-@pytest_twisted.ensureDeferred
-async def test_reads_received_while_database_is_unreachable_are_written_after_restart(pg_dsn, tmp_path):
+async def test_reads_received_while_database_is_unreachable_are_written_after_restart(pg_dsn, tmp_path,
+                                                                                       open_store):
     # Phase 1: the database is unreachable; reads go only to the journal.
     dead = Database(reactor, "host=/nonexistent-socket-dir dbname=x user=x")
     await dead.start()
@@ -206,14 +191,10 @@ async def test_reads_received_while_database_is_unreachable_are_written_after_re
     await store.stop()
     dead.close()
     # Phase 2: a new process (store) with a working database recovers them.
-    database, store = await started_store(pg_dsn, tmp_path)
-    try:
-        await wait_until(lambda: store.reads_stored == 100)
-        assert query(pg_dsn, "SELECT count(DISTINCT sequence_number) FROM timing_reads") == [(100,)]
-        await wait_until(lambda: journal_is_empty(tmp_path))
-    finally:
-        await store.stop()
-        database.close()
+    database, store = await open_store()
+    await wait_until(lambda: store.reads_stored == 100)
+    assert query(pg_dsn, "SELECT count(DISTINCT sequence_number) FROM timing_reads") == [(100,)]
+    await wait_until(lambda: journal_is_empty(tmp_path))
 
 
 def journal_is_empty(tmp_path):
