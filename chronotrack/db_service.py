@@ -16,6 +16,7 @@ from twisted.logger import Logger
 from chronotrack.database import Database, check_dsn_syntax, redact_dsn
 from chronotrack.embedded_db import EmbeddedPostgres
 from chronotrack.migrations import migrate
+from chronotrack.startup import abort_startup
 
 log = Logger()
 
@@ -25,7 +26,7 @@ SCHEMA_RETRY_DELAY = 2.0
 class DatabaseService(Service):
     name = "database"
 
-    def __init__(self, reactor, dsn: str | None, data_dir: Path, owns_embedded: bool = True,
+    def __init__(self, reactor, dsn: str | None, data_dir: Path, owns_embedded: bool = False,
                  pool_size: int = 3) -> None:
         if dsn:
             check_dsn_syntax(dsn)
@@ -45,7 +46,11 @@ class DatabaseService(Service):
         dsn = self.dsn
         if self.embedded is not None:
             log.info("no DSN given: using the embedded PostgreSQL in {path}", path=str(self.embedded.cluster))
-            dsn = yield self.embedded.start()
+            try:
+                dsn = yield self.embedded.start()
+            except Exception as error:  # noqa: BLE001 - any failure here ends start-up
+                abort_startup(self.reactor, f"the embedded PostgreSQL did not start: {error}")
+                return
         self.database = Database(self.reactor, dsn, pool_size=self.pool_size)
         self.database.on_connect(self._upgrade_schema)
         connected = yield self.database.start()
@@ -71,6 +76,15 @@ class DatabaseService(Service):
         waiters, self._ready_waiters = self._ready_waiters, []
         for waiter in waiters:
             waiter.callback(self.database)
+
+    def claim_embedded_server(self) -> None:
+        """This process owns the data directory (it holds the journal): it stops the server at exit.
+
+        Claimed only once the collector holds the journal lock, so a second collector
+        started on the same directory by mistake never stops the first one's database.
+        """
+        if self.embedded is not None:
+            self.embedded.owner = True
 
     def when_schema_ready(self) -> Deferred[Database]:
         """Fires with the Database once it is reachable and its schema is up to date."""

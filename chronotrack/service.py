@@ -18,9 +18,10 @@ from twisted.logger import Logger
 
 from chronotrack.ctp01 import HandshakeSettings
 from chronotrack.db_service import DatabaseService
-from chronotrack.journal import ReadJournal
+from chronotrack.journal import JournalError, ReadJournal
 from chronotrack.pgstore import PostgresReadStore
 from chronotrack.protocol import CTP01ServerFactory
+from chronotrack.startup import abort_startup
 
 log = Logger()
 
@@ -82,6 +83,7 @@ class CollectorService(MultiService):
         super().__init__()
         self.reactor = reactor
         self.database_service = database_service
+        self.data_dir = Path(data_dir)
         self.journal = ReadJournal(Path(data_dir) / "journal", reactor)
         self.store = PostgresReadStore(
             reactor, database_service, self.journal,
@@ -103,7 +105,12 @@ class CollectorService(MultiService):
     def startService(self):
         # Children (the CTP01 listener) start only once the journal is recovered.
         self.running = 1
-        yield self.store.start()
+        try:
+            yield self.store.start()
+        except JournalError as error:
+            abort_startup(self.reactor, f"{error}. Is another collector using --data-dir {self.data_dir}?")
+            return
+        self.database_service.claim_embedded_server()
         for child in self:
             child.startService()
         self.database_service.when_schema_ready().addCallback(lambda _: self._start_retention())

@@ -84,7 +84,7 @@ def makeService(options: Options, reactor=None) -> IService:
     settings = options.settings
     root = OrderedServices()
     try:
-        database = DatabaseService(reactor, settings["dsn"], Path(settings["data_dir"]), owns_embedded=True)
+        database = DatabaseService(reactor, settings["dsn"], Path(settings["data_dir"]))
     except ValueError as error:
         raise usage.UsageError(str(error)) from error
     database.setServiceParent(root)

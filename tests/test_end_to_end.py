@@ -133,3 +133,14 @@ def test_health_answers_with_status_and_an_iso_timestamp(collector):
     health = get_json(f"http://127.0.0.1:{collector.status_port}/health")
     assert health["status"] == "healthy"
     assert datetime.fromisoformat(health["timestamp"]).tzinfo is not None
+
+
+def test_second_collector_on_the_same_data_directory_stops_with_a_clear_error(collector, tmp_path):
+    import subprocess
+
+    second = CollectorProcess(tmp_path / "second", data_dir=collector.data_dir)
+    result = subprocess.run(second.command(), capture_output=True, text=True, timeout=60, cwd=second.work_dir)
+    output = result.stdout + result.stderr
+    assert "cannot start: journal directory" in output and "is in use by another journal" in output
+    assert "Is another collector using --data-dir" in output
+    assert collector.status()["database_connected"] is True  # the first one is untouched
