@@ -1,3 +1,5 @@
+import shutil
+
 import pytest
 
 from tests.postgres import PostgresForTests
@@ -8,6 +10,15 @@ def postgres_server():
     server = PostgresForTests()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def private_postgres():
+    """An embedded PostgreSQL of this test's own, not yet started, to stop and start at will."""
+    server = PostgresForTests.private_server()
+    yield server
+    server.stop_blocking()
+    shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 @pytest.fixture

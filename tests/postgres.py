@@ -27,11 +27,16 @@ class PostgresForTests:
         if configured:
             self.admin_dsn = configured
         else:
-            # Short path: the server's Unix socket lives inside it.
-            self._base_dir = Path(tempfile.mkdtemp(prefix="ctpg-", dir="/tmp"))
-            self._base_dir.chmod(0o755)
-            self._embedded = EmbeddedPostgres(self._base_dir, owner=True)
+            self._embedded = self.private_server()
+            self._base_dir = self._embedded.data_dir
             self.admin_dsn = self._embedded.start_blocking()
+
+    @staticmethod
+    def private_server() -> EmbeddedPostgres:
+        """A new embedded server (not started) under a short /tmp path: its socket lives there."""
+        base = Path(tempfile.mkdtemp(prefix="ctpg-", dir="/tmp"))
+        base.chmod(0o755)
+        return EmbeddedPostgres(base, owner=True)
 
     @property
     def embedded(self) -> EmbeddedPostgres | None:

@@ -1,15 +1,11 @@
 """The database layer against a real PostgreSQL: schema creation, upgrades, reconnection."""
 
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
 
 from chronotrack.database import Database, check_dsn_syntax, redact_dsn
-from chronotrack.embedded_db import EmbeddedPostgres
 from chronotrack.migrations import available_migrations, migrate
 from tests.postgres import query
 
@@ -71,11 +67,10 @@ async def test_schema_upgrade_on_an_existing_database_applies_nothing_twice(pg_d
 
 
 @pytest_twisted.ensureDeferred
-async def test_start_with_database_down_keeps_retrying_then_connects():
-    base = Path(tempfile.mkdtemp(prefix="ctdb-", dir="/tmp"))
-    base.chmod(0o755)
-    server = EmbeddedPostgres(base)
+async def test_start_with_database_down_keeps_retrying_then_connects(private_postgres):
+    server = private_postgres
     events = []
+    database = None
     try:
         dsn = server.dsn  # not started yet: nothing listens on the socket
         database = Database(reactor, dsn)
@@ -109,7 +104,6 @@ async def test_start_with_database_down_keeps_retrying_then_connects():
             if await notify_seen():
                 break
         assert "after-restart" in payloads
-        database.close()
     finally:
-        server.stop_blocking()
-        shutil.rmtree(base, ignore_errors=True)
+        if database is not None:
+            database.close()

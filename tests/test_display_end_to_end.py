@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 
 from tests.postgres import query
 from tests.processes import CollectorProcess, DisplayProcess, EventStream, get_json, run_simulator, wait_for

@@ -9,14 +9,10 @@ from __future__ import annotations
 
 import re
 import signal
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from chronotrack.embedded_db import EmbeddedPostgres
 from chronotrack.simulator import SimulatorConfig, build_session
 from tests.postgres import query
 from tests.processes import CollectorProcess, run_simulator, start_simulator, wait_for
@@ -116,10 +112,8 @@ def test_sigterm_flushes_pending_reads_and_closes_connections(collector, pg_dsn,
         simulator.wait(10)
 
 
-def test_postgresql_outage_mid_stream_is_ridden_out_and_reported(tmp_path):
-    base = Path(tempfile.mkdtemp(prefix="ctout-", dir="/tmp"))
-    base.chmod(0o755)
-    server = EmbeddedPostgres(base)
+def test_postgresql_outage_mid_stream_is_ridden_out_and_reported(tmp_path, private_postgres):
+    server = private_postgres
     dsn = server.start_blocking()
     collector = CollectorProcess(tmp_path, dsn=dsn)
     simulator = None
@@ -148,8 +142,6 @@ def test_postgresql_outage_mid_stream_is_ridden_out_and_reported(tmp_path):
         if simulator is not None and simulator.poll() is None:
             simulator.kill()
         collector.stop()
-        server.stop_blocking()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_200_controllers_at_once_each_read_stored_once(collector, pg_dsn):

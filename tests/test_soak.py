@@ -9,14 +9,10 @@ At the end every read the controllers hold must be stored exactly once.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from chronotrack.embedded_db import EmbeddedPostgres
 from tests.processes import CollectorProcess, start_simulator
 from tests.test_fault_tolerance import assert_stored_exactly_once, expected_pairs
 
@@ -26,10 +22,8 @@ RATE = 20  # reads per second per location per controller: 2000 reads/s in all
 
 
 @pytest.mark.slow
-def test_soak_with_repeated_faults_stores_every_read_exactly_once(tmp_path):
-    base = Path(tempfile.mkdtemp(prefix="ctsoak-", dir="/tmp"))
-    base.chmod(0o755)
-    server = EmbeddedPostgres(base)
+def test_soak_with_repeated_faults_stores_every_read_exactly_once(tmp_path, private_postgres):
+    server = private_postgres
     dsn = server.start_blocking()
     collector = CollectorProcess(tmp_path, dsn=dsn, extra_args=("--ping-interval", "2", "--idle-timeout", "6"))
     reads = int(SOAK_SECONDS * RATE * 0.8)
@@ -68,5 +62,3 @@ def test_soak_with_repeated_faults_stores_every_read_exactly_once(tmp_path):
         if simulator is not None and simulator.poll() is None:
             simulator.kill()
         collector.stop()
-        server.stop_blocking()
-        shutil.rmtree(base, ignore_errors=True)

@@ -5,9 +5,6 @@ LiveReads' coalescing, late commits and reconnects."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from pathlib import Path
 from types import SimpleNamespace
 
 import psycopg2
@@ -20,7 +17,6 @@ from twisted.internet.error import ConnectionLost
 from twisted.web.test.requesthelper import DummyRequest
 
 from chronotrack.database import Database
-from chronotrack.embedded_db import EmbeddedPostgres
 from chronotrack.migrations import migrate
 from tests.postgres import query
 from web.app import DisplayApp
@@ -397,10 +393,8 @@ async def test_a_read_that_commits_after_a_higher_id_is_still_delivered(pg_dsn, 
 
 
 @pytest_twisted.ensureDeferred
-async def test_live_reads_come_back_after_the_database_restarts():
-    base = Path(tempfile.mkdtemp(prefix="ctlv-", dir="/tmp"))
-    base.chmod(0o755)
-    server = EmbeddedPostgres(base)
+async def test_live_reads_come_back_after_the_database_restarts(private_postgres):
+    server = private_postgres
     database = None
     try:
         dsn = await server.start()
@@ -426,5 +420,3 @@ async def test_live_reads_come_back_after_the_database_restarts():
     finally:
         if database is not None:
             database.close()
-        server.stop_blocking()
-        shutil.rmtree(base, ignore_errors=True)
