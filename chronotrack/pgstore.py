@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import psycopg2
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres.reconnection import ConnectionDead
@@ -63,6 +64,7 @@ ON CONFLICT (session_id, location_name) DO NOTHING
 
 
 _NEW_SESSION_NAME = "'Session ' || to_char(now(), 'YYYY-MM-DD HH24:MI')"
+_ACTIVE_SESSION = "SELECT id FROM timing_sessions WHERE status = 'active'"
 
 def is_connection_failure(failure) -> bool:
     return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError,
@@ -72,7 +74,7 @@ def is_connection_failure(failure) -> bool:
 @inlineCallbacks
 def active_session_id(cursor):
     """The active session, opened when there is none (in the caller's transaction)."""
-    yield cursor.execute("SELECT id FROM timing_sessions WHERE status = 'active'")
+    yield cursor.execute(_ACTIVE_SESSION)
     row = cursor.fetchone()
     if row:
         return row[0]
@@ -84,7 +86,7 @@ def active_session_id(cursor):
         log.info("opened timing session {session}", session=row[0])
         return row[0]
     # Another process opened one at the same moment: use it.
-    yield cursor.execute("SELECT id FROM timing_sessions WHERE status = 'active'")
+    yield cursor.execute(_ACTIVE_SESSION)
     return cursor.fetchone()[0]
 
 
@@ -157,7 +159,6 @@ class PostgresReadStore:
         self._backlog_full = False
         self._highest_kept: dict[tuple[str, str], int] = {}
         self._queued_facts: deque[tuple[str, tuple]] = deque(maxlen=MAX_QUEUED_FACTS)
-        self._stopping = False
         self._journal_open = journal is None
         self._event_info: tuple[str, str] | None = None  # waiting for the database
         self._drained_waiters: list[Deferred] = []
@@ -203,10 +204,9 @@ class PostgresReadStore:
     @inlineCallbacks
     def stop(self):
         """Flush what is pending to the journal and, if possible, to the database."""
-        self._stopping = True
         self._flush_incoming()
         while self._journal_writes_in_flight:
-            yield self._sleep(0.01)
+            yield deferLater(self.reactor, 0.01, lambda: None)
         if self._backlog and self._can_write():
             drained = Deferred()
             self._drained_waiters.append(drained)
@@ -227,16 +227,14 @@ class PostgresReadStore:
         if self.journal is not None:
             yield self.journal.close()
 
-    def _sleep(self, seconds: float) -> Deferred:
-        d = Deferred()
-        self.reactor.callLater(seconds, d.callback, None)
-        return d
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)
 
     # -- the read path -----------------------------------------------------
 
     def record_read(self, read: TagRead, source: ReadSource) -> Deferred[None]:
         if read.received_at is None:
-            read = replace(read, received_at=datetime.fromtimestamp(self.reactor.seconds(), timezone.utc))
+            read = replace(read, received_at=self._now())
         kept: Deferred = Deferred()
         self._incoming.append((JournalEntry(read, source), kept))
         self.reads_received += 1
@@ -279,12 +277,7 @@ class PostgresReadStore:
         # would be worse than the risk of losing them in a crash before they are stored.
         log.failure("journal write failed; {count} reads kept in memory only until stored",
                     failure, count=len(batch))
-        self._journal_writes_in_flight -= 1
-        for entry, kept in batch:
-            self._remember_highest(entry)
-            self._backlog.append(_Waiting(entry, None))
-            kept.callback(None)
-        self._write_next()
+        self._journaled(None, batch)
 
     def _remember_highest(self, entry: JournalEntry) -> None:
         key = (entry.source.stream_id, entry.read.location_name)
@@ -309,11 +302,13 @@ class PostgresReadStore:
         d = self.database_source.database.run_interaction(_insert_reads, [w.entry for w in waiting])
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting,), errbackArgs=(waiting,))
 
-    def _written(self, result: tuple[int, int], waiting: list[_Waiting]) -> None:
-        session_id, inserted = result
+    def _count_written(self, session_id: int, inserted: int, attempted: int) -> None:
         self.current_session_id = session_id
         self.reads_stored += inserted
-        self.duplicates_skipped += len(waiting) - inserted
+        self.duplicates_skipped += attempted - inserted
+
+    def _written(self, result: tuple[int, int], waiting: list[_Waiting]) -> None:
+        self._count_written(*result, attempted=len(waiting))
         self._drop_written(waiting)
         self._writing = False
         self._check_backlog()
@@ -369,24 +364,22 @@ class PostgresReadStore:
                     self._writing = False
                     self._retry_later()
                     return
-                self.reactor.callLater(0, self._set_aside_logged, item, failure)
+                self._record_set_aside(item, failure)
             else:
-                self.current_session_id = session_id
-                self.reads_stored += inserted
-                self.duplicates_skipped += 1 - inserted
+                self._count_written(session_id, inserted, attempted=1)
         self._drop_written(waiting)
         self._writing = False
         self._write_next()
 
-    def _set_aside_logged(self, item: _Waiting, failure) -> None:
+    def _record_set_aside(self, item: _Waiting, failure) -> None:
+        """A read the database refuses outright is kept as a rejected line, not retried forever."""
+        self.reads_set_aside += 1
         self.record_rejected_line(item.entry.read.raw_data,
                                   f"database refused the read: {failure.getErrorMessage().strip()}",
                                   item.entry.source)
 
     def _set_aside(self, item: _Waiting, failure) -> None:
-        """A read the database refuses outright is kept as a rejected line, not retried forever."""
-        self.reads_set_aside += 1
-        self._set_aside_logged(item, failure)
+        self._record_set_aside(item, failure)
         self._drop_written([item])
         self._write_next()
 
@@ -443,9 +436,8 @@ class PostgresReadStore:
         return self._run_fact(
             "rejected line",
             "INSERT INTO rejected_lines (session_id, peer, stream_id, line, reason, received_at)"
-            " VALUES ((SELECT id FROM timing_sessions WHERE status = 'active'), %s, %s, %s, %s, %s)",
-            (source.peer, source.stream_id, line, reason,
-             datetime.fromtimestamp(self.reactor.seconds(), timezone.utc)))
+            f" VALUES (({_ACTIVE_SESSION}), %s, %s, %s, %s, %s)",
+            (source.peer, source.stream_id, line, reason, self._now()))
 
     def record_event_info(self, event_name: str, event_id: str, description: str) -> Deferred[None]:
         self._event_info = (event_name, event_id)
