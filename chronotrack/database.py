@@ -121,18 +121,20 @@ class _LivePool(txpostgres.ConnectionPool):
         self.connections.remove(chosen)
         return chosen
 
-    def _runQuery(self, *args, **kwargs):
+    def _run_on_live_connection(self, method: str, *args, **kwargs) -> Deferred:
         connection = self._checkout()
-        return connection.runQuery(*args, **kwargs).addBoth(self._putBackAndPassthrough, connection)
+        d = getattr(connection, method)(*args, **kwargs)
+        return d.addBoth(self._putBackAndPassthrough, connection)
+
+    # The pool's semaphore calls these once a connection is free.
+    def _runQuery(self, *args, **kwargs):
+        return self._run_on_live_connection("runQuery", *args, **kwargs)
 
     def _runOperation(self, *args, **kwargs):
-        connection = self._checkout()
-        return connection.runOperation(*args, **kwargs).addBoth(self._putBackAndPassthrough, connection)
+        return self._run_on_live_connection("runOperation", *args, **kwargs)
 
-    def _runInteraction(self, interaction, *args, **kwargs):
-        connection = self._checkout()
-        return connection.runInteraction(interaction, *args, **kwargs).addBoth(
-            self._putBackAndPassthrough, connection)
+    def _runInteraction(self, *args, **kwargs):
+        return self._run_on_live_connection("runInteraction", *args, **kwargs)
 
 
 class Database:
