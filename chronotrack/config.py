@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from twisted.python import usage
+
 DEFAULT_CONFIG_FILE = "chronotrack.ini"
 CONFIG_SECTION = "chronotrack"
 
@@ -191,3 +193,26 @@ def resolve_settings(command_line: Mapping[str, str | None], environ: Mapping[st
             shown = "(hidden)" if name == "dsn" else repr(raw)
             raise ConfigError(f"{source}: bad value {shown} for {name}: {error}") from error
     return resolved
+
+
+def option_parameters(names: tuple[str, ...]) -> list[list]:
+    """usage.Options parameters for these settings; defaults are applied by resolve_settings."""
+    table = []
+    for name in names:
+        setting = SETTINGS_BY_NAME[name]
+        default = {"dsn": "embedded PostgreSQL", "event-timezone": "the server's zone"}.get(name, setting.default)
+        table.append([name, None, None,
+                      f"{setting.help} [default: {default}; env {setting.environment_variable}]"])
+    table.append(["config", "c", None,
+                  "INI file with a [chronotrack] section (default: ./chronotrack.ini if present; "
+                  "env CHRONOTRACK_CONFIG)"])
+    return table
+
+
+def settings_from_options(options: usage.Options, names: tuple[str, ...]) -> dict:
+    """Resolve a plugin's parsed options; a bad value becomes twistd's usage error."""
+    try:
+        return resolve_settings({name: options[name] for name in names},
+                                config_path=options["config"], names=names)
+    except ConfigError as error:
+        raise usage.UsageError(str(error)) from error

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from chronotrack.database import Database, check_dsn_syntax, redact_dsn
 from chronotrack.embedded_db import EmbeddedPostgres
 from chronotrack.migrations import migrate
-from chronotrack.startup import abort_startup
+from chronotrack.lifecycle import abort_startup
 
 log = Logger()
 

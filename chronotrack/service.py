@@ -9,10 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
-from twisted.application.service import MultiService, Service
+from twisted.application.service import MultiService
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.error import CannotListenError
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -21,58 +19,11 @@ from chronotrack.db_service import DatabaseService
 from chronotrack.journal import JournalError, ReadJournal
 from chronotrack.pgstore import PostgresReadStore
 from chronotrack.protocol import CTP01ServerFactory
-from chronotrack.startup import abort_startup
+from chronotrack.lifecycle import ListeningService, abort_startup
 
 log = Logger()
 
 RETENTION_CHECK_INTERVAL = 3600.0
-
-
-class OrderedServices(MultiService):
-    """Stops its children last-first, each only after the one before it has finished.
-
-    Twisted's MultiService stops them all at once; then the database would close
-    while the store is still flushing reads to it.
-    """
-
-    @inlineCallbacks
-    def stopService(self):
-        Service.stopService(self)
-        for child in reversed(list(self)):
-            if child.running:
-                yield child.stopService()
-
-
-class ListeningService(StreamServerEndpointService):
-    """A listener that turns "port taken" into one clear line and a failed start."""
-
-    def __init__(self, endpoint, factory, description: str, purpose: str) -> None:
-        super().__init__(endpoint, factory)
-        self.description = description
-        self.purpose = purpose
-        self._raiseSynchronously = True
-        self.listening_port = None
-
-    def privilegedStartService(self):
-        try:
-            super().privilegedStartService()
-        except CannotListenError as error:
-            reason = error.socketError.strerror if hasattr(error.socketError, "strerror") else error.socketError
-            raise SystemExit(f"chronotrack: cannot listen on {self.description} for the {self.purpose}: "
-                             f"{reason}. Is another copy running? Choose another endpoint with the option "
-                             f"or its CHRONOTRACK_ environment variable.") from None
-        self._waitingForPort.addCallback(self._remember_port)
-
-    def _remember_port(self, port):
-        self.listening_port = port
-        address = port.getHost()
-        log.info("{purpose} listening on {host}:{port}", purpose=self.purpose,
-                 host=getattr(address, "host", "?"), port=getattr(address, "port", "?"))
-        return port
-
-    @property
-    def port_number(self) -> int | None:
-        return getattr(self.listening_port.getHost(), "port", None) if self.listening_port else None
 
 
 class CollectorService(MultiService):

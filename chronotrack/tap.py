@@ -7,7 +7,6 @@ does is decided here. Each option can also come from the environment
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from twisted.application.service import IService
@@ -16,10 +15,11 @@ from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 from twisted.web.server import Site
 
-from chronotrack.config import SETTINGS_BY_NAME, ConfigError, resolve_settings
+from chronotrack.config import ConfigError, option_parameters, settings_from_options
 from chronotrack.ctp01 import settings_from_config
 from chronotrack.db_service import DatabaseService
-from chronotrack.service import CollectorService, ListeningService, OrderedServices
+from chronotrack.lifecycle import ListeningService, OrderedServices
+from chronotrack.service import CollectorService
 from chronotrack.status_api import StatusApp
 from web.service import make_web_service
 
@@ -30,36 +30,14 @@ COLLECTOR_SETTINGS = (
 )
 
 
-def option_table(names: tuple[str, ...]) -> list[list]:
-    """usage.Options parameters for these settings; defaults are applied by resolve_settings."""
-    table = []
-    for name in names:
-        setting = SETTINGS_BY_NAME[name]
-        default = {"dsn": "embedded PostgreSQL", "event-timezone": "the server's zone"}.get(name, setting.default)
-        table.append([name, None, None,
-                      f"{setting.help} [default: {default}; env {setting.environment_variable}]"])
-    table.append(["config", "c", None,
-                  "INI file with a [chronotrack] section (default: ./chronotrack.ini if present; "
-                  "env CHRONOTRACK_CONFIG)"])
-    return table
-
-
-def resolved_options(options: usage.Options, names: tuple[str, ...]) -> dict:
-    try:
-        return resolve_settings({name: options[name] for name in names},
-                                config_path=options["config"], names=names)
-    except ConfigError as error:
-        raise usage.UsageError(str(error)) from error
-
-
 class Options(usage.Options):
     synopsis = "[options]"
     longdesc = ("Collects tag reads from ChronoTrack controllers (CTP01 over TCP) into PostgreSQL, "
                 "serves the status API and, unless --web none, the race display.")
-    optParameters = option_table(COLLECTOR_SETTINGS)
+    optParameters = option_parameters(COLLECTOR_SETTINGS)
 
     def postOptions(self):
-        self.settings = resolved_options(self, COLLECTOR_SETTINGS)
+        self.settings = settings_from_options(self, COLLECTOR_SETTINGS)
         try:
             self.handshake = settings_from_config(self.settings)
         except ConfigError as error:
@@ -105,7 +83,3 @@ def makeService(options: Options, reactor=None) -> IService:
                          collector_status=collector_status).setServiceParent(root)
     return root
 
-
-def main() -> None:  # pragma: no cover - convenience for `python -m chronotrack.tap --help`
-    options = Options()
-    options.parseOptions(sys.argv[1:])

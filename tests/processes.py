@@ -149,13 +149,15 @@ class DisplayProcess:
         self.log_path = self.work_dir / "display.log"
         self.process: subprocess.Popen | None = None
 
+    def command(self) -> list[str]:
+        return [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "chronotrack-display",
+                "--web", f"tcp:{self.web_port}:interface=127.0.0.1", "--dsn", self.dsn,
+                "--data-dir", str(self.work_dir / "var"),
+                "--collector-status", self.collector_status_url or "none"]
+
     def start(self) -> "DisplayProcess":
-        command = [str(BIN / "twistd"), "--nodaemon", "--pidfile=", "chronotrack-display",
-                   "--web", f"tcp:{self.web_port}:interface=127.0.0.1", "--dsn", self.dsn,
-                   "--data-dir", str(self.work_dir / "var"),
-                   "--collector-status", self.collector_status_url or "none"]
         env = {key: value for key, value in os.environ.items() if not key.startswith("CHRONOTRACK_")}
-        self.process = subprocess.Popen(command, stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(self.command(), stdout=open(self.log_path, "a"), stderr=subprocess.STDOUT,
                                         cwd=self.work_dir, env=env)
         wait_for(self._ready, STARTUP_TIMEOUT, "the display to answer")
         return self

@@ -66,3 +66,20 @@ def test_a_reconnecting_browser_gets_the_reads_it_missed_with_last_event_id(tmp_
         assert [event["id"] for event in missed] == ids[12:]
     finally:
         collector.stop()
+
+
+def test_display_on_a_taken_port_exits_with_a_clear_error(tmp_path, pg_dsn):
+    import subprocess
+
+    collector = CollectorProcess(tmp_path / "collector", dsn=pg_dsn, web=True).start()
+    try:
+        display = DisplayProcess(tmp_path / "display", pg_dsn)
+        display.web_port = collector.web_port
+        result = subprocess.run(display.command(), capture_output=True, text=True, timeout=60,
+                                cwd=display.work_dir)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0
+        assert f"cannot listen on tcp:{collector.web_port}:interface=127.0.0.1 for the race display" in output
+        assert "Traceback" not in output
+    finally:
+        collector.stop()

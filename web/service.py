@@ -4,30 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import IService, MultiService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
 from twisted.web.server import Site
-from zope.interface import implementer
 
+from chronotrack.lifecycle import ListeningService
 from web.app import CollectorStatus, DisplayApp
 
 log = Logger()
-
-
-@implementer(IStreamServerEndpoint)
-class _RecordingEndpoint:
-    """Wraps an endpoint to learn the port it bound (``tcp:0`` in tests) and log the URL."""
-
-    def __init__(self, endpoint: IStreamServerEndpoint, on_listening) -> None:
-        self._endpoint = endpoint
-        self._on_listening = on_listening
-
-    def listen(self, factory) -> Deferred:
-        return self._endpoint.listen(factory).addCallback(self._on_listening)
 
 
 class WebService(MultiService):
@@ -35,17 +22,18 @@ class WebService(MultiService):
 
     name = "web"
 
-    def __init__(self, reactor, endpoint: IStreamServerEndpoint, display_app: DisplayApp) -> None:
+    def __init__(self, reactor, endpoint: IStreamServerEndpoint, display_app: DisplayApp,
+                 description: str | None = None) -> None:
         super().__init__()
         self.reactor = reactor
         self.display_app = display_app
         self.port: IListeningPort | None = None
         self._listening_waiters: list[Deferred] = []
-        server = StreamServerEndpointService(_RecordingEndpoint(endpoint, self._listening),
-                                             Site(display_app.resource()))
+        server = ListeningService(endpoint, Site(display_app.resource()), description or repr(endpoint),
+                                  "race display", on_listening=self._listening)
         server.setServiceParent(self)
 
-    def _listening(self, port: IListeningPort) -> IListeningPort:
+    def _listening(self, port: IListeningPort) -> None:
         self.port = port
         address = port.getHost()
         host = getattr(address, "host", "")
@@ -57,7 +45,6 @@ class WebService(MultiService):
         waiters, self._listening_waiters = self._listening_waiters, []
         for waiter in waiters:
             waiter.callback(port)
-        return port
 
     def when_listening(self) -> Deferred[IListeningPort]:
         if self.port is not None:
@@ -87,8 +74,9 @@ def make_web_service(reactor, endpoint: IStreamServerEndpoint | str, database_so
     ``database_source.database`` is read on every request (a DatabaseService works);
     ``collector_status()`` returns a Deferred of the collector's status dict or None.
     """
+    description = endpoint if isinstance(endpoint, str) else repr(endpoint)
     if isinstance(endpoint, str):
         endpoint = serverFromString(reactor, endpoint)
     display_app = DisplayApp(reactor, database_source, tuple(messages), collector_status)
-    return WebService(reactor, endpoint, display_app)
+    return WebService(reactor, endpoint, display_app, description)
 
