@@ -8,6 +8,7 @@ from twisted.internet import reactor, task
 from chronotrack.database import Database, check_dsn_syntax, redact_dsn
 from chronotrack.migrations import available_migrations, migrate
 from tests.postgres import query
+from tests.waiting import wait_until
 
 SPEC_QUERIES = [
     "SELECT COUNT(*) FROM timing_sessions",
@@ -16,15 +17,6 @@ SPEC_QUERIES = [
     " COUNT(DISTINCT location_name) AS locations, MAX(read_timestamp) AS latest_read"
     " FROM timing_reads",
 ]
-
-
-async def wait_until(predicate, timeout=30.0, step=0.05):
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            raise AssertionError("condition not reached in time")
-        await task.deferLater(reactor, step, lambda: None)
-        waited += step
 
 
 def test_redact_dsn_hides_passwords():

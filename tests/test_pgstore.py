@@ -11,6 +11,7 @@ from chronotrack.migrations import migrate
 from chronotrack.pgstore import PostgresReadStore
 from chronotrack.reads import ReadSource, TagRead
 from tests.postgres import query
+from tests.waiting import wait_until
 
 
 class DatabaseSource:
@@ -32,14 +33,6 @@ def make_read(seq, location="finish", tag=None, reader="0F2A38", lap=2, gator=3)
 
 
 SOURCE = ReadSource(stream_id="connection:ctl-1", peer="127.0.0.1:5000")
-
-
-async def wait_until(predicate, timeout=30.0):
-    waited = 0.0
-    while not predicate():
-        assert waited < timeout, "condition not reached in time"
-        await task.deferLater(reactor, 0.02, lambda: None)
-        waited += 0.02
 
 
 async def started_store(dsn, tmp_path, **kwargs):

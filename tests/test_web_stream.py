@@ -19,6 +19,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from chronotrack.database import Database
 from chronotrack.migrations import migrate
 from tests.postgres import query
+from tests.waiting import wait_until
 from web.app import DisplayApp
 from web.live import LiveReads
 from web.service import WebService
@@ -45,15 +46,6 @@ def insert_read_sql(tag: str, location: str = "finish", time: str = "08:01:02.35
 
 def insert_read(dsn: str, tag: str, location: str = "finish", time: str = "08:01:02.35") -> int:
     return query(dsn, *insert_read_sql(tag, location, time))[0][0]
-
-
-async def wait_until(predicate, timeout: float = 30.0, step: float = 0.02) -> None:
-    waited = 0.0
-    while not predicate():
-        if waited > timeout:
-            raise AssertionError("condition not reached in time")
-        await task.deferLater(reactor, step, lambda: None)
-        waited += step
 
 
 class HangUp(Exception):
