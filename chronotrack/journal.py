@@ -125,6 +125,9 @@ class JournalEntry:
                     "stream_id": self.source.stream_id,
                     "peer": self.source.peer,
                     "connection_row_id": self.source.connection_row_id,
+                    "partner_id": self.source.partner_id,
+                    "event_id": self.source.event_id,
+                    "event_name": self.source.event_name,
                 },
             },
             separators=(",", ":"),
@@ -149,8 +152,9 @@ class JournalEntry:
             if received_at is not None:
                 received_at = _aware_datetime(received_at, "received_at")
             row_id = source["connection_row_id"]
-            if row_id is not None and (not isinstance(row_id, int) or isinstance(row_id, bool)):
-                raise ValueError("connection_row_id is neither an integer nor null")
+            row_id = None if row_id is None else _typed(source, "connection_row_id", int)
+            # Lines journaled before partners existed recover into the default partner.
+            partner_id = _optional(source, "partner_id", int)
             return cls(
                 read=TagRead(
                     format_id=_typed(read, "format_id", str),
@@ -169,6 +173,9 @@ class JournalEntry:
                     stream_id=_typed(source, "stream_id", str),
                     peer=_typed(source, "peer", str),
                     connection_row_id=row_id,
+                    partner_id=partner_id,
+                    event_id=_optional(source, "event_id", str),
+                    event_name=_optional(source, "event_name", str),
                 ),
             )
         except (KeyError, TypeError, AttributeError) as error:
@@ -197,6 +204,11 @@ def _typed(mapping: dict[str, Any], key: str, kind: type[_T]) -> _T:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ValueError(f"{key} is not a {kind.__name__}")
     return value
+
+
+def _optional(mapping: dict[str, Any], key: str, kind: type[_T]) -> _T | None:
+    """A key that older journal lines lack, or that may be null."""
+    return None if mapping.get(key) is None else _typed(mapping, key, kind)
 
 
 @dataclass(frozen=True, order=True)

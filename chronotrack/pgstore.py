@@ -41,10 +41,10 @@ MAX_QUEUED_FACTS = 10_000  # rejected lines etc. held while the database is down
 _RECOVERED = "recovered"  # journal position of entries recovered at start-up
 
 _INSERT_READS = """
-INSERT INTO timing_reads (session_id, location_id, stream_id, sequence_number, location_name,
-                          tag_code, read_time, read_timestamp, lap_count, reader_id,
+INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
+                          location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
                           gator_number, raw_data, received_at, connection_id)
-SELECT %s, locations.id, batch.*
+SELECT %s, %s, locations.id, batch.*
 FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
             %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[])
      AS batch (stream_id, sequence_number, location_name, tag_code, read_time, read_timestamp,
@@ -56,59 +56,57 @@ RETURNING id
 """
 
 _UPSERT_LOCATIONS = """
-INSERT INTO timing_locations (session_id, location_name, reader_id)
-SELECT %s, names.location_name, names.reader_id
+INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
+SELECT %s, %s, names.location_name, names.reader_id
 FROM unnest(%s::text[], %s::text[]) AS names (location_name, reader_id)
 ON CONFLICT (session_id, location_name) DO NOTHING
 """
 
+# The session of a source's event (opened when there is none): see 0002_partners.sql.
+_OPEN_SESSION = "SELECT session_id, partner_id FROM open_timing_session(%s, %s, %s)"
+_DEFAULT_PARTNER = "(SELECT id FROM timing_partners WHERE slug = 'default')"
 
-_NEW_SESSION_NAME = "'Session ' || to_char(now(), 'YYYY-MM-DD HH24:MI')"
-_ACTIVE_SESSION = "SELECT id FROM timing_sessions WHERE status = 'active'"
 
 def is_connection_failure(failure) -> bool:
     return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError,
                               ConnectionDead, RollbackFailed))
 
 
-@inlineCallbacks
-def active_session_id(cursor):
-    """The active session, opened when there is none (in the caller's transaction)."""
-    yield cursor.execute(_ACTIVE_SESSION)
-    row = cursor.fetchone()
-    if row:
-        return row[0]
-    yield cursor.execute(
-        f"INSERT INTO timing_sessions (session_name, status) VALUES ({_NEW_SESSION_NAME}, 'active')"
-        " ON CONFLICT DO NOTHING RETURNING id")
-    row = cursor.fetchone()
-    if row:
-        log.info("opened timing session {session}", session=row[0])
-        return row[0]
-    # Another process opened one at the same moment: use it.
-    yield cursor.execute(_ACTIVE_SESSION)
-    return cursor.fetchone()[0]
+def event_of(source: ReadSource) -> tuple[int | None, str, str]:
+    """(partner, event id, event name): the arguments of open_timing_session."""
+    return source.partner_id, source.event_id or "", source.event_name or ""
 
 
 @inlineCallbacks
-def _name_session(cursor, event_name: str, event_id: str):
-    """Name the active session after the controller's event (the first name sticks)."""
-    session_id = yield active_session_id(cursor)
-    yield cursor.execute(
-        "UPDATE timing_sessions SET event_name = COALESCE(event_name, NULLIF(%s, '')),"
-        " event_id = COALESCE(event_id, NULLIF(%s, '')) WHERE id = %s",
-        (event_name, event_id, session_id))
-    return session_id
+def open_session(cursor, source: ReadSource):
+    """The active session of the source's event and its partner id (in the caller's transaction)."""
+    yield cursor.execute(_OPEN_SESSION, event_of(source))
+    session_id, partner_id = cursor.fetchone()
+    return session_id, partner_id
 
 
 @inlineCallbacks
 def _insert_reads(cursor, entries: list[JournalEntry]):
-    session_id = yield active_session_id(cursor)
+    """Write a batch; reads of several events go to their own sessions, in arrival order."""
+    by_event: dict[tuple, list[JournalEntry]] = {}
+    for entry in entries:
+        by_event.setdefault(event_of(entry.source), []).append(entry)
+    inserted = 0
+    session_id = None
+    for group in by_event.values():
+        session_id, partner_id = yield open_session(cursor, group[0].source)
+        inserted += yield _insert_event_reads(cursor, session_id, partner_id, group)
+    return session_id, inserted
+
+
+@inlineCallbacks
+def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[JournalEntry]):
     reads = [entry.read for entry in entries]
     first_reader = {}
     for read in reads:
         first_reader.setdefault(read.location_name, read.reader_id)
-    yield cursor.execute(_UPSERT_LOCATIONS, (session_id, list(first_reader), list(first_reader.values())))
+    yield cursor.execute(_UPSERT_LOCATIONS, (session_id, partner_id, list(first_reader),
+                                             list(first_reader.values())))
     columns = (
         [entry.source.stream_id for entry in entries],
         [read.sequence_number for read in reads],
@@ -123,8 +121,8 @@ def _insert_reads(cursor, entries: list[JournalEntry]):
         [read.received_at for read in reads],
         [entry.source.connection_row_id for entry in entries],
     )
-    yield cursor.execute(_INSERT_READS, (session_id, *columns, session_id))
-    return session_id, len(cursor.fetchall())
+    yield cursor.execute(_INSERT_READS, (session_id, partner_id, *columns, session_id))
+    return len(cursor.fetchall())
 
 
 @dataclass
@@ -157,10 +155,10 @@ class PostgresReadStore:
         self._retry_call = None
         self._database_ready = False
         self._backlog_full = False
-        self._highest_kept: dict[tuple[str, str], int] = {}
+        # (partner, stream, location) -> highest sequence journaled here
+        self._highest_kept: dict[tuple[int | None, str, str], int] = {}
         self._queued_facts: deque[tuple[str, tuple]] = deque(maxlen=MAX_QUEUED_FACTS)
         self._journal_open = journal is None
-        self._event_info: tuple[str, str] | None = None  # waiting for the database
         self._drained_waiters: list[Deferred] = []
 
         self.reads_received = 0
@@ -188,17 +186,17 @@ class PostgresReadStore:
     def _on_database_ready(self, database) -> None:
         self._database_ready = True
         database.on_connect(self._on_reconnect)
-        session = database.run_interaction(active_session_id)
-        session.addCallback(self._session_known)
-        session.addErrback(lambda failure: log.failure("could not open a timing session", failure))
+        newest = database.run_query("SELECT max(id) FROM timing_sessions WHERE status = 'active'")
+        newest.addCallback(self._session_known)
+        newest.addErrback(lambda failure: log.failure("could not read the active sessions", failure))
         self._on_reconnect()
 
-    def _session_known(self, session_id: int) -> None:
-        self.current_session_id = session_id
+    def _session_known(self, rows: list[tuple]) -> None:
+        if self.current_session_id is None:
+            self.current_session_id = rows[0][0]
 
     def _on_reconnect(self) -> None:
         self._replay_queued_facts()
-        self._apply_event_info()
         self._write_next()
 
     @inlineCallbacks
@@ -280,7 +278,7 @@ class PostgresReadStore:
         self._journaled(None, batch)
 
     def _remember_highest(self, entry: JournalEntry) -> None:
-        key = (entry.source.stream_id, entry.read.location_name)
+        key = (entry.source.partner_id, entry.source.stream_id, entry.read.location_name)
         if entry.read.sequence_number > self._highest_kept.get(key, 0):
             self._highest_kept[key] = entry.read.sequence_number
 
@@ -433,40 +431,32 @@ class PostgresReadStore:
             self._run_fact("queued statement", sql, params)
 
     def record_rejected_line(self, line: str, reason: str, source: ReadSource) -> Deferred[None]:
+        partner, event_id, event_name = event_of(source)
         return self._run_fact(
             "rejected line",
-            "INSERT INTO rejected_lines (session_id, peer, stream_id, line, reason, received_at)"
-            f" VALUES (({_ACTIVE_SESSION}), %s, %s, %s, %s, %s)",
-            (source.peer, source.stream_id, line, reason, self._now()))
+            "INSERT INTO rejected_lines (timing_partner_id, session_id, peer, stream_id, line, reason, received_at)"
+            f" SELECT partner.id, (SELECT s.id FROM timing_sessions s JOIN timing_events e ON e.id = s.timing_event_id"
+            "                      WHERE e.timing_partner_id = partner.id AND s.status = 'active'"
+            "                        AND e.event_key = coalesce(nullif(%s, ''), nullif(%s, ''), '')),"
+            "        %s, %s, %s, %s, %s"
+            f" FROM timing_partners partner WHERE partner.id = coalesce(%s, {_DEFAULT_PARTNER})",
+            (event_id, event_name, source.peer, source.stream_id, line, reason, self._now(), partner))
 
-    def record_event_info(self, event_name: str, event_id: str, description: str) -> Deferred[None]:
-        self._event_info = (event_name, event_id)
-        return self._apply_event_info()
-
-    def _apply_event_info(self) -> Deferred[None]:
-        if self._event_info is None or not self._can_write():
-            return succeed(None)  # applied on reconnect
-        info = self._event_info
-        d = self.database_source.database.run_interaction(_name_session, *info)
-
-        def applied(session_id):
-            self.current_session_id = session_id
-            if self._event_info == info:
-                self._event_info = None
-
-        d.addCallbacks(applied, lambda failure: log.warn("could not record the event name yet: {reason}",
-                                                         reason=failure.getErrorMessage()))
-        return d
+    def record_event_info(self, event_name: str, event_id: str, description: str,
+                          source: ReadSource) -> Deferred[None]:
+        """Open the event's session now, so it shows before its first read."""
+        return self._run_fact("event", "SELECT session_id FROM open_timing_session(%s, %s, %s)",
+                              (source.partner_id, event_id, event_name))
 
     def record_locations(self, locations: list[str], source: ReadSource) -> Deferred[None]:
         if not locations:
             return succeed(None)
         return self._run_fact(
             "locations",
-            "INSERT INTO timing_locations (session_id, location_name)"
-            " SELECT id, unnest(%s::text[]) FROM timing_sessions WHERE status = 'active'"
+            "INSERT INTO timing_locations (session_id, timing_partner_id, location_name)"
+            f" SELECT opened.session_id, opened.partner_id, unnest(%s::text[]) FROM ({_OPEN_SESSION}) opened"
             " ON CONFLICT (session_id, location_name) DO NOTHING",
-            (list(locations),))
+            (list(locations), *event_of(source)))
 
     def controller_connected(self, peer: str, greeting: str) -> Deferred[int | None]:
         d = self._run_fact("controller connection",
@@ -475,12 +465,14 @@ class PostgresReadStore:
         return d.addCallback(lambda rows: rows[0][0] if rows else None)
 
     def controller_identified(self, connection_row_id: int | None, stream_id: str,
-                              event_name: str | None) -> Deferred[None]:
+                              event_name: str | None, partner_id: int | None = None,
+                              user_id: str | None = None) -> Deferred[None]:
         if connection_row_id is None:
             return succeed(None)
         return self._run_fact("controller stream",
-                              "UPDATE controller_connections SET stream_id = %s, event_name = %s WHERE id = %s",
-                              (stream_id, event_name, connection_row_id))
+                              "UPDATE controller_connections SET stream_id = %s, event_name = %s,"
+                              f" timing_partner_id = coalesce(%s, {_DEFAULT_PARTNER}), user_id = %s WHERE id = %s",
+                              (stream_id, event_name, partner_id, user_id, connection_row_id))
 
     def controller_disconnected(self, connection_row_id: int | None, reason: str) -> Deferred[None]:
         if connection_row_id is None:
@@ -492,24 +484,26 @@ class PostgresReadStore:
 
     # -- resuming a controller's stream ------------------------------------
 
-    def resume_points(self, stream_key: str) -> Deferred[dict[str, int]]:
-        """Highest sequence kept per location: stored in the database or journaled here.
+    def resume_points(self, stream_key: str, partner_id: int | None = None) -> Deferred[dict[str, int]]:
+        """Highest sequence kept per location of the partner's stream: stored or journaled here.
 
-        A key ending in ``/reader:*`` (a controller without a connection id) matches every
-        reader of that event; a location is resumed only when exactly one reader stream
-        has it, since another box's numbers say nothing about this one.
+        Only the partner's own reads count, so one partner's client can never move another's
+        resume point. A key ending in ``/reader:*`` (a controller without a connection id)
+        matches every reader of that event; a location is resumed only when exactly one
+        reader stream has it, since another box's numbers say nothing about this one.
         """
         prefix = stream_key[:-1] if stream_key.endswith("/reader:*") else None
+        partner = f"timing_partner_id = coalesce(%s, {_DEFAULT_PARTNER})"
         if prefix is None:
             sql = ("SELECT location_name, max(sequence_number) FROM timing_reads"
-                   " WHERE stream_id = %s GROUP BY location_name")
-            params: tuple = (stream_key,)
+                   f" WHERE {partner} AND stream_id = %s GROUP BY location_name")
+            params: tuple = (partner_id, stream_key)
         else:
             sql = ("SELECT location_name, max(sequence_number) FROM timing_reads"
-                   " WHERE left(stream_id, %s) = %s GROUP BY location_name"
+                   f" WHERE {partner} AND left(stream_id, %s) = %s GROUP BY location_name"
                    " HAVING count(DISTINCT stream_id) = 1")
-            params = (len(prefix), prefix)
-        in_memory = self._highest_in_memory(stream_key, prefix)
+            params = (partner_id, len(prefix), prefix)
+        in_memory = self._highest_in_memory(partner_id, stream_key, prefix)
         if not self._can_write():
             return succeed(in_memory)
         d = self.database_source.database.run_query(sql, params)
@@ -526,12 +520,13 @@ class PostgresReadStore:
 
         return d.addCallbacks(merge, database_failed)
 
-    def _highest_in_memory(self, stream_key: str, prefix: str | None) -> dict[str, int]:
+    def _highest_in_memory(self, partner_id: int | None, stream_key: str, prefix: str | None) -> dict[str, int]:
+        own = {(stream, location): seq for (partner, stream, location), seq in self._highest_kept.items()
+               if partner == partner_id}
         if prefix is None:
-            return {location: seq for (stream, location), seq in self._highest_kept.items()
-                    if stream == stream_key}
+            return {location: seq for (stream, location), seq in own.items() if stream == stream_key}
         by_location: dict[str, list[int]] = {}
-        for (stream, location), seq in self._highest_kept.items():
+        for (stream, location), seq in own.items():
             if stream.startswith(prefix):
                 by_location.setdefault(location, []).append(seq)
         return {location: seqs[0] for location, seqs in by_location.items() if len(seqs) == 1}

@@ -76,6 +76,8 @@ class CTP01ServerProtocol(LineReceiver):
         self.event_id: str | None = None
         self.reported_locations: list[str] = []
         self.stream_id: str | None = None  # set once the stream is resolved
+        self.partner_id: int | None = None  # None: the default partner (no authentication)
+        self.user_id: str | None = None  # the controller login, once authorized
         self._closed = False
         self._paused = False
         self._last_received = 0.0
@@ -285,9 +287,10 @@ class CTP01ServerProtocol(LineReceiver):
         key = stream_key(self.connection_id, self.event_id)
         self.stream_id = key
         event_name = self.event_name
+        partner_id, user_id = self.partner_id, self.user_id
         self._with_row_id(lambda row_id: self._call_store(
-            "controller_identified", row_id, key, event_name))
-        points = self._call_store("resume_points", key)
+            "controller_identified", row_id, key, event_name, partner_id, user_id))
+        points = self._call_store("resume_points", key, partner_id)
         points.addCallback(self._start_stream)
         points.addErrback(self._internal_error, "starting the stream")
 
@@ -339,7 +342,7 @@ class CTP01ServerProtocol(LineReceiver):
         description = "~".join(fields[2:])
         if self.event_name is None:
             self.event_name, self.event_id = name, event_id or None
-        self._call_store("record_event_info", name, event_id, description)
+        self._call_store("record_event_info", name, event_id, description, self._source_for("*"))
 
     def _on_locations(self, fields: tuple[str, ...]) -> None:
         locations = list(dict.fromkeys(loc for loc in fields if loc))
@@ -385,7 +388,8 @@ class CTP01ServerProtocol(LineReceiver):
 
     def _source_for(self, reader_id: str) -> ReadSource:
         stream_id = read_stream_id(self.connection_id, self.event_id, reader_id)
-        return ReadSource(stream_id=stream_id, peer=self.peer, connection_row_id=self._row_id)
+        return ReadSource(stream_id=stream_id, peer=self.peer, connection_row_id=self._row_id,
+                          partner_id=self.partner_id, event_id=self.event_id, event_name=self.event_name)
 
     def _reject(self, text: str, reason: str) -> None:
         """Keep a line we cannot use, with why, and carry on with the connection."""

@@ -45,8 +45,12 @@ class ReadSource:
     ``stream_id`` names the controller's data stream across reconnects (the id from
     ``getconnectionid``, or a fallback built from event and reader id). Together with
     location and sequence number it identifies a read, so a re-sent read is stored once.
+    Partner and event choose the session: each event of each partner has its own.
     """
 
     stream_id: str
     peer: str  # "host:port" of the TCP connection
     connection_row_id: int | None = None  # controller_connections.id, when known
+    partner_id: int | None = None  # timing_partners.id; None is the default partner
+    event_id: str | None = None  # from geteventinfo: with the partner, names the event
+    event_name: str | None = None

@@ -25,8 +25,9 @@ class ReadStore(Protocol):
     def record_rejected_line(self, line: str, reason: str, source: ReadSource) -> Deferred[None]:
         """Keep a line that could not be parsed, with why, so nothing is silently lost."""
 
-    def record_event_info(self, event_name: str, event_id: str, description: str) -> Deferred[None]:
-        """The controller's event (from ``geteventinfo``): names the active session."""
+    def record_event_info(self, event_name: str, event_id: str, description: str,
+                          source: ReadSource) -> Deferred[None]:
+        """The controller's event (from ``geteventinfo``): opens that event's session."""
 
     def record_locations(self, locations: list[str], source: ReadSource) -> Deferred[None]:
         """Locations a controller reported (``getlocations``, ``newlocation``)."""
@@ -35,11 +36,12 @@ class ReadStore(Protocol):
         """A controller finished its greeting; returns its connection row id (or None)."""
 
     def controller_identified(self, connection_row_id: int | None, stream_id: str,
-                              event_name: str | None) -> Deferred[None]:
-        """The connection's data stream id is known (after ``getconnectionid``)."""
+                              event_name: str | None, partner_id: int | None = None,
+                              user_id: str | None = None) -> Deferred[None]:
+        """The connection's data stream id (after ``getconnectionid``) and its partner are known."""
 
     def controller_disconnected(self, connection_row_id: int | None, reason: str) -> Deferred[None]:
         """The TCP connection closed, cleanly or not."""
 
-    def resume_points(self, stream_id: str) -> Deferred[dict[str, int]]:
-        """Highest sequence number safely kept per location of that stream."""
+    def resume_points(self, stream_id: str, partner_id: int | None = None) -> Deferred[dict[str, int]]:
+        """Highest sequence number safely kept per location of that partner's stream."""

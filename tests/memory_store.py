@@ -32,6 +32,7 @@ class MemoryReadStore:
         self.locations: list[tuple[list[str], ReadSource]] = []
         self.connected: list[tuple[str, str]] = []
         self.identified: list[tuple[int | None, str, str | None]] = []
+        self.identified_partners: list[tuple[int | None, str | None]] = []
         self.disconnected: list[tuple[int | None, str]] = []
         self.resume_queries: list[str] = []
         self.fail_methods: set[str] = set()  # return a failed Deferred
@@ -39,7 +40,7 @@ class MemoryReadStore:
         self.hold_resume_points = False
         self.held_resume_points: list[tuple[str, Deferred[dict[str, int]]]] = []
         self._next_row_id = 1
-        self._keys: set[tuple[str, str, int]] = set()
+        self._keys: set[tuple[int | None, str, str, int]] = set()
 
     def _enter(self, method: str, *args: Any) -> Deferred[Any] | None:
         self.calls.append((method, args))
@@ -56,7 +57,7 @@ class MemoryReadStore:
         failed = self._enter("record_read", read, source)
         if failed is not None:
             return failed
-        key = (source.stream_id, read.location_name, read.sequence_number)
+        key = (source.partner_id, source.stream_id, read.location_name, read.sequence_number)
         if key in self._keys:
             self.duplicate_reads += 1
         else:
@@ -71,8 +72,9 @@ class MemoryReadStore:
         self.rejected.append((line, reason, source))
         return defer.succeed(None)
 
-    def record_event_info(self, event_name: str, event_id: str, description: str) -> Deferred[None]:
-        failed = self._enter("record_event_info", event_name, event_id, description)
+    def record_event_info(self, event_name: str, event_id: str, description: str,
+                          source: ReadSource) -> Deferred[None]:
+        failed = self._enter("record_event_info", event_name, event_id, description, source)
         if failed is not None:
             return failed
         self.event_infos.append((event_name, event_id, description))
@@ -95,11 +97,13 @@ class MemoryReadStore:
         return defer.succeed(row_id)
 
     def controller_identified(self, connection_row_id: int | None, stream_id: str,
-                              event_name: str | None) -> Deferred[None]:
+                              event_name: str | None, partner_id: int | None = None,
+                              user_id: str | None = None) -> Deferred[None]:
         failed = self._enter("controller_identified", connection_row_id, stream_id, event_name)
         if failed is not None:
             return failed
         self.identified.append((connection_row_id, stream_id, event_name))
+        self.identified_partners.append((partner_id, user_id))
         return defer.succeed(None)
 
     def controller_disconnected(self, connection_row_id: int | None, reason: str) -> Deferred[None]:
@@ -109,23 +113,25 @@ class MemoryReadStore:
         self.disconnected.append((connection_row_id, reason))
         return defer.succeed(None)
 
-    def resume_points(self, stream_id: str) -> Deferred[dict[str, int]]:
+    def resume_points(self, stream_id: str, partner_id: int | None = None) -> Deferred[dict[str, int]]:
         failed = self._enter("resume_points", stream_id)
         if failed is not None:
             return failed
         self.resume_queries.append(stream_id)
-        points = self.compute_resume_points(stream_id)
+        points = self.compute_resume_points(stream_id, partner_id)
         if self.hold_resume_points:
             held: Deferred[dict[str, int]] = Deferred()
             self.held_resume_points.append((stream_id, held))
             return held
         return defer.succeed(points)
 
-    def compute_resume_points(self, stream_id: str) -> dict[str, int]:
-        """Highest sequence per location, from configured points and kept reads."""
+    def compute_resume_points(self, stream_id: str, partner_id: int | None = None) -> dict[str, int]:
+        """Highest sequence per location, from configured points and the partner's kept reads."""
         points: dict[str, int] = {}
         candidates = [(key, dict(values)) for key, values in self.configured_resume_points.items()]
         for read, source in self.reads:
+            if source.partner_id != partner_id:
+                continue
             candidates.append((source.stream_id, {read.location_name: read.sequence_number}))
         for key, values in candidates:
             if not _matches(stream_id, key):

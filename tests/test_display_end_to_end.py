@@ -4,11 +4,14 @@ from __future__ import annotations
 
 
 from tests.postgres import query
+from tests.rows import insert_event, insert_runner
 from tests.processes import CollectorProcess, DisplayProcess, EventStream, get_json, run_simulator, wait_for
 
 
 def add_runner(dsn: str, bib: str, first: str, last: str) -> None:
-    query(dsn, "INSERT INTO participants (bib, first_name, last_name) VALUES (%s, %s, %s)", (bib, first, last))
+    """The runner in the roster of the simulator's event (its session opens when it connects)."""
+    event_id = insert_event(dsn, "sim-event")
+    insert_runner(dsn, bib, first, last, event_id=event_id)
 
 
 def test_a_read_sent_over_tcp_arrives_on_the_stream_of_the_same_process(tmp_path, pg_dsn):

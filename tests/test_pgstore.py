@@ -111,18 +111,61 @@ async def test_same_sequence_from_two_controller_streams_is_two_reads(pg_dsn, op
 @pytest_twisted.ensureDeferred
 async def test_active_session_is_reused_and_a_new_one_opened_when_none_is_active(pg_dsn, open_store):
     database, store = await open_store()
-    await store.record_event_info("Turkey Trot", "42", "5k")
-    store.record_read(make_read(1), SOURCE)
+    trot = ReadSource("connection:ctl-1", "127.0.0.1:5000", event_id="42", event_name="Turkey Trot")
+    await store.record_event_info("Turkey Trot", "42", "5k", trot)
+    store.record_read(make_read(1), trot)
     await wait_until(lambda: store.reads_stored == 1)
     sessions = query(pg_dsn, "SELECT id, status, event_name, event_id FROM timing_sessions")
     assert len(sessions) == 1 and sessions[0][1:] == ("active", "Turkey Trot", "42")
     first = sessions[0][0]
     query(pg_dsn, "UPDATE timing_sessions SET status = 'closed'")
-    store.record_read(make_read(2), SOURCE)
+    store.record_read(make_read(2), trot)
     await wait_until(lambda: store.reads_stored == 2)
     rows = query(pg_dsn, "SELECT session_id FROM timing_reads ORDER BY sequence_number")
     assert rows[0] == (first,) and rows[1][0] != first
     assert query(pg_dsn, "SELECT count(*) FROM timing_sessions WHERE status = 'active'") == [(1,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_events_run_side_by_side_each_in_its_own_session(pg_dsn, open_store):
+    """One batch holding reads of two races: each race gets its session; closing one leaves the other."""
+    database, store = await open_store(batch_delay=0.05)
+    trot = ReadSource("connection:a", "10.0.0.1:1", event_id="42", event_name="Turkey Trot")
+    mile = ReadSource("connection:b", "10.0.0.2:1", event_id="", event_name="Kids Mile")
+    for seq in range(1, 4):
+        store.record_read(make_read(seq), trot)
+        store.record_read(make_read(seq), mile)
+    await wait_until(lambda: store.reads_stored == 6)
+    sessions = dict(query(pg_dsn, "SELECT event_name, id FROM timing_sessions WHERE status = 'active'"))
+    assert set(sessions) == {"Turkey Trot", "Kids Mile"}
+    assert query(pg_dsn, "SELECT event_key, event_name FROM timing_events ORDER BY event_key") == [
+        ("42", "Turkey Trot"), ("Kids Mile", "Kids Mile")]
+    by_session = dict(query(pg_dsn, "SELECT session_id, count(*) FROM timing_reads GROUP BY 1"))
+    assert by_session == {sessions["Turkey Trot"]: 3, sessions["Kids Mile"]: 3}
+    query(pg_dsn, "UPDATE timing_sessions SET status = 'closed' WHERE id = %s", (sessions["Kids Mile"],))
+    store.record_read(make_read(4), trot)
+    await wait_until(lambda: store.reads_stored == 7)
+    assert query(pg_dsn, "SELECT session_id FROM timing_reads WHERE sequence_number = 4") == [
+        (sessions["Turkey Trot"],)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_partners_keep_their_own_sessions_and_resume_points(pg_dsn, open_store):
+    """The same event id and stream id from two partners never share a session or a resume point."""
+    database, store = await open_store()
+    other = query(pg_dsn, "INSERT INTO timing_partners (slug, name) VALUES ('acme', 'Acme') RETURNING id")[0][0]
+    ours = ReadSource("connection:ctl-1", "10.0.0.1:1", event_id="42", event_name="Turkey Trot")
+    theirs = ReadSource("connection:ctl-1", "10.0.0.2:1", partner_id=other, event_id="42", event_name="Trot")
+    for seq in range(1, 6):
+        store.record_read(make_read(seq), ours)
+    store.record_read(make_read(999999), theirs)
+    await wait_until(lambda: store.reads_stored == 6)
+    rows = query(pg_dsn, "SELECT p.slug, count(*), count(DISTINCT r.session_id) FROM timing_reads r"
+                         " JOIN timing_partners p ON p.id = r.timing_partner_id GROUP BY 1 ORDER BY 1")
+    assert rows == [("acme", 1, 1), ("default", 5, 1)]
+    assert query(pg_dsn, "SELECT count(DISTINCT timing_partner_id) FROM timing_sessions") == [(2,)]
+    assert await store.resume_points("connection:ctl-1") == {"finish": 5}
+    assert await store.resume_points("connection:ctl-1", other) == {"finish": 999999}
 
 
 @pytest_twisted.ensureDeferred

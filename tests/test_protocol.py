@@ -294,7 +294,7 @@ def test_reads_are_stored_with_their_source():
     assert (read.sequence_number, read.tag_code, read.lap_count, read.gator_number) == (1, "9478", 0, 1)
     assert read.raw_data == READ
     assert source == ReadSource(stream_id="connection:CONN1", peer="10.1.2.3:40000",
-                                connection_row_id=1)
+                                connection_row_id=1, event_id="E1", event_name="Boston")
     assert factory.reads_received == 1
 
 

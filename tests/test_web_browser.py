@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import ensure_chromium, launch
+from tests import rows
 from tests.postgres import query
 
 pytestmark = pytest.mark.browser
@@ -83,10 +84,10 @@ class DisplayProcess:
 
 
 def insert_read(dsn: str, tag: str, location: str, read_time: str) -> int:
-    return query(dsn, """
-        INSERT INTO timing_reads (session_id, stream_id, sequence_number, location_name, tag_code, read_time,
-                                  read_timestamp, lap_count, reader_id, gator_number, raw_data)
-        SELECT (SELECT max(id) FROM timing_sessions), 'connection:browser',
+    return query(dsn, f"""
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT {rows.NEWEST_SESSION}, {rows.NEWEST_PARTNER}, 'connection:browser',
                (SELECT coalesce(max(sequence_number), 0) + 1 FROM timing_reads), %s, %s, %s,
                ('2024-05-04 ' || %s || '+00')::timestamptz, 1, '0F2A38', 1, 'raw' RETURNING id""",
                  (location, tag, read_time, read_time))[0][0]
@@ -115,7 +116,8 @@ def drive_browser(base: str, dsn: str, roster_file: Path) -> None:
             page.on("pageerror", lambda error: errors.append(str(error)))
             page.on("console", lambda message: message.type == "error" and errors.append(message.text))
 
-            # The roster, imported through its page.
+            # The roster, imported through its page, into the event that is on.
+            rows.insert_session(dsn, event="Spring 10K")
             page.goto(base + "/roster")
             page.set_input_files("input[name=file]", str(roster_file))
             page.click("button[type=submit]")
@@ -123,7 +125,6 @@ def drive_browser(base: str, dsn: str, roster_file: Path) -> None:
             expect(page.locator("table.data")).to_contain_text("Kipchoge")
 
             # The big screen, live.
-            query(dsn, "INSERT INTO timing_sessions (session_name, event_name) VALUES ('Race day', 'Spring 10K')")
             page.goto(base + "/")
             expect(page.locator("#connection")).to_have_text("Live")
             expect(page.locator("#hero-name")).to_have_text("Waiting for runners…")
@@ -214,7 +215,8 @@ def test_a_read_from_a_controller_over_tcp_shows_the_runners_name(pg_dsn, tmp_pa
     roster_file.write_text(ROSTER)
     collector = CollectorProcess(tmp_path / "collector", dsn=pg_dsn, web=True).start()
     try:
-        imported = subprocess.run([str(BIN / "chronotrack-roster"), "import", str(roster_file), "--dsn", pg_dsn],
+        imported = subprocess.run([str(BIN / "chronotrack-roster"), "import", str(roster_file), "--dsn", pg_dsn,
+                                   "--event", "sim-event"],
                                   capture_output=True, text=True, timeout=120)
         assert imported.returncode == 0, imported.stdout + imported.stderr
         ready = threading.Event()

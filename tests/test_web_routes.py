@@ -18,6 +18,7 @@ from twisted.internet.defer import succeed
 
 from chronotrack.database import Database
 from chronotrack.migrations import migrate
+from tests import rows
 from tests.postgres import query
 from web.app import DisplayApp
 from web.service import make_web_service
@@ -33,8 +34,7 @@ COLLECTOR_STATUS = {"service": "timing-collector", "status": "running", "tcp_por
 
 
 def insert_session(dsn: str, name: str = "Race day", event: str = "Spring 10K", status: str = "active") -> int:
-    return query(dsn, "INSERT INTO timing_sessions (session_name, event_name, status) VALUES (%s, %s, %s) "
-                      "RETURNING id", (name, event, status))[0][0]
+    return rows.insert_session(dsn, name, event, status, event_key=f"{event}/{name}")
 
 
 def insert_read(dsn: str, session_id: int, tag: str, location: str = "finish", sequence: int | None = None,
@@ -44,15 +44,15 @@ def insert_read(dsn: str, session_id: int, tag: str, location: str = "finish", s
         sequence = query(dsn, "SELECT coalesce(max(sequence_number), 0) + 1 FROM timing_reads")[0][0]
     raw = f"CT01_33~{sequence}~{location}~{tag}~{time}~{lap}~{reader}~{gator}"
     return query(dsn, """
-        INSERT INTO timing_reads (session_id, stream_id, sequence_number, location_name, tag_code, read_time,
-                                  read_timestamp, lap_count, reader_id, gator_number, raw_data)
-        VALUES (%s, 'connection:test', %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
-                 (session_id, sequence, location, tag, time, timestamp, lap, reader, gator, raw))[0][0]
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT id, timing_partner_id, 'connection:test', %s, %s, %s, %s, %s, %s, %s, %s, %s
+        FROM timing_sessions WHERE id = %s RETURNING id""",
+                 (sequence, location, tag, time, timestamp, lap, reader, gator, raw, session_id))[0][0]
 
 
 def insert_runner(dsn: str, bib: str, first: str, last: str, **extra) -> None:
-    query(dsn, "INSERT INTO participants (bib, first_name, last_name, team) VALUES (%s, %s, %s, %s)",
-          (bib, first, last, extra.get("team")))
+    rows.insert_runner(dsn, bib, first, last, extra.get("team"))
 
 
 async def settle(stub: StubTreq, deferred):
@@ -511,9 +511,11 @@ def test_roster_command_on_a_clean_file_exits_zero_and_creates_the_schema(pg_dsn
 async def test_a_runner_imported_with_the_command_is_named_on_the_display(pg_dsn, stub, tmp_path):
     roster = tmp_path / "roster.csv"
     roster.write_text("bib,first_name,last_name\n4242,Eliud,Kipchoge\n")
-    process = await _run_async([sys.executable, "-m", "web.roster_command", "import", str(roster), "--dsn", pg_dsn])
+    session = insert_session(pg_dsn, event="Spring 10K")
+    process = await _run_async([sys.executable, "-m", "web.roster_command", "import", str(roster),
+                                "--event", "Spring 10K/Race day", "--dsn", pg_dsn])
     assert process == 0
-    insert_read(pg_dsn, insert_session(pg_dsn), "4242")
+    insert_read(pg_dsn, session, "4242")
     _, html = await get_html(stub, "/")
     assert "Eliud Kipchoge" in html
 

@@ -18,6 +18,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from chronotrack.database import Database
 from chronotrack.migrations import migrate
+from tests import rows
 from tests.postgres import query
 from tests.waiting import wait_until
 from web.app import DisplayApp
@@ -32,14 +33,14 @@ KEEPALIVE_FOR_TESTS = 0.1  # seconds; the product default is 15
 
 
 def insert_session(dsn: str) -> int:
-    return query(dsn, "INSERT INTO timing_sessions (session_name) VALUES ('Race day') RETURNING id")[0][0]
+    return rows.insert_session(dsn)
 
 
 def insert_read_sql(tag: str, location: str = "finish", time: str = "08:01:02.35") -> tuple[str, tuple]:
-    return ("""
-        INSERT INTO timing_reads (session_id, stream_id, sequence_number, location_name, tag_code, read_time,
-                                  read_timestamp, lap_count, reader_id, gator_number, raw_data)
-        SELECT (SELECT max(id) FROM timing_sessions), 'connection:test',
+    return (f"""
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT {rows.NEWEST_SESSION}, {rows.NEWEST_PARTNER}, 'connection:test',
                (SELECT coalesce(max(sequence_number), 0) + 1 FROM timing_reads), %s, %s, %s,
                '2024-05-04 08:01:02.35+00', 1, '0F2A38', 1, 'raw' RETURNING id""", (location, tag, time))
 
@@ -122,7 +123,7 @@ async def served(database):
 @pytest_twisted.ensureDeferred
 async def test_a_read_inserted_in_the_database_arrives_as_an_event_with_the_runner_name(pg_dsn, served):
     base, _ = served
-    query(pg_dsn, "INSERT INTO participants (bib, first_name, last_name) VALUES ('101', 'Ada', 'Lovelace')")
+    rows.insert_runner(pg_dsn, "101", "Ada", "Lovelace")
     response, events, finished = await open_stream(base + "/stream")
     read_id = insert_read(pg_dsn, "101", "finish", "08:01:02.35")
     await wait_until(lambda: events.events)
@@ -194,10 +195,10 @@ async def test_last_event_id_header_wins_over_the_query_parameter_on_reconnect(p
 @pytest_twisted.ensureDeferred
 async def test_resume_is_bounded_to_the_newest_thousand_reads_oldest_first(pg_dsn, served):
     base, _ = served
-    query(pg_dsn, """
-        INSERT INTO timing_reads (session_id, stream_id, sequence_number, location_name, tag_code, read_time,
-                                  read_timestamp, lap_count, reader_id, gator_number, raw_data)
-        SELECT (SELECT max(id) FROM timing_sessions), 'bulk', n, 'finish', n::text, '08:00:00.00',
+    query(pg_dsn, f"""
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT {rows.NEWEST_SESSION}, {rows.NEWEST_PARTNER}, 'bulk', n, 'finish', n::text, '08:00:00.00',
                now(), 1, 'AAAAAA', 1, 'raw' FROM generate_series(1, 1005) AS n""")
     highest = query(pg_dsn, "SELECT max(id) FROM timing_reads")[0][0]
     _, events, _ = await open_stream(base + "/stream", headers={"Last-Event-ID": "0"})

@@ -297,7 +297,9 @@ class DisplayApp:
         if len(uploads[0]) > MAX_ROSTER_BYTES:
             raise BadParameter("file", f"larger than {MAX_ROSTER_BYTES // (1024 * 1024)} MB")
         parsed = parse_roster(uploads[0])
-        imported = await queries.upsert_participants(self.database(), parsed.participants)
+        database = self.database()
+        imported = await queries.upsert_participants(database, await queries.roster_event_id(database),
+                                                     parsed.participants)
         log.info("roster upload: {imported} runners imported, {rejected} lines rejected",
                  imported=imported, rejected=len(parsed.errors))
         return await self._roster_response(request, outcome={"imported": imported, "parsed": parsed})
@@ -305,10 +307,11 @@ class DisplayApp:
     async def _roster_response(self, request: IRequest, outcome: dict[str, Any] | None) -> bytes:
         search = text_param(request, "q") if outcome is None else None
         database = self.database()
-        runners, total = await queries.participants(database, search, ROSTER_PAGE_LIMIT)
+        event_id = await queries.roster_event_id(database)
+        runners, total = await queries.participants(database, event_id, search, ROSTER_PAGE_LIMIT)
         return self._render(request, "roster.html", active="roster", runners=runners, total=total,
                             search=search or "", outcome=outcome, shown_limit=ROSTER_PAGE_LIMIT,
-                            roster_size=await queries.participant_count(database))
+                            roster_size=await queries.participant_count(database, event_id))
 
     @app.route("/static/<string:name>", methods=["GET"])
     def static(self, request: IRequest, name: str) -> bytes:

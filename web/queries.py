@@ -95,7 +95,9 @@ class DisplayRead:
 _READ_SELECT = """
     SELECT r.id, r.session_id, r.tag_code, r.location_name, r.read_time, r.read_timestamp,
            r.lap_count, r.reader_id, r.gator_number, p.first_name, p.last_name, r.received_at
-    FROM timing_reads r LEFT JOIN participants p ON p.bib = r.tag_code
+    FROM timing_reads r
+    JOIN timing_sessions s ON s.id = r.session_id
+    LEFT JOIN participants p ON p.timing_event_id = s.timing_event_id AND p.bib = r.tag_code
 """
 
 
@@ -271,34 +273,69 @@ async def open_controller_connections(database: Database, limit: int = 100) -> l
 PARTICIPANT_FIELDS = ("bib", "first_name", "last_name", "age", "gender", "city", "state", "division", "team")
 
 
-async def upsert_participants(database: Database, participants: Sequence[Any]) -> int:
-    """Insert or update runners by bib in one statement; returns how many rows were written."""
+async def roster_event_id(database: Database) -> int:
+    """The event a roster goes to: the newest session's event, else the default partner's unnamed one."""
+    rows = await _rows(database, """
+        WITH newest AS (SELECT timing_event_id FROM timing_sessions ORDER BY (status = 'active') DESC, id DESC
+                        LIMIT 1),
+             unnamed AS (INSERT INTO timing_events (timing_partner_id, event_key)
+                         SELECT id, '' FROM timing_partners WHERE slug = 'default' AND NOT EXISTS (SELECT 1 FROM newest)
+                         ON CONFLICT DO NOTHING RETURNING id)
+        SELECT timing_event_id FROM newest
+        UNION ALL SELECT id FROM unnamed
+        UNION ALL SELECT e.id FROM timing_events e JOIN timing_partners p ON p.id = e.timing_partner_id
+                  WHERE p.slug = 'default' AND e.event_key = ''
+        LIMIT 1""")
+    return int(rows[0][0])
+
+
+async def event_id_for(database: Database, partner_slug: str, event_key: str) -> int | None:
+    """The partner's event with this key (a controller's event id, or its name), created when new.
+
+    None when there is no such partner.
+    """
+    rows = await _rows(database, """
+        WITH partner AS (SELECT id FROM timing_partners WHERE slug = %s),
+             created AS (INSERT INTO timing_events (timing_partner_id, event_key)
+                         SELECT id, %s FROM partner ON CONFLICT DO NOTHING RETURNING id)
+        SELECT id FROM created
+        UNION ALL SELECT e.id FROM timing_events e JOIN partner ON e.timing_partner_id = partner.id
+                  WHERE e.event_key = %s
+        LIMIT 1""", (partner_slug, event_key, event_key))
+    return int(rows[0][0]) if rows else None
+
+
+async def upsert_participants(database: Database, event_id: int, participants: Sequence[Any]) -> int:
+    """Insert or update an event's runners by bib in one statement; returns how many rows were written."""
     if not participants:
         return 0
     columns = [[getattr(person, field) for person in participants] for field in PARTICIPANT_FIELDS]
     rows = await _rows(database, """
-        INSERT INTO participants AS p (bib, first_name, last_name, age, gender, city, state, division, team)
-        SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],
-                             %s::text[], %s::text[], %s::text[])
-        ON CONFLICT (bib) DO UPDATE SET
+        INSERT INTO participants AS p (timing_event_id, timing_partner_id, bib, first_name, last_name, age, gender,
+                                       city, state, division, team)
+        SELECT e.id, e.timing_partner_id, batch.*
+        FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],
+                    %s::text[], %s::text[], %s::text[]) AS batch
+        JOIN timing_events e ON e.id = %s
+        ON CONFLICT (timing_event_id, bib) DO UPDATE SET
             first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name, age = EXCLUDED.age,
             gender = EXCLUDED.gender, city = EXCLUDED.city, state = EXCLUDED.state,
             division = EXCLUDED.division, team = EXCLUDED.team, updated_at = now()
-        RETURNING p.bib""", columns)
+        RETURNING p.bib""", [*columns, event_id])
     return len(rows)
 
 
 _NUMERIC_BIB_ORDER = "(bib !~ '^[0-9]+$'), CASE WHEN bib ~ '^[0-9]{1,18}$' THEN bib::bigint END, bib"
 
 
-async def participants(database: Database, search: str | None = None,
+async def participants(database: Database, event_id: int, search: str | None = None,
                        limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
-    """Runners in bib order (numeric bibs numerically), matching ``search`` if given; and the total."""
-    where, params = "", []
+    """An event's runners in bib order (numeric bibs numerically), matching ``search`` if given; and the total."""
+    where, params = "WHERE timing_event_id = %s", [event_id]
     if search:
-        where = "WHERE bib = %s OR (first_name || ' ' || last_name) ILIKE %s OR team ILIKE %s"
+        where += " AND (bib = %s OR (first_name || ' ' || last_name) ILIKE %s OR team ILIKE %s)"
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        params = [search, pattern, pattern]
+        params += [search, pattern, pattern]
     rows = await _rows(database, f"""
         SELECT bib, first_name, last_name, age, gender, city, state, division, team, count(*) OVER ()
         FROM participants {where} ORDER BY {_NUMERIC_BIB_ORDER} LIMIT %s""", params + [limit])
@@ -306,13 +343,13 @@ async def participants(database: Database, search: str | None = None,
     return [dict(zip(PARTICIPANT_FIELDS, row[:-1])) for row in rows], total
 
 
-async def participant(database: Database, bib: str) -> dict[str, Any] | None:
+async def participant(database: Database, event_id: int, bib: str) -> dict[str, Any] | None:
     rows = await _rows(database, """
         SELECT bib, first_name, last_name, age, gender, city, state, division, team
-        FROM participants WHERE bib = %s""", (bib,))
+        FROM participants WHERE timing_event_id = %s AND bib = %s""", (event_id, bib))
     return dict(zip(PARTICIPANT_FIELDS, rows[0])) if rows else None
 
 
-async def participant_count(database: Database) -> int:
-    rows = await _rows(database, "SELECT count(*) FROM participants")
+async def participant_count(database: Database, event_id: int) -> int:
+    rows = await _rows(database, "SELECT count(*) FROM participants WHERE timing_event_id = %s", (event_id,))
     return int(rows[0][0])

@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     importing = commands.add_parser("import", help="Import (insert or update by bib) runners from a CSV file.")
     importing.add_argument("file", type=Path, help="CSV with a header line; a bib column is required.")
+    importing.add_argument("--event", help="The event the runners are in: its id as the controllers report it "
+                                           "(or its name when they report no id). Created if new. "
+                                           "Default: the event of the newest session.")
+    importing.add_argument("--partner", default="default", help="Slug of the timing partner (default: default).")
     importing.add_argument("--dsn", help="PostgreSQL DSN (default: $CHRONOTRACK_DSN, the config file, "
                                          "or the embedded server in the data directory).")
     importing.add_argument("--data-dir", help="Data directory of the embedded server (default ./var).")
@@ -53,14 +57,25 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-async def import_roster(reactor, dsn: str, parsed: ParsedRoster) -> int:
+class UnknownPartner(LookupError):
+    """The --partner slug names no timing partner."""
+
+
+async def import_roster(reactor, dsn: str, parsed: ParsedRoster, partner: str = "default",
+                        event_key: str | None = None) -> int:
     """Connect, bring the schema up to date, upsert; returns the number of runners written."""
     database = Database(reactor, dsn, pool_size=1)
     try:
         if not await database.start():
             raise DatabaseUnavailable(database.last_error or "cannot connect")
         await migrate(database)
-        return await queries.upsert_participants(database, parsed.participants)
+        if event_key is None:
+            event_id = await queries.roster_event_id(database)
+        else:
+            event_id = await queries.event_id_for(database, partner, event_key)
+            if event_id is None:
+                raise UnknownPartner(partner)
+        return await queries.upsert_participants(database, event_id, parsed.participants)
     finally:
         database.close()
 
@@ -92,12 +107,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout, err: TextI
     outcome: dict[str, int] = {}
 
     async def run(reactor) -> None:
-        outcome["imported"] = await import_roster(reactor, dsn, parsed)
+        outcome["imported"] = await import_roster(reactor, dsn, parsed, arguments.partner, arguments.event)
 
     try:
         _react(lambda reactor: ensureDeferred(run(reactor)))
     except DatabaseUnavailable as error:
         print(f"chronotrack-roster: database unavailable: {error}", file=err)
+        return EXIT_FAILED
+    except UnknownPartner as error:
+        print(f"chronotrack-roster: no timing partner {error}; see `chronotrack partner list`", file=err)
         return EXIT_FAILED
     finally:
         if embedded is not None and embedded.started_here:

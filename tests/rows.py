@@ -1,0 +1,42 @@
+"""Rows inserted by plain SQL for the web tests, the way another writer (psql) would.
+
+Every session belongs to an event of a partner, and every read and runner to those: these
+helpers fill in the keys so each test can say only what it is about.
+"""
+
+from __future__ import annotations
+
+from tests.postgres import query
+
+# The newest session, its partner and its event: what a read or runner goes to by default.
+NEWEST_SESSION = "(SELECT max(id) FROM timing_sessions)"
+NEWEST_PARTNER = "(SELECT timing_partner_id FROM timing_sessions ORDER BY id DESC LIMIT 1)"
+NEWEST_EVENT = "(SELECT timing_event_id FROM timing_sessions ORDER BY id DESC LIMIT 1)"
+
+
+def insert_event(dsn: str, event_key: str = "", event_name: str | None = None, partner: str = "default") -> int:
+    return query(dsn, """
+        INSERT INTO timing_events (timing_partner_id, event_key, event_name)
+        SELECT id, %s, %s FROM timing_partners WHERE slug = %s
+        ON CONFLICT (timing_partner_id, event_key) DO UPDATE SET event_name = EXCLUDED.event_name
+        RETURNING id""", (event_key, event_name, partner))[0][0]
+
+
+def insert_session(dsn: str, name: str = "Race day", event: str | None = None, status: str = "active",
+                   partner: str = "default", event_key: str | None = None) -> int:
+    event_id = insert_event(dsn, event_key if event_key is not None else (event or ""), event, partner)
+    return query(dsn, """
+        INSERT INTO timing_sessions (session_name, event_name, status, timing_partner_id, timing_event_id)
+        SELECT %s, %s, %s, timing_partner_id, id FROM timing_events WHERE id = %s RETURNING id""",
+                 (name, event, status, event_id))[0][0]
+
+
+def insert_runner(dsn: str, bib: str, first: str, last: str, team: str | None = None,
+                  event_id: int | None = None) -> None:
+    """A runner in ``event_id``, else in the newest session's event, else in the unnamed event."""
+    if event_id is None:
+        event_id = query(dsn, f"SELECT {NEWEST_EVENT}")[0][0] or insert_event(dsn, "")
+    query(dsn, """
+        INSERT INTO participants (timing_event_id, timing_partner_id, bib, first_name, last_name, team)
+        SELECT id, timing_partner_id, %s, %s, %s, %s FROM timing_events WHERE id = %s""",
+          (bib, first, last, team, event_id))
