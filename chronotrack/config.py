@@ -55,6 +55,16 @@ def _bool(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
+AUTHENTICATION_MODES = ("none", "plaintext", "hmac-sha1", "hmac-md5", "seed-sha1", "seed-md5")
+
+
+def _authentication_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in AUTHENTICATION_MODES:
+        raise ValueError("must be one of " + ", ".join(AUTHENTICATION_MODES))
+    return mode
+
+
 def _message_list(text: str) -> tuple[str, ...]:
     messages = tuple(part.strip() for part in text.split("|") if part.strip())
     if not messages:
@@ -110,6 +120,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("event-timezone", None,
             "IANA time zone of the event (e.g. America/Denver) for reads without a zone. "
             "Default: the server's time zone."),
+    Setting("authentication", "none",
+            "How controllers prove who they are (CTP01 authorize): none, plaintext, hmac-sha1, "
+            "hmac-md5, seed-sha1 or seed-md5. Logins are added with `chronotrack controller add`.",
+            _authentication_mode),
+    Setting("secret-key-file", None,
+            "File holding the server key that encrypts controller passwords in the database; "
+            "created (mode 0600) on first use. Default: secret.key in the data directory. "
+            "Every collector sharing a database needs the same file."),
+    Setting("greeting-timeout", "10",
+            "Seconds a new connection has to greet (and, with authentication on, authorize) "
+            "before it is closed.", _positive_float),
     Setting("pushmode-ack", "false",
             "Ask controllers to acknowledge start/stop commands (pushmode-ack=true).", _bool),
     Setting("batch-size", "500",
@@ -200,7 +221,8 @@ def option_parameters(names: tuple[str, ...]) -> list[list]:
     table = []
     for name in names:
         setting = SETTINGS_BY_NAME[name]
-        default = {"dsn": "embedded PostgreSQL", "event-timezone": "the server's zone"}.get(name, setting.default)
+        default = {"dsn": "embedded PostgreSQL", "event-timezone": "the server's zone",
+                   "secret-key-file": "<data-dir>/secret.key"}.get(name, setting.default)
         table.append([name, None, None,
                       f"{setting.help} [default: {default}; env {setting.environment_variable}]"])
     table.append(["config", "c", None,
