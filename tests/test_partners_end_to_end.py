@@ -1,0 +1,69 @@
+"""Two timing companies on one hub at the same time (issue 8), through the real twistd over TCP.
+
+Both partners' controllers authenticate, stream two different races at once and even use
+the same connection ids: every read is stored once, in its own partner's event session.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chronotrack.accounts.secret_box import SecretBox
+from tests.postgres import query
+from tests.processes import CollectorProcess, start_simulator, wait_for
+
+READS_PER_LOCATION = 150
+PASSWORDS = {"acme": "acme password 1", "bolt": "bolt password 2"}
+
+
+def add_partner_with_controller(dsn: str, box: SecretBox, slug: str, user: str, password: str) -> int:
+    partner = query(dsn, "INSERT INTO timing_partners (slug, name) VALUES (%s, %s) RETURNING id",
+                    (slug, slug.title()))[0][0]
+    query(dsn, "INSERT INTO controller_credentials (timing_partner_id, user_id, password_encrypted)"
+               " VALUES (%s, %s, %s)", (partner, user, box.encrypt(password)))
+    return partner
+
+
+@pytest.fixture
+def hub(tmp_path, pg_dsn):
+    collector = CollectorProcess(tmp_path, dsn=pg_dsn, web=True, extra_args=("--authentication", "hmac-sha1"))
+    collector.data_dir.mkdir(parents=True, exist_ok=True)
+    box = SecretBox.from_file(collector.data_dir / "secret.key")  # the key the collector will load
+    partners = {
+        slug: add_partner_with_controller(pg_dsn, box, slug, f"{slug}-finish", password)
+        for slug, password in PASSWORDS.items()
+    }
+    collector.start()
+    yield collector, partners
+    collector.stop()
+
+
+def test_two_partners_stream_two_events_at_once_each_read_stored_once_in_its_own_session(hub, pg_dsn, tmp_path):
+    collector, partners = hub
+    simulators = []
+    for slug, event_id, event_name in (("acme", "101", "Turkey Trot"), ("bolt", "202", "Harbor Half")):
+        simulators.append(start_simulator(
+            collector.ctp01_port, "--user", f"{slug}-finish", "--password", PASSWORDS[slug],
+            "--event-id", event_id, "--event-name", event_name, "--connection-id", "box",
+            "--locations", "start,finish", "--reads", str(READS_PER_LOCATION), "--rate", "0", "--gun-time",
+            "--linger", "0.5", "--quiet", log_path=tmp_path / f"{slug}.log"))
+    for simulator in simulators:
+        assert simulator.wait(120) == 0, (tmp_path / "acme.log").read_text() + (tmp_path / "bolt.log").read_text()
+
+    per_partner = 2 * (READS_PER_LOCATION + 1)  # two locations, each with its gun time
+    wait_for(lambda: query(pg_dsn, "SELECT count(*) FROM timing_reads")[0][0] >= 2 * per_partner, 60,
+             "both partners' reads")
+    rows = query(pg_dsn, """
+        SELECT p.slug, s.event_name, s.event_id, count(*), count(DISTINCT (r.location_name, r.sequence_number)),
+               count(DISTINCT r.session_id)
+        FROM timing_reads r
+        JOIN timing_sessions s ON s.id = r.session_id
+        JOIN timing_partners p ON p.id = r.timing_partner_id AND p.id = s.timing_partner_id
+        GROUP BY 1, 2, 3 ORDER BY 1""")
+    assert rows == [("acme", "Turkey Trot", "101", per_partner, per_partner, 1),
+                    ("bolt", "Harbor Half", "202", per_partner, per_partner, 1)]
+    assert query(pg_dsn, "SELECT count(*) FROM timing_sessions WHERE status = 'active'") == [(2,)]
+    # Each connection is recorded with the login it used and its partner.
+    assert sorted(query(pg_dsn, "SELECT p.slug, c.user_id FROM controller_connections c"
+                                " JOIN timing_partners p ON p.id = c.timing_partner_id")) == [
+        ("acme", "acme-finish"), ("bolt", "bolt-finish")]
