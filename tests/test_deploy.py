@@ -103,6 +103,18 @@ def test_unit_passes_systemd_analyze_verify(unit, tmp_path):
     assert result.returncode == 0 and not complaints, output_of(result)
 
 
+def test_backup_timer_and_service_pass_systemd_analyze_verify(tmp_path):
+    tool = require_tool("systemd-analyze")
+    names = ("chronotrack-backup.service", "chronotrack-backup.timer")
+    for name in names:
+        shutil.copy(DEPLOY / name, tmp_path / name)
+    result = run([tool, "verify", *(str(tmp_path / name) for name in names)], cwd=tmp_path)
+    complaints = [line for line in output_of(result).splitlines() if "chronotrack-backup" in line]
+    assert result.returncode == 0 and not complaints, output_of(result)
+    service = parse_unit(DEPLOY / "chronotrack-backup.service")["Service"]
+    assert "pg_dump --format=custom" in service["ExecStart"][0]
+
+
 @pytest.mark.parametrize("unit", UNITS)
 def test_unit_is_hardened_per_systemd_analyze_security(unit, tmp_path):
     """Overall exposure 2.5 or less ("OK"); the units score 1.9 today."""
