@@ -4,7 +4,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install browser bench soak psql clean
+.PHONY: run test install browser deploy-tools bench soak psql clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,11 +23,15 @@ run: $(STAMP)
 	$(BIN)/twistd --nodaemon --pidfile= chronotrack-collector
 
 # Every test: unit, integration (real PostgreSQL), end to end (real twistd), browser.
-test: $(STAMP) browser
+test: $(STAMP) browser deploy-tools
 	$(BIN)/python -m pytest
 
 browser:
 	scripts/ensure-chromium
+
+# systemd-analyze, apache2/httpd, nginx, haproxy, openssl for tests/test_deploy.py.
+deploy-tools:
+	scripts/ensure-deploy-tools
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
