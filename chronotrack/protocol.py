@@ -26,7 +26,9 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from chronotrack.accounts.controller_auth import Authorized, ControllerAuthenticator, Refused
+from chronotrack.accounts.authorization_gate import AuthorizationGate
+from chronotrack.accounts.controller_auth import ControllerAuthenticator
+from chronotrack.accounts.controller_logins import ControllerLogin
 from chronotrack.ctp01 import (
     HANDSHAKE_COMMANDS,
     Greeting,
@@ -67,6 +69,35 @@ def peer_host(address: IAddress) -> str:
     return getattr(address, "host", str(address))
 
 
+class Deadline:
+    """Calls ``expired`` ``seconds`` after ``start`` unless ``met`` first.
+
+    Unlike the idle timeout, nothing the peer sends postpones it. While ``on_hold()`` says
+    we are not reading (back-pressure), an expiry starts the wait again instead.
+    """
+
+    def __init__(self, clock: IReactorTime, seconds: float, expired: Callable[[], None],
+                 on_hold: Callable[[], bool]) -> None:
+        self._clock, self._seconds = clock, seconds
+        self._expired, self._on_hold = expired, on_hold
+        self._call: IDelayedCall | None = None
+
+    def start(self) -> None:
+        self._call = self._clock.callLater(self._seconds, self._fire)
+
+    def met(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _fire(self) -> None:
+        self._call = None
+        if self._on_hold():
+            self.start()
+        else:
+            self._expired()
+
+
 class CTP01ServerProtocol(LineReceiver):
     """One controller connection, from greeting to disconnect.
 
@@ -90,13 +121,10 @@ class CTP01ServerProtocol(LineReceiver):
         self.stream_id: str | None = None  # set once the stream is resolved
         self.partner_id: int | None = None  # None: the default partner (no authentication)
         self.user_id: str | None = None  # the controller login, once authorized
-        self.authorized = True  # until connectionMade asks the authenticator
-        self._host = "unknown"
+        self._gate: AuthorizationGate | None = None  # set in connectionMade
+        self._greeting_deadline: Deadline | None = None
         self._greeting_line = ""
-        self._seed: str | None = None
-        self._authorizing = False
         self._refused = False  # told err~authorize (or blocked): everything else is ignored
-        self._greeting_timer: IDelayedCall | None = None
         self._row_requested = False
         self._closed = False
         self._paused = False
@@ -133,25 +161,27 @@ class CTP01ServerProtocol(LineReceiver):
         return self.factory.store
 
     @property
-    def _auth(self) -> ControllerAuthenticator:
-        return self.factory.authenticator
+    def authorized(self) -> bool:
+        return self._gate is None or self._gate.authorized
 
     # --- connection lifetime ----------------------------------------------------------
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
-        self._host = peer_host(self.transport.getPeer())
-        if not self._auth.admits(self._host):
+        host = peer_host(self.transport.getPeer())
+        if not self.factory.authenticator.admits(host):
             self._refused = True  # before reading anything; the authenticator logs it
             self.transport.loseConnection()
             return
-        self.authorized = not self._auth.required
+        self._gate = AuthorizationGate(self.factory.authenticator, host, self.peer,
+                                       self._on_authorized, self._close_refused)
         self._last_received = self._clock.seconds()
         self.factory.open_connections.add(self)
         log.info("controller connected from {peer}", peer=self.peer)
         self._schedule_idle_check(self._settings.idle_timeout)
-        self._greeting_timer = self._clock.callLater(
-            self._settings.greeting_timeout, self._on_greeting_deadline)
+        self._greeting_deadline = Deadline(self._clock, self._settings.greeting_timeout,
+                                           self._missed_greeting_deadline, lambda: self._paused)
+        self._greeting_deadline.start()
         if self.factory.paused:
             self.pause_reading()
 
@@ -168,10 +198,14 @@ class CTP01ServerProtocol(LineReceiver):
                 lambda row_id: self._call_store("controller_disconnected", row_id, why))
 
     def _cancel_timers(self) -> None:
-        for call in (self._outbox_call, self._reply_timer, self._idle_timer, self._greeting_timer):
+        for call in (self._outbox_call, self._reply_timer, self._idle_timer):
             if call is not None and call.active():
                 call.cancel()
-        self._outbox_call = self._reply_timer = self._idle_timer = self._greeting_timer = None
+        self._outbox_call = self._reply_timer = self._idle_timer = None
+        if self._greeting_deadline is not None:
+            self._greeting_deadline.met()
+        if self._gate is not None:
+            self._gate.abandon()
         self._outbox.clear()
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
@@ -277,42 +311,36 @@ class CTP01ServerProtocol(LineReceiver):
         log.info("{peer} greeted: {program} {version} ({protocol})", peer=self.peer,
                  program=greeting.program_name, version=greeting.program_version,
                  protocol=greeting.protocol)
+        assert self._gate is not None
         if self.authorized:
             self._begin_stream()
-        self._seed = self._auth.new_seed()
-        self._queue(reply_plan(self._settings, self._auth.setting_lines(self._seed)))
+        self._queue(reply_plan(self._settings, self._gate.setting_lines()))
         if self.authorized:
             self._queue(command_plan(self._settings), after=self._on_handshake_sent)
 
     def _begin_stream(self) -> None:
         """Greeted (and authorized, if asked): the deadline is met and the connection recorded."""
-        if self._greeting_timer is not None and self._greeting_timer.active():
-            self._greeting_timer.cancel()
-        self._greeting_timer = None
+        if self._greeting_deadline is not None:
+            self._greeting_deadline.met()
         self._row_requested = True
         connected = self._call_store("controller_connected", self.peer, self._greeting_line)
         connected.addCallback(self._on_row_id)
         connected.addErrback(self._internal_error, "recording the connection row id")
 
-    def _on_greeting_deadline(self) -> None:
-        """Close a connection that has not greeted (and authorized) in time, however chatty."""
-        self._greeting_timer = None
-        if self._paused and not self._refused:  # we are the ones not listening
-            self._greeting_timer = self._clock.callLater(
-                self._settings.greeting_timeout, self._on_greeting_deadline)
-            return
+    def _missed_greeting_deadline(self) -> None:
         if not self._refused:
             missing = "greet" if self.greeting is None else "authorize"
             log.warn("{peer} did not {missing} within {timeout} s; closing the connection",
                      peer=self.peer, missing=missing, timeout=self._settings.greeting_timeout)
         self.transport.abortConnection()
 
-    # --- authorization -------------------------------------------------------------------
+    # --- authorization (the gate decides; these route lines and act on its answer) --------
 
     def _before_authorized(self, text: str, incoming: IncomingLine) -> None:
         """Until authorized only the greeting and ``authorize`` count; other replies are ignored."""
+        assert self._gate is not None
         if incoming.kind is LineKind.AUTHORIZE:
-            self._on_authorize(incoming)
+            self._gate.authorize(self.greeting is not None, *incoming.fields)
         elif incoming.kind in (LineKind.ACK, LineKind.ERR):
             log.info("{peer}: ignoring {kind} before authorization", peer=self.peer,
                      kind=incoming.kind.value)
@@ -321,49 +349,22 @@ class CTP01ServerProtocol(LineReceiver):
         else:
             self._reject(text, "sent data before authorizing")
 
-    def _on_authorize(self, incoming: IncomingLine) -> None:
-        if self.greeting is None or self._authorizing:
-            what = "before the greeting" if self.greeting is None else "twice"
-            self._refuse(Refused(f"authorize {what}", "greet once, then authorize once"))
+    def _on_authorized(self, login: ControllerLogin) -> None:
+        if self._closed:
             return
-        self._authorizing = True
-        user_id, proof = incoming.fields
-        checked = self._auth.check(user_id, proof, self._seed)
-        checked.addCallback(self._on_authorization)
-        checked.addErrback(lambda failure: self._refuse(Refused(
-            f"error checking the login: {failure.getErrorMessage()}",
-            "cannot check credentials now", client_fault=False)))
-
-    def _on_authorization(self, outcome: Authorized | Refused) -> None:
-        if self._closed or self._refused:
-            return
-        if isinstance(outcome, Refused):
-            self._refuse(outcome)
-            return
-        self.authorized = True
-        self.partner_id, self.user_id = outcome.login.partner_id, outcome.login.user_id
-        self._auth.succeeded(self._host)
-        log.info("{peer} authorized as {user_id} (timing partner {partner_id})", peer=self.peer,
-                 user_id=self.user_id, partner_id=self.partner_id)
+        self.partner_id, self.user_id = login.partner_id, login.user_id
         self._begin_stream()
         self._queue([(0.0, "ack~authorize")] + command_plan(self._settings),
                     after=self._on_handshake_sent)
 
-    def _refuse(self, refused: Refused) -> None:
+    def _close_refused(self, message: str) -> None:
         """Answer err~authorize and close; nothing this connection sent is kept."""
-        if self._refused:
-            return
         self._refused = True
-        if refused.client_fault:
-            self.factory.authentication_failures += 1
-            self._auth.failed(self._host)
-        log.warn("{peer}: authorization refused ({reason}); closing the connection",
-                 peer=self.peer, reason=refused.reason)
         self._outbox.clear()
         if self._outbox_call is not None and self._outbox_call.active():
             self._outbox_call.cancel()
         self._outbox_call = None
-        self.send(f"err~authorize~{refused.message}")
+        self.send(f"err~authorize~{message}")
         self.transport.loseConnection()
 
     def _on_row_id(self, row_id: int | None) -> None:
@@ -518,8 +519,8 @@ class CTP01ServerProtocol(LineReceiver):
 
         Before authorization nothing is kept: the line ends the connection instead.
         """
-        if not self.authorized:
-            self._refuse(Refused(reason, "not authorized"))
+        if self._gate is not None and not self._gate.authorized:
+            self._gate.refuse(reason)
             return
         self.factory.lines_rejected += 1
         log.warn("rejected line from {peer}: {reason}", peer=self.peer, reason=reason,
@@ -626,8 +627,12 @@ class CTP01ServerFactory(Factory):
         self.open_connections: set[CTP01ServerProtocol] = set()
         self.reads_received = 0
         self.lines_rejected = 0
-        self.authentication_failures = 0
         self.paused = False
+
+    @property
+    def authentication_failures(self) -> int:
+        """Failed authorize attempts (wrong or unknown login, data before authorizing)."""
+        return self.authenticator.failures
 
     def pause_all(self) -> None:
         """Stop reading from every controller, and from those that connect meanwhile."""

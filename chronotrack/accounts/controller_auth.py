@@ -67,6 +67,7 @@ class ControllerAuthenticator:
         self.logins = logins
         self.throttle = throttle
         self.clock = clock
+        self.failures = 0  # shown on /status as authentication_failures
         self._refused_unlogged = 0
         self._last_refusal_log: float | None = None
 
@@ -115,6 +116,7 @@ class ControllerAuthenticator:
 
     def failed(self, host: str) -> None:
         """Count a failure by ``host``; enough of them soon after another block it."""
+        self.failures += 1
         if self.throttle.record_failure(host):
             log.warn("{host} failed to authorize {count} times within {window:.0f} s; refusing "
                      "its connections for {seconds:.0f} s", host=host,
