@@ -524,7 +524,7 @@ class CTP01ServerProtocol(LineReceiver):
             return
         self.factory.lines_rejected += 1
         log.warn("rejected line from {peer}: {reason}", peer=self.peer, reason=reason,
-                 line=text)
+                 line=loggable_line(text))
         self._call_store("record_rejected_line", text, reason, self._source_for("*"))
 
     # --- sending on the clock --------------------------------------------------------------
