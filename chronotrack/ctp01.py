@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chronotrack import __version__
@@ -93,12 +93,17 @@ class LineKind(enum.Enum):
     ACK = "ack"
     ERR = "err"
     PING = "ping"
+    AUTHORIZE = "authorize"
     UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
 class IncomingLine:
-    """What kind of line arrived; for replies, which command it answers and the rest."""
+    """What kind of line arrived; for replies, which command it answers and the rest.
+
+    For ``authorize~<user-id>~<string>``, ``fields`` is (user id, string) with the string
+    kept whole even if it holds the separator (a plaintext password may).
+    """
 
     kind: LineKind
     command: str = ""
@@ -118,10 +123,21 @@ def classify_line(line: str) -> IncomingLine:
         return IncomingLine(LineKind.PING)
     parts = text.split(FIELD_SEPARATOR)
     keyword = parts[0].lower()
+    if keyword == "authorize" and len(parts) >= 2:
+        user_id, _, proof = text.partition(FIELD_SEPARATOR)[2].partition(FIELD_SEPARATOR)
+        return IncomingLine(LineKind.AUTHORIZE, command="authorize", fields=(user_id, proof))
     if len(parts) >= 2 and keyword in ("ack", "err"):
         kind = LineKind.ACK if keyword == "ack" else LineKind.ERR
         return IncomingLine(kind, command=parts[1].lower(), fields=tuple(parts[2:]))
     return IncomingLine(LineKind.UNKNOWN)
+
+
+def loggable_line(line: str) -> str:
+    """``line`` as it may appear in a log: an ``authorize`` line loses its password or proof."""
+    incoming = classify_line(line)
+    if incoming.kind is LineKind.AUTHORIZE:
+        return f"authorize~{incoming.fields[0]}~(hidden)"
+    return line
 
 
 def parse_tag_line(line: str, event_timezone: tzinfo, event_day: date) -> TagRead:
@@ -242,6 +258,7 @@ class HandshakeSettings:
     ping_interval: float = 30.0
     idle_timeout: float = 90.0
     reply_timeout: float = 5.0
+    greeting_timeout: float = 10.0
     pushmode_ack: bool = False
     event_timezone: tzinfo = field(default_factory=local_timezone)
     server_name: str = "ChronoTrackHub"
@@ -254,7 +271,7 @@ def settings_from_config(values: Mapping[str, Any]) -> HandshakeSettings:
     Keys that are absent keep their defaults; ``event_timezone`` is an IANA name.
     """
     names = ("greeting_delay", "setting_delay", "command_delay", "ping_interval",
-             "idle_timeout", "reply_timeout", "pushmode_ack")
+             "idle_timeout", "reply_timeout", "greeting_timeout", "pushmode_ack")
     chosen: dict[str, Any] = {name: values[name] for name in names
                               if values.get(name) is not None}
     zone_name = values.get("event_timezone")
@@ -267,10 +284,11 @@ def settings_from_config(values: Mapping[str, Any]) -> HandshakeSettings:
     return HandshakeSettings(**chosen)
 
 
-def server_settings(settings: HandshakeSettings) -> list[str]:
+def server_settings(settings: HandshakeSettings, extra: Sequence[str] = ()) -> list[str]:
     """The ``key=value`` request lines we send after our greeting.
 
     ``stream-mode=push`` always: CTP01's default is pull, and we are a push server.
+    ``extra`` are per-connection lines (the authentication request and its seed).
     """
     lines = [
         "stream-mode=push",
@@ -282,6 +300,7 @@ def server_settings(settings: HandshakeSettings) -> list[str]:
     ]
     if settings.pushmode_ack:
         lines.append("pushmode-ack=true")
+    lines.extend(extra)
     return lines
 
 
@@ -291,17 +310,32 @@ def server_greeting(settings: HandshakeSettings, setting_count: int) -> str:
         (settings.server_name, settings.server_version, str(setting_count)))
 
 
-def handshake_plan(settings: HandshakeSettings) -> list[tuple[float, str]]:
+def handshake_plan(settings: HandshakeSettings,
+                   extra_settings: Sequence[str] = ()) -> list[tuple[float, str]]:
     """Which lines go out after a greeting, each as (seconds after the previous line, line).
 
     The first delay counts from the greeting. Delays are relative rather than absolute
     so that lines are sent in order even when some delays are zero.
     """
-    lines = server_settings(settings)
+    return reply_plan(settings, extra_settings) + command_plan(settings)
+
+
+def reply_plan(settings: HandshakeSettings,
+               extra_settings: Sequence[str] = ()) -> list[tuple[float, str]]:
+    """Our greeting reply and its settings: the part of the handshake sent at once.
+
+    Split from ``command_plan`` because with authentication on the commands wait until
+    the controller has authorized.
+    """
+    lines = server_settings(settings, extra_settings)
     plan = [(settings.greeting_delay, server_greeting(settings, len(lines)))]
     plan += [(settings.setting_delay, line) for line in lines]
-    plan += [(settings.command_delay, command) for command in HANDSHAKE_COMMANDS]
     return plan
+
+
+def command_plan(settings: HandshakeSettings) -> list[tuple[float, str]]:
+    """The handshake commands (event info, locations, connection id), spaced out."""
+    return [(settings.command_delay, command) for command in HANDSHAKE_COMMANDS]
 
 
 def start_commands(reported_locations: Iterable[str],

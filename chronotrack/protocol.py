@@ -5,6 +5,10 @@ One ``CTP01ServerProtocol`` per controller connection. It answers the client's
 greeting with the handshake plan, resumes each location after the last read the store
 kept, stores every read, pings to notice half-open connections, and never lets a bad
 line or a failing store close a healthy connection.
+
+With authentication on (a ``ControllerAuthenticator`` from the factory), nothing a
+connection sends is stored and no command is sent until it has authorized; a failed
+``authorize`` closes it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from chronotrack.accounts.authorization_gate import AuthorizationGate
+from chronotrack.accounts.controller_auth import ControllerAuthenticator
+from chronotrack.accounts.controller_logins import ControllerLogin
 from chronotrack.ctp01 import (
     HANDSHAKE_COMMANDS,
     Greeting,
@@ -30,10 +37,12 @@ from chronotrack.ctp01 import (
     LineKind,
     MalformedLine,
     classify_line,
-    handshake_plan,
+    command_plan,
+    loggable_line,
     parse_greeting,
     parse_tag_line,
     read_stream_id,
+    reply_plan,
     start_commands,
     start_plan,
     stream_key,
@@ -53,6 +62,40 @@ def describe_peer(address: IAddress) -> str:
     if isinstance(address, IPv4Address):
         return f"{address.host}:{address.port}"
     return str(address)
+
+
+def peer_host(address: IAddress) -> str:
+    """The address failures are counted against (the port changes on every connection)."""
+    return getattr(address, "host", str(address))
+
+
+class Deadline:
+    """Calls ``expired`` ``seconds`` after ``start`` unless ``met`` first.
+
+    Unlike the idle timeout, nothing the peer sends postpones it. While ``on_hold()`` says
+    we are not reading (back-pressure), an expiry starts the wait again instead.
+    """
+
+    def __init__(self, clock: IReactorTime, seconds: float, expired: Callable[[], None],
+                 on_hold: Callable[[], bool]) -> None:
+        self._clock, self._seconds = clock, seconds
+        self._expired, self._on_hold = expired, on_hold
+        self._call: IDelayedCall | None = None
+
+    def start(self) -> None:
+        self._call = self._clock.callLater(self._seconds, self._fire)
+
+    def met(self) -> None:
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+
+    def _fire(self) -> None:
+        self._call = None
+        if self._on_hold():
+            self.start()
+        else:
+            self._expired()
 
 
 class CTP01ServerProtocol(LineReceiver):
@@ -78,6 +121,11 @@ class CTP01ServerProtocol(LineReceiver):
         self.stream_id: str | None = None  # set once the stream is resolved
         self.partner_id: int | None = None  # None: the default partner (no authentication)
         self.user_id: str | None = None  # the controller login, once authorized
+        self._gate: AuthorizationGate | None = None  # set in connectionMade
+        self._greeting_deadline: Deadline | None = None
+        self._greeting_line = ""
+        self._refused = False  # told err~authorize (or blocked): everything else is ignored
+        self._row_requested = False
         self._closed = False
         self._paused = False
         self._last_received = 0.0
@@ -112,24 +160,40 @@ class CTP01ServerProtocol(LineReceiver):
     def _store(self) -> ReadStore:
         return self.factory.store
 
+    @property
+    def authorized(self) -> bool:
+        return self._gate is None or self._gate.authorized
+
     # --- connection lifetime ----------------------------------------------------------
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
+        host = peer_host(self.transport.getPeer())
+        if not self.factory.authenticator.admits(host):
+            self._refused = True  # before reading anything; the authenticator logs it
+            self.transport.loseConnection()
+            return
+        self._gate = AuthorizationGate(self.factory.authenticator, host, self.peer,
+                                       self._on_authorized, self._close_refused)
         self._last_received = self._clock.seconds()
         self.factory.open_connections.add(self)
         log.info("controller connected from {peer}", peer=self.peer)
         self._schedule_idle_check(self._settings.idle_timeout)
+        self._greeting_deadline = Deadline(self._clock, self._settings.greeting_timeout,
+                                           self._missed_greeting_deadline, lambda: self._paused)
+        self._greeting_deadline.start()
         if self.factory.paused:
             self.pause_reading()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._closed = True
-        self.factory.open_connections.discard(self)
         self._cancel_timers()
+        if self not in self.factory.open_connections:
+            return  # blocked at connectionMade: already logged, nothing recorded
+        self.factory.open_connections.discard(self)
         why = reason.getErrorMessage() if reason is not None else "connection lost"
         log.info("controller {peer} disconnected: {why}", peer=self.peer, why=why)
-        if self.greeting is not None:
+        if self._row_requested:
             self._with_row_id(
                 lambda row_id: self._call_store("controller_disconnected", row_id, why))
 
@@ -138,6 +202,10 @@ class CTP01ServerProtocol(LineReceiver):
             if call is not None and call.active():
                 call.cancel()
         self._outbox_call = self._reply_timer = self._idle_timer = None
+        if self._greeting_deadline is not None:
+            self._greeting_deadline.met()
+        if self._gate is not None:
+            self._gate.abandon()
         self._outbox.clear()
         if self._keepalive is not None and self._keepalive.running:
             self._keepalive.stop()
@@ -170,6 +238,8 @@ class CTP01ServerProtocol(LineReceiver):
         self.sendLine(line.encode("utf-8"))
 
     def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
         self._last_received = self._clock.seconds()
         if self._discarding_overlong:
             _, line_end, data = data.partition(self.delimiter)
@@ -194,18 +264,21 @@ class CTP01ServerProtocol(LineReceiver):
 
     def lineReceived(self, line: bytes) -> None:
         text = line.decode("utf-8", errors="replace").rstrip("\r")
-        if not text.strip():
+        if not text.strip() or self._refused:
             return
         try:
             self._dispatch(text)
         except Exception:
             # A bug in handling one line must not close a controller's connection.
-            log.failure("error handling line {line!r} from {peer}", line=text, peer=self.peer)
+            log.failure("error handling line {line!r} from {peer}", line=loggable_line(text),
+                        peer=self.peer)
 
     def _dispatch(self, text: str) -> None:
         incoming = classify_line(text)
         if incoming.kind is LineKind.PING:
             self.send("ack~ping")
+        elif not self.authorized:
+            self._before_authorized(text, incoming)
         elif incoming.kind is LineKind.ACK:
             self._on_ack(incoming)
         elif incoming.kind is LineKind.ERR:
@@ -232,17 +305,67 @@ class CTP01ServerProtocol(LineReceiver):
 
     def _on_greeting(self, text: str, greeting: Greeting) -> None:
         self.greeting = greeting
+        self._greeting_line = text
         zone = self._settings.event_timezone
         self.event_day = datetime.fromtimestamp(self._clock.seconds(), tz=zone).date()
         log.info("{peer} greeted: {program} {version} ({protocol})", peer=self.peer,
                  program=greeting.program_name, version=greeting.program_version,
                  protocol=greeting.protocol)
-        connected = self._call_store("controller_connected", self.peer, text)
+        assert self._gate is not None
+        if self.authorized:
+            self._begin_stream()
+        self._queue(reply_plan(self._settings, self._gate.setting_lines()))
+        if self.authorized:
+            self._queue(command_plan(self._settings), after=self._on_handshake_sent)
+
+    def _begin_stream(self) -> None:
+        """Greeted (and authorized, if asked): the deadline is met and the connection recorded."""
+        if self._greeting_deadline is not None:
+            self._greeting_deadline.met()
+        self._row_requested = True
+        connected = self._call_store("controller_connected", self.peer, self._greeting_line)
         connected.addCallback(self._on_row_id)
         connected.addErrback(self._internal_error, "recording the connection row id")
-        plan = handshake_plan(self._settings)
-        self._queue(plan[:-1])
-        self._queue([plan[-1]], after=self._on_handshake_sent)
+
+    def _missed_greeting_deadline(self) -> None:
+        if not self._refused:
+            missing = "greet" if self.greeting is None else "authorize"
+            log.warn("{peer} did not {missing} within {timeout} s; closing the connection",
+                     peer=self.peer, missing=missing, timeout=self._settings.greeting_timeout)
+        self.transport.abortConnection()
+
+    # --- authorization (the gate decides; these route lines and act on its answer) --------
+
+    def _before_authorized(self, text: str, incoming: IncomingLine) -> None:
+        """Until authorized only the greeting and ``authorize`` count; other replies are ignored."""
+        assert self._gate is not None
+        if incoming.kind is LineKind.AUTHORIZE:
+            self._gate.authorize(self.greeting is not None, *incoming.fields)
+        elif incoming.kind in (LineKind.ACK, LineKind.ERR):
+            log.info("{peer}: ignoring {kind} before authorization", peer=self.peer,
+                     kind=incoming.kind.value)
+        elif self.greeting is None:
+            self._before_greeting(text, incoming)
+        else:
+            self._reject(text, "sent data before authorizing")
+
+    def _on_authorized(self, login: ControllerLogin) -> None:
+        if self._closed:
+            return
+        self.partner_id, self.user_id = login.partner_id, login.user_id
+        self._begin_stream()
+        self._queue([(0.0, "ack~authorize")] + command_plan(self._settings),
+                    after=self._on_handshake_sent)
+
+    def _close_refused(self, message: str) -> None:
+        """Answer err~authorize and close; nothing this connection sent is kept."""
+        self._refused = True
+        self._outbox.clear()
+        if self._outbox_call is not None and self._outbox_call.active():
+            self._outbox_call.cancel()
+        self._outbox_call = None
+        self.send(f"err~authorize~{message}")
+        self.transport.loseConnection()
 
     def _on_row_id(self, row_id: int | None) -> None:
         self._row_id = row_id
@@ -392,10 +515,16 @@ class CTP01ServerProtocol(LineReceiver):
                           partner_id=self.partner_id, event_id=self.event_id, event_name=self.event_name)
 
     def _reject(self, text: str, reason: str) -> None:
-        """Keep a line we cannot use, with why, and carry on with the connection."""
+        """Keep a line we cannot use, with why, and carry on with the connection.
+
+        Before authorization nothing is kept: the line ends the connection instead.
+        """
+        if self._gate is not None and not self._gate.authorized:
+            self._gate.refuse(reason)
+            return
         self.factory.lines_rejected += 1
         log.warn("rejected line from {peer}: {reason}", peer=self.peer, reason=reason,
-                 line=text)
+                 line=loggable_line(text))
         self._call_store("record_rejected_line", text, reason, self._source_for("*"))
 
     # --- sending on the clock --------------------------------------------------------------
@@ -489,15 +618,21 @@ class CTP01ServerFactory(Factory):
 
     protocol = CTP01ServerProtocol
 
-    def __init__(self, store: ReadStore, clock: IReactorTime,
-                 settings: HandshakeSettings) -> None:
+    def __init__(self, store: ReadStore, clock: IReactorTime, settings: HandshakeSettings,
+                 authenticator: ControllerAuthenticator | None = None) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
+        self.authenticator = authenticator or ControllerAuthenticator.open(clock)
         self.open_connections: set[CTP01ServerProtocol] = set()
         self.reads_received = 0
         self.lines_rejected = 0
         self.paused = False
+
+    @property
+    def authentication_failures(self) -> int:
+        """Failed authorize attempts (wrong or unknown login, data before authorizing)."""
+        return self.authenticator.failures
 
     def pause_all(self) -> None:
         """Stop reading from every controller, and from those that connect meanwhile."""

@@ -6,6 +6,7 @@ crash left in it queued for the database) before the CTP01 port accepts a contro
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from chronotrack.accounts.controller_auth import ControllerAuthenticator
+from chronotrack.accounts.controller_logins import DatabaseControllerLogins
+from chronotrack.accounts.failure_throttle import FailureThrottle
+from chronotrack.accounts.secret_box import SecretKeyError, key_file_path
 from chronotrack.ctp01 import HandshakeSettings
 from chronotrack.db_service import DatabaseService
 from chronotrack.journal import JournalError, ReadJournal
@@ -24,6 +29,50 @@ from chronotrack.lifecycle import ListeningService, abort_startup
 log = Logger()
 
 RETENTION_CHECK_INTERVAL = 3600.0
+NETWORK_ENDPOINT_TYPES = ("tcp", "tcp6", "ssl")
+
+
+def open_to_anyone_warning(authentication: str, port_description: str) -> str | None:
+    """The start-up warning for a CTP01 port anyone on the network can send reads to.
+
+    Only ``none`` on a TCP endpoint that listens beyond a loopback interface warrants it;
+    endpoints we cannot judge (unix sockets, systemd) are left alone.
+    """
+    if authentication != "none":
+        return None
+    kind, *arguments = _endpoint_fields(port_description)
+    if kind.lower() not in NETWORK_ENDPOINT_TYPES and not kind.isdigit():
+        return None
+    options = dict(argument.split("=", 1) for argument in arguments if "=" in argument)
+    interface = options.get("interface", "")
+    try:
+        if interface and ipaddress.ip_address(interface).is_loopback:
+            return None
+    except ValueError:
+        if interface.lower() == "localhost":
+            return None
+    where = interface or "every interface"
+    return (f"authentication is none and the CTP01 port {port_description} listens on {where}: "
+            "anyone who can reach it can send reads. Use --authentication (e.g. hmac-sha1) or "
+            "listen on 127.0.0.1 only.")
+
+
+def _endpoint_fields(description: str) -> list[str]:
+    """Split an endpoint string on ``:``, honouring backslash escapes (``\\:\\:1``)."""
+    fields, current, escaped = [], [], False
+    for character in description:
+        if escaped:
+            current.append(character)
+            escaped = False
+        elif character == "\\":
+            escaped = True
+        elif character == ":":
+            fields.append("".join(current))
+            current = []
+        else:
+            current.append(character)
+    fields.append("".join(current))
+    return fields
 
 
 class CollectorService(MultiService):
@@ -40,7 +89,14 @@ class CollectorService(MultiService):
             reactor, database_service, self.journal,
             batch_size=settings["batch_size"], batch_delay=settings["batch_delay"],
             backlog_limit=settings["backlog_limit"])
-        self.factory = CTP01ServerFactory(self.store, reactor, handshake)
+        self.authentication = settings.get("authentication") or "none"
+        self.port_description = settings.get("port") or ""
+        self.logins = DatabaseControllerLogins(
+            lambda: database_service.database,
+            key_file_path(self.data_dir, settings.get("secret_key_file")))
+        authenticator = ControllerAuthenticator(
+            self.authentication, self.logins, FailureThrottle(reactor), reactor)
+        self.factory = CTP01ServerFactory(self.store, reactor, handshake, authenticator)
         self.store.on_backlog_full = self.factory.pause_all
         self.store.on_backlog_drained = self.factory.resume_all
         self.retention_days = settings["retention_days"]
@@ -56,6 +112,15 @@ class CollectorService(MultiService):
     def startService(self):
         # Children (the CTP01 listener) start only once the journal is recovered.
         self.running = 1
+        if self.authentication != "none":
+            try:
+                self.logins.load_key()  # created (mode 0600) on first start
+            except SecretKeyError as error:
+                abort_startup(self.reactor, str(error))
+                return
+        warning = open_to_anyone_warning(self.authentication, self.port_description)
+        if warning:
+            log.warn("{warning}", warning=warning)
         try:
             yield self.store.start()
         except JournalError as error:
@@ -99,5 +164,6 @@ class CollectorService(MultiService):
             "journal_pending": figures["journal_pending"],
             "duplicates_skipped": figures["duplicates_skipped"],
             "lines_rejected": self.factory.lines_rejected,
+            "authentication_failures": self.factory.authentication_failures,
             "controllers_paused": figures["controllers_paused"],
         }

@@ -1268,7 +1268,7 @@ def build_parser() -> argparse.ArgumentParser:
     identity.add_argument("--reader-id", default=defaults.reader_id,
                           help="6 hex digits; location j of controller n uses this + n*256 + j "
                                "(default %(default)s)")
-    identity.add_argument("--user-id", default=defaults.user_id,
+    identity.add_argument("--user-id", "--user", dest="user_id", default=defaults.user_id,
                           help="user id for servers that ask for authentication")
     identity.add_argument("--password", default=None,
                           help="password for servers that ask for authentication")

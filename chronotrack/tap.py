@@ -27,6 +27,7 @@ COLLECTOR_SETTINGS = (
     "port", "status", "web", "dsn", "data-dir", "greeting-delay", "setting-delay", "command-delay",
     "ping-interval", "idle-timeout", "reply-timeout", "event-timezone", "pushmode-ack", "batch-size",
     "batch-delay", "backlog-limit", "retention-days", "messages",
+    "authentication", "secret-key-file", "greeting-timeout",
 )
 
 

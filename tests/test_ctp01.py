@@ -16,12 +16,15 @@ from chronotrack.ctp01 import (
     LineKind,
     MalformedLine,
     classify_line,
+    command_plan,
     detect_time_format,
     handshake_plan,
+    loggable_line,
     parse_greeting,
     parse_read_time,
     parse_tag_line,
     read_stream_id,
+    reply_plan,
     server_greeting,
     server_settings,
     settings_from_config,
@@ -316,3 +319,36 @@ def test_settings_from_config_reads_zone_and_delays():
 def test_settings_from_config_rejects_unknown_zone():
     with pytest.raises(ConfigError):
         settings_from_config({"event_timezone": "Mars/Olympus_Mons"})
+
+
+# --- authentication ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("authorize~timer1~s3cret", IncomingLine(LineKind.AUTHORIZE, "authorize", ("timer1", "s3cret"))),
+    ("AUTHORIZE~timer1~a~b~c", IncomingLine(LineKind.AUTHORIZE, "authorize", ("timer1", "a~b~c"))),
+    ("authorize~timer1", IncomingLine(LineKind.AUTHORIZE, "authorize", ("timer1", ""))),
+    ("authorize", IncomingLine(LineKind.UNKNOWN)),
+])
+def test_classify_authorize_keeps_the_proof_whole(line, expected):
+    assert classify_line(line) == expected
+
+
+def test_loggable_line_hides_the_password_or_proof():
+    assert loggable_line("authorize~timer1~s3cret~x") == "authorize~timer1~(hidden)"
+    assert loggable_line("CT01_33~1~start~9478~14:02:15.31~0~0F2A38~1").startswith("CT01_33")
+
+
+def test_authentication_settings_are_counted_in_the_greeting_reply():
+    extra = ["authentication=hmac-sha1", "authentication-seed=abc"]
+    plan = reply_plan(HandshakeSettings(), extra)
+    assert plan[0] == (0.5, "ChronoTrackHub~0.1.0~8")
+    assert [line for _, line in plan[-2:]] == extra
+    assert handshake_plan(HandshakeSettings(), extra) == plan + command_plan(HandshakeSettings())
+    assert [line for _, line in command_plan(HandshakeSettings())] == [
+        "geteventinfo", "getlocations", "getconnectionid"]
+
+
+def test_greeting_timeout_defaults_to_ten_seconds_and_comes_from_config():
+    assert HandshakeSettings().greeting_timeout == 10.0
+    assert settings_from_config({"greeting_timeout": 2.5}).greeting_timeout == 2.5
