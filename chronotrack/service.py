@@ -159,6 +159,7 @@ class CollectorService(MultiService):
             "total_reads": figures["reads_stored"],
             "current_session": figures["current_session"],
             "database_connected": connected,
+            "schema_ready": self.database_service.schema_ready,
             "reads_received": figures["reads_received"],
             "reads_waiting": figures["reads_waiting"],
             "journal_pending": figures["journal_pending"],

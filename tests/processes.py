@@ -87,7 +87,8 @@ class CollectorProcess:
         if self.process.poll() is not None:
             raise AssertionError(f"collector exited with {self.process.returncode}:\n{self.log()}")
         try:
-            return bool(self.status()["database_connected"])
+            status = self.status()  # ready = connected, schema in place
+            return bool(status["database_connected"] and status["schema_ready"])
         except (OSError, urllib.error.URLError, ValueError):
             return False
 

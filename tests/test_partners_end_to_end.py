@@ -26,14 +26,14 @@ def add_partner_with_controller(dsn: str, box: SecretBox, slug: str, user: str, 
 
 @pytest.fixture
 def hub(tmp_path, pg_dsn):
-    collector = CollectorProcess(tmp_path, dsn=pg_dsn, web=True, extra_args=("--authentication", "hmac-sha1"))
-    collector.data_dir.mkdir(parents=True, exist_ok=True)
-    box = SecretBox.from_file(collector.data_dir / "secret.key")  # the key the collector will load
+    """A collector asking for hmac-sha1; two partners and their logins added while it runs."""
+    collector = CollectorProcess(tmp_path, dsn=pg_dsn, web=True,
+                                 extra_args=("--authentication", "hmac-sha1")).start()
+    box = SecretBox.from_file(collector.data_dir / "secret.key", create=False)  # the collector made it
     partners = {
         slug: add_partner_with_controller(pg_dsn, box, slug, f"{slug}-finish", password)
         for slug, password in PASSWORDS.items()
     }
-    collector.start()
     yield collector, partners
     collector.stop()
 
