@@ -25,7 +25,8 @@ The rules, as road-race scoring software applies them:
 - Finish: a location named ``finish`` (any case), else the last location in order (the
   settings' ``location_order``, then others as reads showed them). Start mat: a location
   named ``start``, if any. Gun: set by hand, else the latest ``guntime`` read at the start
-  mat, else at the finish. No gun time yet means no results yet (reads are kept).
+  mat, else at the finish, else anywhere. No gun time yet means no results yet (the
+  reads are kept and scored when it arrives).
 - Gun time = first finish read - gun; chip time = first finish read - the runner's last
   start-mat read before it (start reads before the gun are warm-ups). Without a start read,
   chip time = gun time and the row is flagged. Finish reads before the gun, or sooner than

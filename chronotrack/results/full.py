@@ -41,7 +41,7 @@ def compute_results(
     for read in reads:
         log.add(read)
     finish, start = resolve_locations(settings, log.locations)
-    gun = resolve_gun_time(settings, log.gun_times, finish, start)
+    gun = resolve_gun_time(settings, log.gun_times, log.locations, finish, start)
     if finish is None or gun is None:
         return []
     participants = {participant.bib: participant for participant in roster}

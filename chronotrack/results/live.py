@@ -131,7 +131,7 @@ class RaceResults:
 
     def _context(self) -> tuple[str | None, str | None, datetime | None]:
         finish, start = resolve_locations(self._settings, self._log.locations)
-        return finish, start, resolve_gun_time(self._settings, self._log.gun_times, finish, start)
+        return finish, start, resolve_gun_time(self._settings, self._log.gun_times, self._log.locations, finish, start)
 
     def _kind(self, read: TagRead) -> ReadKind:
         if read.is_gun_time:

@@ -91,10 +91,12 @@ def resolve_locations(settings: EventSettings, seen: Sequence[str]) -> tuple[str
 def resolve_gun_time(
     settings: EventSettings,
     gun_reads_at: Callable[[str], Sequence[datetime]],
+    locations: Sequence[str],
     finish: str | None,
     start: str | None,
 ) -> datetime | None:
-    """The gun: by hand if set, else the latest ``guntime`` read at the start mat, else at the finish.
+    """The gun: by hand if set, else the latest ``guntime`` read at the start mat, else at
+    the finish, else at any location (a gun fired on a mat that is neither is still the gun).
 
     The latest, because a timer who test-fires the gun before the race fires it again at
     the start; a later gun replaces an earlier one. ``gun_reads_at`` returns sorted times.
@@ -106,7 +108,8 @@ def resolve_gun_time(
             guns = gun_reads_at(location)
             if guns:
                 return guns[-1]
-    return None
+    elsewhere = [guns[-1] for guns in map(gun_reads_at, locations) if guns]
+    return max(elsewhere, default=None)
 
 
 def _named(order: Sequence[str], name: str) -> str | None:
