@@ -7,8 +7,10 @@ full ``compute_results``, and both must give the expected rows.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
+from chronotrack.ctp01 import parse_tag_line
 from chronotrack.reads import GUN_TIME_TAG, NEW_LOCATION_TAG, TagRead
 from chronotrack.results import (
     LATE_FINISH_READ,
@@ -247,7 +249,23 @@ def test_the_gun_comes_from_the_start_mat_else_the_finish_and_a_re_fired_gun_rep
     no_start_mat = [read("finish", GUN_TIME_TAG, finish_gun), read("finish", "6", finish)]
     assert score(no_start_mat)[0].gun_time_s == truncated_seconds(finish - finish_gun) == 1503.0
     ignoring_the_start_mat = EventSettings(start_location=NO_START_MAT)
-    assert score(with_start_mat, settings=ignoring_the_start_mat)[0].gun_time_s == 1503.0
+    row = score(with_start_mat, settings=ignoring_the_start_mat)[0]
+    assert row.gun_time_s == row.chip_time_s == 1503.0
+    assert NO_START_READ in row.flags
+
+
+def test_tag_lines_as_a_controller_sends_them_are_scored_in_the_events_time_zone():
+    zone, day = ZoneInfo("America/Chicago"), date(2026, 5, 3)
+    lines = ["CT01_33~1~start~guntime~07:30:00.00~0~DF239A~0",
+             "CT01_33~2~start~1042~07:30:04.58~0~DF239A~2",
+             "CT01_33~1~finish~1042~08:11:02.07~0~0F2A38~1",
+             "CT01_33~2~finish~1042~08:11:02.91~0~0F2A38~3"]
+    rows = score([parse_tag_line(line, zone, day) for line in lines], [Participant("1042", "Eli", "Ng", 44, "M")])
+    gun = datetime(2026, 5, 3, 7, 30, tzinfo=zone)
+    finish = datetime(2026, 5, 3, 8, 11, 2, 70_000, tzinfo=zone)
+    start = datetime(2026, 5, 3, 7, 30, 4, 580_000, tzinfo=zone)
+    assert (rows[0].gun_time_s, rows[0].chip_time_s) == (truncated_seconds(finish - gun), truncated_seconds(finish - start))
+    assert (rows[0].gun_time, rows[0].chip_time, rows[0].division) == ("0:41:02.07", "0:40:57.49", "M40-44")
 
 
 def test_the_finish_is_the_location_named_finish_else_the_last_location_seen():
