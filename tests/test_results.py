@@ -280,6 +280,14 @@ def test_the_finish_is_the_location_named_finish_else_the_last_location_seen():
     assert score(renamed, settings=chosen)[0].gun_time_s == 600.0
 
 
+def test_the_start_mat_alone_is_never_taken_for_the_finish():
+    only_the_start_so_far = [gun_read("start"), read("start", "1", after_gun(0, 4))]
+    assert score(only_the_start_so_far) == []
+    then_a_mat_appears = only_the_start_so_far + [read("mat-b", "1", after_gun(22))]
+    row = score(then_a_mat_appears)[0]
+    assert (row.gun_time_s, row.chip_time_s) == (1320.0, truncated_seconds(after_gun(22) - after_gun(0, 4)))
+
+
 def test_no_gun_time_means_no_results_until_one_arrives():
     reads = [read("finish", "1", after_gun(20)), read("finish", "2", after_gun(21))]
     assert score(reads) == []

@@ -23,8 +23,8 @@ Public API (everything a results page or JSON API needs is imported from here):
 The rules, as road-race scoring software applies them:
 
 - Finish: a location named ``finish`` (any case), else the last location in order (the
-  settings' ``location_order``, then others as reads showed them). Start mat: a location
-  named ``start``, if any. Gun: set by hand, else the latest ``guntime`` read at the start
+  settings' ``location_order``, then others as reads showed them) that is not the start
+  mat. Start mat: a location named ``start``, if any. Gun: set by hand, else the latest ``guntime`` read at the start
   mat, else at the finish, else anywhere. No gun time yet means no results yet (the
   reads are kept and scored when it arrives).
 - Gun time = first finish read - gun; chip time = first finish read - the runner's last

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Iterable
 
 from chronotrack.reads import TagRead
@@ -62,6 +62,7 @@ class _Standing:
     key: PlaceKey
     times: RunnerTimes
     groups: tuple[tuple[str, ...], ...]  # overall, ("gender", g), ("division", d)
+    unplaced: ResultRow  # the row with places 0, built once: a shifted runner only needs new places
 
 
 class RaceResults:
@@ -170,7 +171,8 @@ class RaceResults:
         if division is not None:
             groups.append(("division", division))
         time = times.chip_hundredths if self._settings.place_by is PlaceBy.CHIP else times.gun_hundredths
-        return _Standing(place_key(time, bib), times, tuple(groups))
+        unplaced = build_row(bib, participant, times, 0, gender, None, division, None)
+        return _Standing(place_key(time, bib), times, tuple(groups), unplaced)
 
     def _reposition(self, bib: str) -> tuple[ResultRow | None, tuple[ResultRow, ...]]:
         """Re-score one runner; return their row and the rows of everyone whose place moved."""
@@ -229,11 +231,6 @@ class RaceResults:
     def _row(self, bib: str) -> ResultRow:
         standing = self._standings[bib]
         time = standing.key[0]
-        places: dict[str, int] = {}
-        labels: dict[str, str] = {}
-        for group in standing.groups[1:]:
-            places[group[0]] = self._lists[group].place(time)
-            labels[group[0]] = group[1]
-        return build_row(bib, self._roster.get(bib), standing.times, self._lists[_OVERALL].place(time),
-                         labels.get("gender"), places.get("gender"),
-                         labels.get("division"), places.get("division"))
+        places = {group[0]: self._lists[group].place(time) for group in standing.groups}
+        return replace(standing.unplaced, place=places["overall"], gender_place=places.get("gender"),
+                       division_place=places.get("division"))

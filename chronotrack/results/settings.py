@@ -24,7 +24,8 @@ class EventSettings:
     """How one event is scored. Every field has the default a timer would expect.
 
     - ``finish_location``: None = a location named ``finish`` (any case), else the last
-      location in ``location_order`` followed by the others in the order reads showed them.
+      location other than the start mat, in ``location_order`` followed by the others in
+      the order reads showed them.
     - ``start_location``: None = a location named ``start`` (any case) if there is one;
       ``NO_START_MAT`` ("") = no start mat. A start equal to the finish means no start mat.
     - ``gun_time``: set by hand, it wins over the controllers' ``guntime`` reads. It must be
@@ -77,12 +78,15 @@ def location_order(settings: EventSettings, seen: Sequence[str]) -> list[str]:
 def resolve_locations(settings: EventSettings, seen: Sequence[str]) -> tuple[str | None, str | None]:
     """(finish, start) for this event now; either may be None (nothing seen, no start mat)."""
     order = location_order(settings, seen)
-    finish = settings.finish_location
-    if finish is None:
-        finish = _named(order, DEFAULT_FINISH_NAME) or (order[-1] if order else None)
     start = settings.start_location
     if start is None:
         start = _named(order, DEFAULT_START_NAME)
+    finish = settings.finish_location
+    if finish is None:
+        # Never the start mat: its controller often connects first, and its crossings
+        # seconds after the gun are not finishes.
+        finish = _named(order, DEFAULT_FINISH_NAME) or next(
+            (location for location in reversed(order) if location != start), None)
     if not start or start == finish:
         start = None
     return finish, start
