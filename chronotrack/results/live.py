@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import enum
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 from chronotrack.reads import TagRead
 from chronotrack.results.divisions import division_for, normalise_gender
 from chronotrack.results.ranking import PlaceKey, RankedList, place_key
 from chronotrack.results.readlog import ReadLog
-from chronotrack.results.rows import ResultRow, build_row
+from chronotrack.results.rows import ResultRow, build_row, with_places
 from chronotrack.results.settings import EventSettings, PlaceBy, resolve_gun_time, resolve_locations
 from chronotrack.results.timing import RunnerTimes, counts_as_finish, runner_times
 
@@ -232,5 +232,4 @@ class RaceResults:
         standing = self._standings[bib]
         time = standing.key[0]
         places = {group[0]: self._lists[group].place(time) for group in standing.groups}
-        return replace(standing.unplaced, place=places["overall"], gender_place=places.get("gender"),
-                       division_place=places.get("division"))
+        return with_places(standing.unplaced, places["overall"], places.get("gender"), places.get("division"))
