@@ -61,8 +61,14 @@ class ResultsChange:
 class _Standing:
     key: PlaceKey
     times: RunnerTimes
-    groups: tuple[tuple[str, ...], ...]  # overall, ("gender", g), ("division", d)
+    gender_group: tuple[str, str] | None  # ("gender", "F")
+    division_group: tuple[str, str] | None  # ("division", "F30-34")
     unplaced: ResultRow  # the row with places 0, built once: a shifted runner only needs new places
+
+    @property
+    def groups(self) -> tuple[tuple[str, ...], ...]:
+        """Every list the runner is placed in, overall first."""
+        return (_OVERALL,) + tuple(group for group in (self.gender_group, self.division_group) if group)
 
 
 class RaceResults:
@@ -163,16 +169,13 @@ class RaceResults:
         if times is None:
             return None
         participant = self._roster.get(bib)
-        groups = [_OVERALL]
         gender = normalise_gender(participant.gender) if participant else None
-        if gender is not None:
-            groups.append(("gender", gender))
         division = division_for(participant, self._settings)
-        if division is not None:
-            groups.append(("division", division))
         time = times.chip_hundredths if self._settings.place_by is PlaceBy.CHIP else times.gun_hundredths
-        unplaced = build_row(bib, participant, times, 0, gender, None, division, None)
-        return _Standing(place_key(time, bib), times, tuple(groups), unplaced)
+        return _Standing(place_key(time, bib), times,
+                         None if gender is None else ("gender", gender),
+                         None if division is None else ("division", division),
+                         build_row(bib, participant, times, 0, gender, None, division, None))
 
     def _reposition(self, bib: str) -> tuple[ResultRow | None, tuple[ResultRow, ...]]:
         """Re-score one runner; return their row and the rows of everyone whose place moved."""
@@ -231,5 +234,8 @@ class RaceResults:
     def _row(self, bib: str) -> ResultRow:
         standing = self._standings[bib]
         time = standing.key[0]
-        places = {group[0]: self._lists[group].place(time) for group in standing.groups}
-        return with_places(standing.unplaced, places["overall"], places.get("gender"), places.get("division"))
+        lists = self._lists
+        gender_group, division_group = standing.gender_group, standing.division_group
+        return with_places(standing.unplaced, lists[_OVERALL].place(time),
+                           None if gender_group is None else lists[gender_group].place(time),
+                           None if division_group is None else lists[division_group].place(time))
