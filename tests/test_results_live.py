@@ -3,6 +3,7 @@ the full recompute (a hypothesis property over random reads in random order)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
@@ -157,3 +158,16 @@ def test_live_results_equal_the_full_recompute_after_every_read(settings, roster
             assert all(row.bib in changed for row in change.shifted), "reported a place that did not move"
             assert [row.place for row in change.shifted] == sorted(row.place for row in change.shifted)
         before = now
+
+
+@hypothesis_settings(max_examples=150, deadline=None)
+@given(event_settings, st.lists(participants, max_size=6), st.lists(tag_reads, min_size=5, max_size=40),
+       st.randoms(use_true_random=False))
+def test_once_the_locations_are_declared_arrival_order_does_not_change_the_results(settings, roster, reads, random):
+    declared = replace(settings, location_order=("start", "5k", "finish"))
+    reads = [gun_read()] + reads
+    shuffled = random.sample(reads, len(reads))
+    live = RaceResults(declared, roster)
+    for each in shuffled:
+        live.add_read(each)
+    assert live.rows() == compute_results(reads, roster, declared)
