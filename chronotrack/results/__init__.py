@@ -12,7 +12,12 @@ Public API (everything a results page or JSON API needs is imported from here):
   ``start_location``.
 - ``ResultsChange(read_kind, runner, shifted, rebuilt)``: the reading runner's row, the rows
   whose places moved, or ``rebuilt`` (reload ``rows()``); ``ReadKind`` says how a read counted.
-- ``compute_results(reads, roster, settings) -> list[ResultRow]``: the same rows from scratch.
+- ``compute_results(reads, roster, settings) -> list[ResultRow]``: the same rows from scratch
+  (reads in arrival order), the reference the live table is tested against.
+
+Cost: a read costs a few binary searches plus one row per runner whose place it moves (none
+when finishes arrive in time order); a new gun time or a new start or finish location
+re-scores the race from the kept reads, once.
 - ``ResultRow``: place, bib, name, gender, gender_place, division, division_place,
   gun_time_s, chip_time_s (numbers), gun_time, chip_time (``H:MM:SS.ss``), age, team, city,
   state, in_roster, flags (``NO_START_READ``, ``UNKNOWN_TAG``, ``LATE_FINISH_READ``).
@@ -24,9 +29,10 @@ The rules, as road-race scoring software applies them:
 
 - Finish: a location named ``finish`` (any case), else the last location in order (the
   settings' ``location_order``, then others as reads showed them) that is not the start
-  mat. Start mat: a location named ``start``, if any. Gun: set by hand, else the latest ``guntime`` read at the start
-  mat, else at the finish, else anywhere. No gun time yet means no results yet (the
-  reads are kept and scored when it arrives).
+  mat. Start mat: a location named ``start``, if any. Gun: set by hand, else the latest
+  ``guntime`` read at the start mat, else at the finish, else anywhere (a re-fired gun
+  replaces a test fire). No gun time yet means no results yet (the reads are kept and
+  scored when it arrives).
 - Gun time = first finish read - gun; chip time = first finish read - the runner's last
   start-mat read before it (start reads before the gun are warm-ups). Without a start read,
   chip time = gun time and the row is flagged. Finish reads before the gun, or sooner than
