@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from chronotrack.ctp01 import parse_tag_line
 from chronotrack.reads import GUN_TIME_TAG, NEW_LOCATION_TAG, TagRead
 from chronotrack.results import (
@@ -307,3 +309,14 @@ def test_search_matches_an_exact_bib_or_a_name_substring_in_any_case():
     assert [row.bib for row in search(rows, "MAR")] == ["12", "120"]
     assert [row.bib for row in search(rows, " lopez ")] == ["12"]
     assert search(rows, "") == []
+
+
+def test_event_settings_refuse_what_cannot_be_scored():
+    with pytest.raises(ValueError, match="timezone-aware"):
+        EventSettings(gun_time=datetime(2026, 5, 3, 8, 0))
+    with pytest.raises(ValueError, match="5 or 10"):
+        EventSettings(age_group_years=3)
+    with pytest.raises(ValueError, match="multiple"):
+        EventSettings(youngest_group_top=12)
+    with pytest.raises(ValueError, match="negative"):
+        EventSettings(duplicate_window=timedelta(seconds=-1))

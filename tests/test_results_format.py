@@ -46,17 +46,3 @@ def test_negative_times_are_refused():
     with pytest.raises(ValueError):
         format_time(-1)
 
-
-def test_event_settings_refuse_what_cannot_be_scored():
-    from datetime import datetime
-
-    from chronotrack.results import EventSettings
-
-    with pytest.raises(ValueError, match="timezone-aware"):
-        EventSettings(gun_time=datetime(2026, 5, 3, 8, 0))
-    with pytest.raises(ValueError, match="5 or 10"):
-        EventSettings(age_group_years=3)
-    with pytest.raises(ValueError, match="multiple"):
-        EventSettings(youngest_group_top=12)
-    with pytest.raises(ValueError, match="negative"):
-        EventSettings(duplicate_window=timedelta(seconds=-1))
