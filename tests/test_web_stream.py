@@ -5,6 +5,7 @@ LiveReads' coalescing, late commits and reconnects."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import psycopg2
@@ -21,8 +22,10 @@ from chronotrack.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from tests.waiting import wait_until
+from web import sse
 from web.app import DisplayApp
-from web.live import LiveReads
+from web.live import LiveReads, ReadBatch
+from web.queries import DisplayRead
 from web.service import WebService
 from web.sse import EventStream
 
@@ -261,10 +264,44 @@ class FakeLive:
         self.subscribers.append(callback)
         return lambda: self.subscribers.remove(callback)
 
+    def deliver(self, reads):
+        batch = ReadBatch(reads)  # what LiveReads hands every subscriber: one object
+        for callback in list(self.subscribers):
+            callback(batch)
+
+
+class FakeTransport:
+    aborted = False
+
+    def abortConnection(self):
+        self.aborted = True
+
+
+class StreamRequest(DummyRequest):
+    """A DummyRequest that takes a push producer the way twisted.web's Request does
+    (DummyRequest's own registerProducer only drives pull producers)."""
+
+    def __init__(self):
+        super().__init__([b"stream"])
+        self.producer = None
+        self.channel = object()
+        self.transport = FakeTransport()
+
+    def registerProducer(self, producer, streaming):
+        assert streaming and self.producer is None
+        self.producer = producer
+
+    def unregisterProducer(self):
+        self.producer = None
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(map(len, self.written))
+
 
 def test_keepalive_every_interval_and_none_after_the_client_left():
     clock = task.Clock()
-    request = DummyRequest([b"stream"])
+    request = StreamRequest()
     live = FakeLive()
     stream = EventStream(request, live, clock, catch_up=None, last_event_id=None)
     done = stream.run()
@@ -283,12 +320,92 @@ def test_keepalive_every_interval_and_none_after_the_client_left():
 
 def test_cancelling_the_stream_unsubscribes():
     clock = task.Clock()
-    request = DummyRequest([b"stream"])
+    request = StreamRequest()
     live = FakeLive()
     done = EventStream(request, live, clock, catch_up=None, last_event_id=None).run()
     done.cancel()  # what Klein does when the connection is lost
     assert live.subscribers == [] and not clock.getDelayedCalls()
+    assert request.producer is None
     done.addErrback(lambda failure: None)
+
+
+def display_read(read_id: int, location: str = "finish", bib: str = "101") -> DisplayRead:
+    return DisplayRead(id=read_id, session_id=1, bib=bib, location=location, time="08:01:02.35",
+                       timestamp=datetime(2024, 5, 4, 8, 1, 2, tzinfo=timezone.utc), lap=1,
+                       reader="0F2A38", gator=1, first_name=None, last_name=None)
+
+
+def test_a_stream_registers_as_the_push_producer_of_its_response():
+    request = StreamRequest()
+    stream = EventStream(request, FakeLive(), task.Clock(), catch_up=None, last_event_id=None)
+    stream.run()
+    assert request.producer is stream
+    stream.close(finish=True)
+    assert request.producer is None
+
+
+def test_a_client_that_stops_reading_is_dropped_past_the_pending_limit_and_unsubscribed():
+    clock = task.Clock()
+    request, live = StreamRequest(), FakeLive()
+    stream = EventStream(request, live, clock, catch_up=None, last_event_id=None, max_pending=10_000)
+    done = stream.run()
+    live.deliver([display_read(1)])
+    request.producer.pauseProducing()  # the transport's buffer is full: the client is not reading
+    written_when_paused = request.bytes_written
+    next_id = 2
+    while not request.transport.aborted:
+        live.deliver([display_read(next_id)])
+        next_id += 1
+        assert next_id < 1000, "never dropped"
+    # Nothing more was handed to the transport than the limit allows, and nothing is kept.
+    assert request.bytes_written - written_when_paused <= 10_000
+    assert live.subscribers == [] and not clock.getDelayedCalls() and request.producer is None
+    assert stream.dropped and not done.called  # ends when the aborted connection is lost
+    request.processingFailed(Failure(ConnectionLost()))
+    assert done.called
+    done.addErrback(lambda failure: None)
+
+
+def test_a_client_that_catches_up_again_is_kept():
+    request, live = StreamRequest(), FakeLive()
+    stream = EventStream(request, live, task.Clock(), catch_up=None, last_event_id=None, max_pending=10_000)
+    stream.run()
+    for read_id in range(1, 200):
+        if read_id % 20 == 0:
+            stream.pauseProducing()
+        if read_id % 20 == 10:
+            stream.resumeProducing()  # the client read what was waiting
+        live.deliver([display_read(read_id)])
+    assert not request.transport.aborted and not stream.closed
+    assert b"".join(request.written).count(b"\ndata: ") == 199
+    stream.close(finish=True)
+
+
+def test_one_delivery_is_encoded_once_for_all_streams(monkeypatch):
+    calls = []
+    original = sse.format_event
+    monkeypatch.setattr(sse, "format_event", lambda read: calls.append(read.id) or original(read))
+    live, clock = FakeLive(), task.Clock()
+    requests = [StreamRequest() for _ in range(5)]
+    streams = [EventStream(request, live, clock, catch_up=None, last_event_id=None) for request in requests]
+    for stream in streams:
+        stream.run()
+    live.deliver([display_read(1), display_read(2)])
+    assert calls == [1, 2]
+    expected = original(display_read(1)) + original(display_read(2))
+    assert all(request.written[-1] == expected for request in requests)
+    for stream in streams:
+        stream.close(finish=True)
+
+
+def test_hostile_text_in_an_event_stays_one_json_event():
+    hostile = '<script>alert("x")</script>\n\ndata: {"id": 666}\r\nid: 9'
+    event = sse.format_event(display_read(7, location=hostile, bib=hostile))
+    assert event.count(b"\n\n") == 1 and event.endswith(b"\n\n")  # one event, not two
+    lines = event.decode("utf-8").split("\n")
+    assert lines[0] == "id: 7" and lines[1].startswith("data: ")
+    data = json.loads(lines[1][len("data: "):])
+    assert data["location"] == hostile and data["bib"] == hostile
 
 
 # LiveReads against the real database
