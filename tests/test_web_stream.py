@@ -5,6 +5,7 @@ LiveReads' coalescing, late commits and reconnects."""
 from __future__ import annotations
 
 import json
+import socket
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
@@ -530,3 +531,121 @@ async def test_live_reads_come_back_after_the_database_restarts(private_postgres
     finally:
         if database is not None:
             database.close()
+
+
+# Hostile clients over a real port
+
+
+def insert_many_reads(dsn: str, count: int, location: str) -> list[int]:
+    return [row[0] for row in query(dsn, f"""
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT {rows.NEWEST_SESSION}, {rows.NEWEST_PARTNER}, 'flood',
+               (SELECT coalesce(max(sequence_number), 0) FROM timing_reads) + n, %s, n::text,
+               '08:00:00.00', now(), 1, 'AAAAAA', 1, 'raw'
+        FROM generate_series(1, {count}) AS n RETURNING id""", (location,))]
+
+
+def stalled_stream_client(base: str) -> socket.socket:
+    """A phone gone to sleep: asks for /stream, then never reads another byte."""
+    host, port = base.removeprefix("http://").split(":")
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect((host, int(port)))
+    client.sendall(b"GET /stream HTTP/1.1\r\nHost: display.test\r\nAccept: text/event-stream\r\n\r\n")
+    return client
+
+
+def drained_to_the_end(client: socket.socket) -> bool:
+    """Reads what the kernel kept for the client; True when the server closed or reset it."""
+    client.setblocking(False)
+    try:
+        while client.recv(1 << 20):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except BlockingIOError:
+        return False
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stalled_stream_client_is_dropped_with_bounded_memory_while_others_get_every_read(
+        pg_dsn, served, monkeypatch):
+    base, display = served
+    streams: list[EventStream] = []
+    original_run = EventStream.run
+
+    def recording_run(self):
+        streams.append(self)
+        return original_run(self)
+
+    monkeypatch.setattr(EventStream, "run", recording_run)
+    _, healthy, _ = await open_stream(base + "/stream")
+    stalled = stalled_stream_client(base)
+    try:
+        await wait_until(lambda: len(streams) == 2 and display.open_streams == 2)
+        stalled_stream = streams[1]
+        live = display.live_reads()
+        inserted: list[int] = []
+        location = "L" * 900  # about 1.2 KB an event: the kernel's buffers fill quickly
+        for _ in range(100):  # at most 20,000 reads (24 MB); dropped long before
+            inserted += insert_many_reads(pg_dsn, 200, location)
+            await wait_until(lambda: healthy.ids[-1:] == inserted[-1:])
+            if stalled_stream.dropped:
+                break
+        assert stalled_stream.dropped, "the stalled client was never dropped"
+        # What we handed its full transport stayed within the limit, and then it was let go.
+        assert 0 < stalled_stream.written_while_paused <= sse.MAX_PENDING_BYTES
+        await wait_until(lambda: display.open_streams == 1 and live.subscriber_count == 1)
+        assert stalled_stream.closed
+        assert drained_to_the_end(stalled)
+        # The healthy client kept every read, in order, and still does.
+        more = insert_many_reads(pg_dsn, 50, "finish")
+        await wait_until(lambda: healthy.ids[-1:] == more[-1:])
+        assert healthy.ids == inserted + more
+    finally:
+        stalled.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def served_with_two_streams(database):
+    """The app on a real port, allowing two streams at once."""
+    display = DisplayApp(reactor, SimpleNamespace(database=database), keepalive_interval=KEEPALIVE_FOR_TESTS)
+    service = WebService(reactor, serverFromString(reactor, "tcp:0:interface=127.0.0.1"), display,
+                         max_stream_clients=2)
+    service.startService()
+    port = await service.when_listening()
+    yield f"http://127.0.0.1:{port.getHost().port}", display
+    await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_past_the_most_stream_clients_new_ones_get_503_with_retry_after_and_the_others_stay(
+        pg_dsn, served_with_two_streams):
+    base, display = served_with_two_streams
+    _, first, first_finished = await open_stream(base + "/stream")
+    _, second, second_finished = await open_stream(base + "/stream")
+    refused = await treq.get(base + "/stream", persistent=False)
+    assert refused.code == 503
+    assert refused.headers.getRawHeaders("retry-after") == ["10"]
+    assert refused.headers.getRawHeaders("content-type") == ["application/json"]
+    body = await refused.json()
+    assert body["success"] is False and body["error"] == "too many live streams" and body["retry_after"] == 10
+    assert display.open_streams == 2
+    read_id = insert_read(pg_dsn, "101")
+    await wait_until(lambda: first.ids == [read_id] and second.ids == [read_id])
+    # Pages are not streams: they are served while the streams are full.
+    page = await treq.get(base + "/api/timing/database-status", persistent=False)
+    assert page.code == 200
+    await page.content()
+    # One leaves: a new client is let in.
+    first.hang_up = True
+    await first_finished
+    await wait_until(lambda: display.open_streams == 1)
+    _, third, third_finished = await open_stream(base + "/stream")
+    later = insert_read(pg_dsn, "102")
+    await wait_until(lambda: third.ids == [later] and second.ids == [read_id, later])
+    second.hang_up = third.hang_up = True
+    await second_finished
+    await third_finished
