@@ -30,6 +30,7 @@ DEFAULT_POLICY = HeaderPolicy()
 
 class HubRequest(server.Request):
     _headers_applied = False
+    _refused_is_possible = True
     _refused = False
     _aborted = False
     _limit: BodyLimit = DEFAULT_LIMIT
@@ -53,6 +54,10 @@ class HubRequest(server.Request):
     # only to it: _command and _path are the channel's until the body is complete)
 
     def gotLength(self, length: int | None) -> None:
+        if not hasattr(self.channel, "_command"):  # not HTTP/1.x (h2 is not installed): as twisted.web does
+            self._refused_is_possible = False
+            super().gotLength(length)
+            return
         self._limit = body_limit(self.channel._command, self._channel_path())
         if length is not None and length > self._limit.bytes:
             self.content = io.BytesIO()
@@ -65,7 +70,7 @@ class HubRequest(server.Request):
             self._discard(len(data))
             return
         self._body_bytes += len(data)
-        if self._body_bytes > self._limit.bytes:  # chunked, without a Content-Length
+        if self._body_bytes > self._limit.bytes and self._refused_is_possible:  # chunked, without a Content-Length
             self.content.close()
             self.content = io.BytesIO()
             self._refuse(f"more than {self._limit.bytes} bytes sent")
