@@ -11,7 +11,6 @@ import select
 import socket
 from types import SimpleNamespace
 
-import pytest
 import pytest_twisted
 import treq
 from twisted.internet import reactor, threads
@@ -304,7 +303,8 @@ async def test_an_oversized_form_post_gets_an_html_413_naming_the_limit(base):
 async def test_a_roster_within_the_limit_is_still_imported(base):
     roster = b"Bib,First Name,Last Name\n" + b"".join(b"%d,Runner,Number %d\n" % (n, n) for n in range(1, 20000))
     assert limits.DEFAULT_BODY_BYTES < len(roster) < limits.ROSTER_FILE_BYTES
-    response, body = await fetch(base + "/roster", "POST", files={"file": ("roster.csv", "text/csv", io.BytesIO(roster))})
+    response, body = await fetch(base + "/roster", "POST",
+                                 files={"file": ("roster.csv", "text/csv", io.BytesIO(roster))})
     assert response.code == 200, body[:500]
     assert b"Imported 19999 runners" in body
 
@@ -332,7 +332,8 @@ async def test_nul_and_control_characters_in_parameters_are_a_400_naming_the_par
 
 @pytest_twisted.ensureDeferred
 async def test_control_characters_in_page_parameters_are_a_400_page(base):
-    for path, parameter in (("/roster?q=%00", "q"), ("/reads?location=%00", "location"), ("/reads?bib=%07", "bib")):
+    for path, parameter in (("/roster?q=%00", "q"), ("/reads?location=%00", "location"),
+                            ("/reads?bib=%07", "bib")):
         response, body = await fetch(base + path)
         assert response.code == 400, path
         text = body.decode("utf-8")

@@ -54,7 +54,7 @@ class HubRequest(server.Request):
     # only to it: _command and _path are the channel's until the body is complete)
 
     def gotLength(self, length: int | None) -> None:
-        if not hasattr(self.channel, "_command"):  # not HTTP/1.x (h2 is not installed): as twisted.web does
+        if not hasattr(self.channel, "_command"):  # an HTTP/2 stream (needs the h2 package): no early refusal
             self._refused_is_possible = False
             super().gotLength(length)
             return
@@ -70,7 +70,7 @@ class HubRequest(server.Request):
             self._discard(len(data))
             return
         self._body_bytes += len(data)
-        if self._body_bytes > self._limit.bytes and self._refused_is_possible:  # chunked, without a Content-Length
+        if self._body_bytes > self._limit.bytes and self._refused_is_possible:  # chunked, no Content-Length
             self.content.close()
             self.content = io.BytesIO()
             self._refuse(f"more than {self._limit.bytes} bytes sent")
