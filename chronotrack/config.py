@@ -72,6 +72,18 @@ def _message_list(text: str) -> tuple[str, ...]:
     return messages
 
 
+def _origin_list(text: str) -> tuple[str, ...]:
+    """Web origins separated by spaces or commas; 'none' (or nothing) is none."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    origins = tuple(part.strip().rstrip("/") for part in text.replace(",", " ").split())
+    for origin in origins:
+        scheme, _, host = origin.partition("://")
+        if scheme not in ("http", "https") or not host or any(c in host for c in "/?#*@"):
+            raise ValueError(f"{origin!r} is not an origin like https://results.example.org")
+    return origins
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str  # option name with dashes, e.g. "greeting-delay"
@@ -144,6 +156,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Days raw timing data is kept before it is deleted.", _positive_int),
     Setting("messages", DEFAULT_MESSAGES,
             "Rotating messages on the live display, separated by '|'.", _message_list),
+    Setting("max-stream-clients", "1000",
+            "Most live-display streams (/stream) open at once; past it new ones get 503 with "
+            "Retry-After, and the clients already watching keep their stream.", _positive_int),
+    Setting("cors-origins", "none",
+            "Web origins, separated by spaces or commas (e.g. https://results.example.org), whose "
+            "pages may read the display's responses (CORS, GET only); 'none' allows none.", _origin_list),
     Setting("collector-status", "http://127.0.0.1:61612/status",
             "URL of the collector's status API, shown on the display's /status page when "
             "the display runs as its own process; 'none' turns it off."),

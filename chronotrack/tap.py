@@ -26,7 +26,7 @@ from web.service import make_web_service
 COLLECTOR_SETTINGS = (
     "port", "status", "web", "dsn", "data-dir", "greeting-delay", "setting-delay", "command-delay",
     "ping-interval", "idle-timeout", "reply-timeout", "event-timezone", "pushmode-ack", "batch-size",
-    "batch-delay", "backlog-limit", "retention-days", "messages",
+    "batch-delay", "backlog-limit", "retention-days", "messages", "max-stream-clients", "cors-origins",
     "authentication", "secret-key-file", "greeting-timeout",
 )
 
@@ -81,6 +81,7 @@ def makeService(options: Options, reactor=None) -> IService:
             return Deferred.fromCoroutine(collector.status_figures())
 
         make_web_service(reactor, settings["web"], database, settings["messages"],
-                         collector_status=collector_status).setServiceParent(root)
+                         collector_status=collector_status, max_stream_clients=settings["max_stream_clients"],
+                         cors_origins=settings["cors_origins"]).setServiceParent(root)
     return root
 

@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -229,3 +230,57 @@ def test_a_read_from_a_controller_over_tcp_shows_the_runners_name(pg_dsn, tmp_pa
             assert watching.result(timeout=120) == "103"
     finally:
         collector.stop()
+
+
+CSP_WATCH = """
+window.__violations = [];
+document.addEventListener("securitypolicyviolation",
+                          function (event) { window.__violations.push(event.violatedDirective); });
+"""
+
+
+def visit_every_page_under_the_csp(base: str, dsn: str) -> None:
+    """Worker thread: every page loads under the enforced policy with no console error."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.add_init_script(CSP_WATCH)
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
+            page.on("console", lambda message: message.type in ("error", "warning")
+                    and errors.append(f"console {message.type}: {message.text}"))
+            for path, heading in (("/", None), ("/reads", "Reads"), ("/sessions", "Sessions"),
+                                  ("/status", "Status"), ("/roster", "Roster"),
+                                  (f"/reads?location={urllib.parse.quote(XSS)}", "Reads")):
+                response = page.goto(base + path)
+                assert response.status == 200, path
+                headers = response.headers
+                assert "frame-ancestors 'none'" in headers["content-security-policy"], path
+                assert "unsafe-inline" not in headers["content-security-policy"], path
+                assert headers["x-frame-options"] == "DENY" and headers["x-content-type-options"] == "nosniff"
+                if heading is None:
+                    expect(page.locator("#connection")).to_have_text("Live")  # the stream under connect-src
+                    expect(page.locator("#hero-location")).to_have_text(XSS)
+                else:
+                    expect(page.locator("h1").first).to_contain_text(heading)
+                assert page.evaluate("window.__violations") == [], (path, page.evaluate("window.__violations"))
+                assert page.evaluate("typeof window.__xss") == "undefined", path
+            assert errors == [], errors
+
+            # And the policy is enforced, not just sent: an injected inline handler is refused.
+            page.evaluate("""document.body.insertAdjacentHTML(
+                "beforeend", '<img src="data:," onload="window.__ran = 1" onerror="window.__ran = 1">')""")
+            page.wait_for_function("window.__violations.length > 0")
+            assert page.evaluate("typeof window.__ran") == "undefined"
+        finally:
+            browser.close()
+
+
+def test_every_page_works_under_the_enforced_content_security_policy(display_url, pg_dsn):
+    rows.insert_session(pg_dsn, event="Spring 10K")
+    insert_read(pg_dsn, XSS, XSS, "08:31:40.10")
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(visit_every_page_under_the_csp, display_url, pg_dsn).result(timeout=300)

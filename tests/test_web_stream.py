@@ -5,6 +5,8 @@ LiveReads' coalescing, late commits and reconnects."""
 from __future__ import annotations
 
 import json
+import socket
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import psycopg2
@@ -21,8 +23,10 @@ from chronotrack.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from tests.waiting import wait_until
+from web import sse
 from web.app import DisplayApp
-from web.live import LiveReads
+from web.live import LiveReads, ReadBatch
+from web.queries import DisplayRead
 from web.service import WebService
 from web.sse import EventStream
 
@@ -261,10 +265,44 @@ class FakeLive:
         self.subscribers.append(callback)
         return lambda: self.subscribers.remove(callback)
 
+    def deliver(self, reads):
+        batch = ReadBatch(reads)  # what LiveReads hands every subscriber: one object
+        for callback in list(self.subscribers):
+            callback(batch)
+
+
+class FakeTransport:
+    aborted = False
+
+    def abortConnection(self):
+        self.aborted = True
+
+
+class StreamRequest(DummyRequest):
+    """A DummyRequest that takes a push producer the way twisted.web's Request does
+    (DummyRequest's own registerProducer only drives pull producers)."""
+
+    def __init__(self):
+        super().__init__([b"stream"])
+        self.producer = None
+        self.channel = object()
+        self.transport = FakeTransport()
+
+    def registerProducer(self, producer, streaming):
+        assert streaming and self.producer is None
+        self.producer = producer
+
+    def unregisterProducer(self):
+        self.producer = None
+
+    @property
+    def bytes_written(self) -> int:
+        return sum(map(len, self.written))
+
 
 def test_keepalive_every_interval_and_none_after_the_client_left():
     clock = task.Clock()
-    request = DummyRequest([b"stream"])
+    request = StreamRequest()
     live = FakeLive()
     stream = EventStream(request, live, clock, catch_up=None, last_event_id=None)
     done = stream.run()
@@ -283,12 +321,92 @@ def test_keepalive_every_interval_and_none_after_the_client_left():
 
 def test_cancelling_the_stream_unsubscribes():
     clock = task.Clock()
-    request = DummyRequest([b"stream"])
+    request = StreamRequest()
     live = FakeLive()
     done = EventStream(request, live, clock, catch_up=None, last_event_id=None).run()
     done.cancel()  # what Klein does when the connection is lost
     assert live.subscribers == [] and not clock.getDelayedCalls()
+    assert request.producer is None
     done.addErrback(lambda failure: None)
+
+
+def display_read(read_id: int, location: str = "finish", bib: str = "101") -> DisplayRead:
+    return DisplayRead(id=read_id, session_id=1, bib=bib, location=location, time="08:01:02.35",
+                       timestamp=datetime(2024, 5, 4, 8, 1, 2, tzinfo=timezone.utc), lap=1,
+                       reader="0F2A38", gator=1, first_name=None, last_name=None)
+
+
+def test_a_stream_registers_as_the_push_producer_of_its_response():
+    request = StreamRequest()
+    stream = EventStream(request, FakeLive(), task.Clock(), catch_up=None, last_event_id=None)
+    stream.run()
+    assert request.producer is stream
+    stream.close(finish=True)
+    assert request.producer is None
+
+
+def test_a_client_that_stops_reading_is_dropped_past_the_pending_limit_and_unsubscribed():
+    clock = task.Clock()
+    request, live = StreamRequest(), FakeLive()
+    stream = EventStream(request, live, clock, catch_up=None, last_event_id=None, max_pending=10_000)
+    done = stream.run()
+    live.deliver([display_read(1)])
+    request.producer.pauseProducing()  # the transport's buffer is full: the client is not reading
+    written_when_paused = request.bytes_written
+    next_id = 2
+    while not request.transport.aborted:
+        live.deliver([display_read(next_id)])
+        next_id += 1
+        assert next_id < 1000, "never dropped"
+    # Nothing more was handed to the transport than the limit allows, and nothing is kept.
+    assert request.bytes_written - written_when_paused <= 10_000
+    assert live.subscribers == [] and not clock.getDelayedCalls() and request.producer is None
+    assert stream.dropped and not done.called  # ends when the aborted connection is lost
+    request.processingFailed(Failure(ConnectionLost()))
+    assert done.called
+    done.addErrback(lambda failure: None)
+
+
+def test_a_client_that_catches_up_again_is_kept():
+    request, live = StreamRequest(), FakeLive()
+    stream = EventStream(request, live, task.Clock(), catch_up=None, last_event_id=None, max_pending=10_000)
+    stream.run()
+    for read_id in range(1, 200):
+        if read_id % 20 == 0:
+            stream.pauseProducing()
+        if read_id % 20 == 10:
+            stream.resumeProducing()  # the client read what was waiting
+        live.deliver([display_read(read_id)])
+    assert not request.transport.aborted and not stream.closed
+    assert b"".join(request.written).count(b"\ndata: ") == 199
+    stream.close(finish=True)
+
+
+def test_one_delivery_is_encoded_once_for_all_streams(monkeypatch):
+    calls = []
+    original = sse.format_event
+    monkeypatch.setattr(sse, "format_event", lambda read: calls.append(read.id) or original(read))
+    live, clock = FakeLive(), task.Clock()
+    requests = [StreamRequest() for _ in range(5)]
+    streams = [EventStream(request, live, clock, catch_up=None, last_event_id=None) for request in requests]
+    for stream in streams:
+        stream.run()
+    live.deliver([display_read(1), display_read(2)])
+    assert calls == [1, 2]
+    expected = original(display_read(1)) + original(display_read(2))
+    assert all(request.written[-1] == expected for request in requests)
+    for stream in streams:
+        stream.close(finish=True)
+
+
+def test_hostile_text_in_an_event_stays_one_json_event():
+    hostile = '<script>alert("x")</script>\n\ndata: {"id": 666}\r\nid: 9'
+    event = sse.format_event(display_read(7, location=hostile, bib=hostile))
+    assert event.count(b"\n\n") == 1 and event.endswith(b"\n\n")  # one event, not two
+    lines = event.decode("utf-8").split("\n")
+    assert lines[0] == "id: 7" and lines[1].startswith("data: ")
+    data = json.loads(lines[1][len("data: "):])
+    assert data["location"] == hostile and data["bib"] == hostile
 
 
 # LiveReads against the real database
@@ -413,3 +531,121 @@ async def test_live_reads_come_back_after_the_database_restarts(private_postgres
     finally:
         if database is not None:
             database.close()
+
+
+# Hostile clients over a real port
+
+
+def insert_many_reads(dsn: str, count: int, location: str) -> list[int]:
+    return [row[0] for row in query(dsn, f"""
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT {rows.NEWEST_SESSION}, {rows.NEWEST_PARTNER}, 'flood',
+               (SELECT coalesce(max(sequence_number), 0) FROM timing_reads) + n, %s, n::text,
+               '08:00:00.00', now(), 1, 'AAAAAA', 1, 'raw'
+        FROM generate_series(1, {count}) AS n RETURNING id""", (location,))]
+
+
+def stalled_stream_client(base: str) -> socket.socket:
+    """A phone gone to sleep: asks for /stream, then never reads another byte."""
+    host, port = base.removeprefix("http://").split(":")
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect((host, int(port)))
+    client.sendall(b"GET /stream HTTP/1.1\r\nHost: display.test\r\nAccept: text/event-stream\r\n\r\n")
+    return client
+
+
+def drained_to_the_end(client: socket.socket) -> bool:
+    """Reads what the kernel kept for the client; True when the server closed or reset it."""
+    client.setblocking(False)
+    try:
+        while client.recv(1 << 20):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except BlockingIOError:
+        return False
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stalled_stream_client_is_dropped_with_bounded_memory_while_others_get_every_read(
+        pg_dsn, served, monkeypatch):
+    base, display = served
+    streams: list[EventStream] = []
+    original_run = EventStream.run
+
+    def recording_run(self):
+        streams.append(self)
+        return original_run(self)
+
+    monkeypatch.setattr(EventStream, "run", recording_run)
+    _, healthy, _ = await open_stream(base + "/stream")
+    stalled = stalled_stream_client(base)
+    try:
+        await wait_until(lambda: len(streams) == 2 and display.open_streams == 2)
+        stalled_stream = streams[1]
+        live = display.live_reads()
+        inserted: list[int] = []
+        location = "L" * 900  # about 1.2 KB an event: the kernel's buffers fill quickly
+        for _ in range(100):  # at most 20,000 reads (24 MB); dropped long before
+            inserted += insert_many_reads(pg_dsn, 200, location)
+            await wait_until(lambda: healthy.ids[-1:] == inserted[-1:])
+            if stalled_stream.dropped:
+                break
+        assert stalled_stream.dropped, "the stalled client was never dropped"
+        # What we handed its full transport stayed within the limit, and then it was let go.
+        assert 0 < stalled_stream.written_while_paused <= sse.MAX_PENDING_BYTES
+        await wait_until(lambda: display.open_streams == 1 and live.subscriber_count == 1)
+        assert stalled_stream.closed
+        assert drained_to_the_end(stalled)
+        # The healthy client kept every read, in order, and still does.
+        more = insert_many_reads(pg_dsn, 50, "finish")
+        await wait_until(lambda: healthy.ids[-1:] == more[-1:])
+        assert healthy.ids == inserted + more
+    finally:
+        stalled.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def served_with_two_streams(database):
+    """The app on a real port, allowing two streams at once."""
+    display = DisplayApp(reactor, SimpleNamespace(database=database), keepalive_interval=KEEPALIVE_FOR_TESTS)
+    service = WebService(reactor, serverFromString(reactor, "tcp:0:interface=127.0.0.1"), display,
+                         max_stream_clients=2)
+    service.startService()
+    port = await service.when_listening()
+    yield f"http://127.0.0.1:{port.getHost().port}", display
+    await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_past_the_most_stream_clients_new_ones_get_503_with_retry_after_and_the_others_stay(
+        pg_dsn, served_with_two_streams):
+    base, display = served_with_two_streams
+    _, first, first_finished = await open_stream(base + "/stream")
+    _, second, second_finished = await open_stream(base + "/stream")
+    refused = await treq.get(base + "/stream", persistent=False)
+    assert refused.code == 503
+    assert refused.headers.getRawHeaders("retry-after") == ["10"]
+    assert refused.headers.getRawHeaders("content-type") == ["application/json"]
+    body = await refused.json()
+    assert body["success"] is False and body["error"] == "too many live streams" and body["retry_after"] == 10
+    assert display.open_streams == 2
+    read_id = insert_read(pg_dsn, "101")
+    await wait_until(lambda: first.ids == [read_id] and second.ids == [read_id])
+    # Pages are not streams: they are served while the streams are full.
+    page = await treq.get(base + "/api/timing/database-status", persistent=False)
+    assert page.code == 200
+    await page.content()
+    # One leaves: a new client is let in.
+    first.hang_up = True
+    await first_finished
+    await wait_until(lambda: display.open_streams == 1)
+    _, third, third_finished = await open_stream(base + "/stream")
+    later = insert_read(pg_dsn, "102")
+    await wait_until(lambda: third.ids == [later] and second.ids == [read_id, later])
+    second.hang_up = third.hang_up = True
+    await second_finished
+    await third_finished

@@ -65,3 +65,24 @@ def test_display_does_not_own_the_embedded_server(monkeypatch, tmp_path):
     options = parse(["--data-dir", str(tmp_path / "var")], monkeypatch, tmp_path)
     database = list(makeService(options, reactor=MemoryReactorClock()))[0]
     assert database.embedded is not None and database.embedded.owner is False
+
+
+def test_stream_limit_and_cors_origins_reach_the_site(monkeypatch, tmp_path):
+    defaults = parse([], monkeypatch, tmp_path).settings
+    assert defaults["max_stream_clients"] == 1000 and defaults["cors_origins"] == ()
+    options = parse(["--web", "tcp:0:interface=127.0.0.1", "--dsn", "host=/nowhere dbname=x",
+                     "--max-stream-clients", "25",
+                     "--cors-origins", "https://results.example.org, http://localhost:8080/"],
+                    monkeypatch, tmp_path)
+    web = list(makeService(options, reactor=MemoryReactorClock()))[1]
+    assert web.site.stream_gate.max_streams == 25
+    assert web.site.header_policy.cors_origins == {b"https://results.example.org", b"http://localhost:8080"}
+
+
+def test_bad_stream_limit_or_origin_is_a_usage_error(monkeypatch, tmp_path):
+    with pytest.raises(usage.UsageError, match="max-stream-clients"):
+        parse(["--max-stream-clients", "0"], monkeypatch, tmp_path)
+    with pytest.raises(usage.UsageError, match="cors-origins"):
+        parse(["--cors-origins", "*"], monkeypatch, tmp_path)
+    with pytest.raises(usage.UsageError, match="cors-origins"):
+        parse(["--cors-origins", "https://results.example.org/page"], monkeypatch, tmp_path)

@@ -37,13 +37,23 @@ LATE_COMMIT_WINDOW = 1000  # ids below a late notify that are fetched again
 DELIVERED_MEMORY = 50_000  # ids remembered to skip what was already delivered
 SAFETY_POLL_SECONDS = 5.0
 
+
+
+class ReadBatch(list):
+    """The reads of one delivery. The same object goes to every subscriber, so work done
+    on it once (the stream's encoded events, in ``encoded``) is shared by all of them."""
+
+    encoded: bytes | None = None
+
+
 Subscriber = Callable[[list[DisplayRead]], object]
 
 
 class LiveReads:
     """Fan-out of new reads: ``subscribe(callback) -> unsubscribe``.
 
-    ``callback`` gets a list of reads, oldest first, each read exactly once.
+    ``callback`` gets a list of reads (a ``ReadBatch``, the same object for every
+    subscriber), oldest first, each read exactly once.
     """
 
     def __init__(self, database: Database, reactor: IReactorTime | None = None,
@@ -178,7 +188,7 @@ class LiveReads:
                 return
 
     def _deliver(self, reads: list[DisplayRead]) -> None:
-        fresh = [read for read in reads if read.id not in self._delivered]
+        fresh = ReadBatch(read for read in reads if read.id not in self._delivered)
         if not fresh:
             return
         for read in fresh:

@@ -9,27 +9,36 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.logger import Logger
-from twisted.web.server import Site
-
 from chronotrack.lifecycle import ListeningService
 from web.app import CollectorStatus, DisplayApp
+from web.headers import HeaderPolicy
+from web.limits import DEFAULT_MAX_STREAM_CLIENTS
+from web.site import HubSite
 
 log = Logger()
 
 
 class WebService(MultiService):
-    """Serves ``display_app`` on an endpoint; on stop, ends open streams before the port closes."""
+    """Serves ``display_app`` on an endpoint; on stop, ends open streams before the port closes.
+
+    Every request goes through ``HubSite`` (web/site.py): security headers on every
+    response, request bodies refused over their limit before they are read, and at most
+    ``max_stream_clients`` live streams.
+    """
 
     name = "web"
 
     def __init__(self, reactor, endpoint: IStreamServerEndpoint, display_app: DisplayApp,
-                 description: str | None = None) -> None:
+                 description: str | None = None, max_stream_clients: int = DEFAULT_MAX_STREAM_CLIENTS,
+                 cors_origins: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.reactor = reactor
         self.display_app = display_app
         self.port: IListeningPort | None = None
         self._listening_waiters: list[Deferred] = []
-        server = ListeningService(endpoint, Site(display_app.resource()), description or repr(endpoint),
+        policy = HeaderPolicy(cors_origins=frozenset(origin.encode("ascii") for origin in cors_origins))
+        self.site = HubSite(display_app.resource(), policy, max_stream_clients, reactor=reactor)
+        server = ListeningService(endpoint, self.site, description or repr(endpoint),
                                   "race display", on_listening=self._listening)
         server.setServiceParent(self)
 
@@ -68,7 +77,9 @@ class WebService(MultiService):
 
 
 def make_web_service(reactor, endpoint: IStreamServerEndpoint | str, database_source: Any,
-                     messages: tuple[str, ...], collector_status: CollectorStatus | None) -> IService:
+                     messages: tuple[str, ...], collector_status: CollectorStatus | None,
+                     max_stream_clients: int = DEFAULT_MAX_STREAM_CLIENTS,
+                     cors_origins: tuple[str, ...] = ()) -> IService:
     """The race display served on ``endpoint`` (an endpoint or an endpoint string).
 
     ``database_source.database`` is read on every request (a DatabaseService works);
@@ -78,5 +89,5 @@ def make_web_service(reactor, endpoint: IStreamServerEndpoint | str, database_so
     if isinstance(endpoint, str):
         endpoint = serverFromString(reactor, endpoint)
     display_app = DisplayApp(reactor, database_source, tuple(messages), collector_status)
-    return WebService(reactor, endpoint, display_app, description)
+    return WebService(reactor, endpoint, display_app, description, max_stream_clients, tuple(cors_origins))
 

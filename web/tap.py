@@ -19,7 +19,7 @@ from web.service import WebService, make_web_service
 
 __all__ = ["Options", "makeService", "make_web_service", "WebService"]
 
-SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status")
+SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients", "cors-origins")
 
 
 class Options(usage.Options):
@@ -45,5 +45,7 @@ def makeService(options: Options, reactor=None) -> OrderedServices:
     status_url = (settings["collector_status"] or "").strip()
     collector_status = (http_collector_status(reactor, status_url)
                         if status_url and status_url.lower() != "none" else None)
-    make_web_service(reactor, settings["web"], database, settings["messages"], collector_status).setServiceParent(root)
+    make_web_service(reactor, settings["web"], database, settings["messages"], collector_status,
+                     max_stream_clients=settings["max_stream_clients"],
+                     cors_origins=settings["cors_origins"]).setServiceParent(root)
     return root
