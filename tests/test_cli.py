@@ -403,3 +403,9 @@ def test_with_the_embedded_server_already_running_it_is_used_and_left_running(da
     assert added.returncode == 0, added.stderr
     assert server_running(data_dir)
     assert query(dsn, "SELECT name FROM timing_partners WHERE slug = 'acme'") == [("acme",)]
+
+
+def test_the_old_module_entry_point_still_runs_the_roster_command(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "web.roster_command", "import", "--help"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert result.returncode == 0 and "--event" in result.stdout and "--dsn" in result.stdout

@@ -28,7 +28,8 @@ def add_parsers(commands) -> None:
                     "is not a terminal, otherwise asked twice. It is sent inside CTP01 lines, so it may "
                     "not be empty, contain '~', CR, LF or NUL, or be over 128 characters.")
     add.add_argument("slug", metavar="SLUG", help="The timing partner the controller belongs to.")
-    add.add_argument("user", metavar="USER", help="User id: 1-64 letters, digits, '.', '_', '@', '-'; unique across partners.")
+    add.add_argument("user", metavar="USER",
+                     help="User id: 1-64 letters, digits, '.', '_', '@', '-'; unique across partners.")
     add_database_options(add, secret_key_file=True)
     add.set_defaults(run=run_add)
 

@@ -17,7 +17,8 @@ def add_parsers(commands) -> None:
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     add = actions.add_parser("add", help="Add a timing partner.", description="Add a timing partner.")
-    add.add_argument("slug", metavar="SLUG", help="Short name: 1-63 lower-case letters, digits and dashes (e.g. acme-timing).")
+    add.add_argument("slug", metavar="SLUG",
+                     help="Short name: 1-63 lower-case letters, digits and dashes (e.g. acme-timing).")
     add.add_argument("--name", help="Display name (default: the slug).")
     add_database_options(add)
     add.set_defaults(run=run_add)

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 import psycopg2
 from twisted.internet import task
-from twisted.internet.defer import ensureDeferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from txpostgres.reconnection import ConnectionDead
 
 from chronotrack.config import SETTINGS_BY_NAME, ConfigError, resolve_settings
@@ -30,6 +30,7 @@ EXIT_STATUS_HELP = ("Exit status: 0 done; 1 refused (bad value, name taken, unkn
                     "2 could not run (settings, database unreachable, server key).")
 
 DATABASE_SETTINGS = ("dsn", "data-dir")
+CONNECT_TIMEOUT = 30.0  # seconds; libpq's connect_timeout does not apply to asynchronous connections
 
 T = TypeVar("T")
 
@@ -90,8 +91,8 @@ async def _with_database(reactor, dsn: str, work: Callable[[Database], Awaitable
     except ValueError as error:  # the message hides the password
         raise CommandFailed(str(error)) from error
     try:
-        if not await database.start():
-            reason = database.last_error or "no answer"
+        if not await _connected_in_time(reactor, database):
+            reason = database.last_error or f"no answer within {CONNECT_TIMEOUT:g} seconds"
             raise CommandFailed(f"cannot reach the database ({redact_dsn(dsn)}): {reason}")
         await migrate(database)
         return await work(database)
@@ -99,6 +100,20 @@ async def _with_database(reactor, dsn: str, work: Callable[[Database], Awaitable
         raise CommandFailed(f"database error ({redact_dsn(dsn)}): {_first_line(error)}") from error
     finally:
         database.close()
+
+
+def _connected_in_time(reactor, database: Database) -> Deferred[bool]:
+    """``database.start()``, or False after CONNECT_TIMEOUT (txpostgres cannot cancel a connect)."""
+    outcome: Deferred[bool] = Deferred()
+    timer = reactor.callLater(CONNECT_TIMEOUT, outcome.callback, False)
+
+    def started(connected: bool) -> None:
+        if not outcome.called:
+            timer.cancel()
+            outcome.callback(connected)
+
+    database.start().addCallback(started)
+    return outcome
 
 
 def _first_line(error: BaseException) -> str:
