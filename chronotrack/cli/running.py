@@ -59,14 +59,11 @@ def add_database_options(parser: argparse.ArgumentParser, secret_key_file: bool 
                                   "or secret.key in the data directory).")
 
 
-def resolve(arguments: argparse.Namespace, names: tuple[str, ...] = DATABASE_SETTINGS,
-            environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+def resolve(arguments: argparse.Namespace, names: tuple[str, ...] = DATABASE_SETTINGS) -> dict[str, Any]:
     """The settings this command needs; a bad value ends the command naming its source."""
     given = {name: getattr(arguments, SETTINGS_BY_NAME[name].attribute, None) for name in names}
     try:
-        if environ is None:
-            return resolve_settings(given, config_path=arguments.config, names=names)
-        return resolve_settings(given, environ, config_path=arguments.config, names=names)
+        return resolve_settings(given, config_path=arguments.config, names=names)
     except ConfigError as error:
         raise CommandFailed(str(error)) from error
 
