@@ -183,3 +183,11 @@ async def test_a_server_that_never_answers_ends_the_command_after_the_connect_ti
         with pytest.raises(CommandFailed, match="no answer within 0.5 seconds") as failed:
             await running._with_database(reactor, dsn, work)
     assert "hunter2" not in str(failed.value) and "password=***" in str(failed.value)
+
+
+def test_ctrl_d_at_the_password_prompt_is_a_clean_refusal():
+    def prompt(text: str) -> str:
+        raise EOFError
+
+    with pytest.raises(CommandFailed, match="no password typed"):
+        read_new_password(lambda password: None, FakeTerminal(), prompt)

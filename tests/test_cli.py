@@ -409,3 +409,55 @@ def test_the_old_module_entry_point_still_runs_the_roster_command(tmp_path):
     result = subprocess.run([sys.executable, "-m", "web.roster_command", "import", "--help"], capture_output=True,
                             text=True, cwd=Path(__file__).resolve().parent.parent, timeout=60)
     assert result.returncode == 0 and "--event" in result.stdout and "--dsn" in result.stdout
+
+
+def run_at_a_terminal(args: list[str], answers: list[str], cwd: Path) -> tuple[int, str]:
+    """Run the command on a pseudo-terminal, typing each answer after its prompt appears."""
+    import pty
+    import select
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CHRONOTRACK_")}
+    master, slave = pty.openpty()
+    process = subprocess.Popen([str(BIN / "chronotrack"), *args], stdin=slave, stdout=slave, stderr=slave,
+                               cwd=cwd, env=env, start_new_session=True)
+    os.close(slave)
+    seen = b""
+
+    def read_some(timeout: float) -> bool:
+        nonlocal seen
+        ready, _, _ = select.select([master], [], [], timeout)
+        if not ready:
+            return False
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the other side closed
+            return False
+        seen += chunk
+        return bool(chunk)
+
+    try:
+        for prompt_count, answer in enumerate(answers, start=1):
+            while seen.count(b"Password") < prompt_count:
+                assert read_some(60), f"no prompt {prompt_count}: {seen!r}"
+            os.write(master, answer.encode() + b"\n")
+        process.wait(120)
+        while read_some(0.5):
+            pass
+    finally:
+        os.close(master)
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, seen.decode(errors="replace")
+
+
+def test_at_a_terminal_the_password_is_asked_twice_and_must_match(pg_dsn, tmp_path, partner):
+    status, output = run_at_a_terminal(["operator", "add", "acme", "ada@example.com", "--dsn", pg_dsn],
+                                       ["long enough pw", "long enough pX"], tmp_path)
+    assert status == 1 and "the two passwords typed differ" in output
+    assert query(pg_dsn, "SELECT count(*) FROM operators") == [(0,)]
+    status, output = run_at_a_terminal(["operator", "add", "acme", "ada@example.com", "--dsn", pg_dsn],
+                                       ["long enough pw", "long enough pw"], tmp_path)
+    assert status == 0, output
+    assert "long enough" not in output  # never echoed
+    [(password_hash,)] = query(pg_dsn, "SELECT password_hash FROM operators")
+    assert verify_password(password_hash, "long enough pw")

@@ -19,10 +19,13 @@ def read_new_password(problem: Callable[[str], str | None], stdin: TextIO | None
     """The password, checked by ``problem`` (which says why a password is refused, or None)."""
     stdin = sys.stdin if stdin is None else stdin
     if stdin.isatty():
-        password = prompt("Password: ")
-        _check(problem, password)
-        if prompt("Password again: ") != password:
-            raise CommandFailed("the two passwords typed differ", EXIT_REFUSED)
+        try:
+            password = prompt("Password: ")
+            _check(problem, password)
+            if prompt("Password again: ") != password:
+                raise CommandFailed("the two passwords typed differ", EXIT_REFUSED)
+        except EOFError:
+            raise CommandFailed("no password typed", EXIT_REFUSED) from None
         return password
     line = stdin.readline(READ_LIMIT)
     if not line:
