@@ -164,6 +164,10 @@ def test_controller_add_refuses_a_server_key_that_cannot_read_the_stored_passwor
     other_key = run("controller", "add", "acme", "box-2", "--secret-key-file", str(tmp_path / "b.key"),
                     dsn=pg_dsn, stdin="pw\n", cwd=tmp_path)
     assert_clean_failure(other_key, 2, "cannot decrypt")
+    (tmp_path / "garbage.key").write_text("not a key\n")
+    garbage = run("controller", "add", "acme", "box-2", "--secret-key-file", str(tmp_path / "garbage.key"),
+                  dsn=pg_dsn, stdin="pw\n", cwd=tmp_path)
+    assert_clean_failure(garbage, 2, "does not hold a valid server key")
     assert query(pg_dsn, "SELECT user_id FROM controller_credentials") == [("box-1",)]
 
 

@@ -80,13 +80,14 @@ async def _server_key(database: Database, path: Path) -> SecretBox:
                             "collector's key file")
     try:
         box = SecretBox.from_file(path)
+    except SecretKeyError as error:
+        raise CommandFailed(str(error)) from error
+    try:
         if stored is not None:
             box.decrypt(stored)
     except SecretKeyError as error:
-        if stored is not None and path.exists():
-            raise CommandFailed(f"the server key {path} cannot decrypt the controller passwords already "
-                                "stored; point --secret-key-file at the collector's key file") from error
-        raise CommandFailed(str(error)) from error
+        raise CommandFailed(f"the server key {path} cannot decrypt the controller passwords already "
+                            "stored; point --secret-key-file at the collector's key file") from error
     return box
 
 
