@@ -51,7 +51,7 @@ def run_add(arguments: argparse.Namespace) -> int:
     if problem:
         raise CommandFailed(problem, EXIT_REFUSED)
     settings = resolve(arguments, DATABASE_SETTINGS + ("secret-key-file",))
-    key_path = key_file_path(Path(settings["data_dir"]), settings["secret_key_file"])
+    key_path = key_file_path(Path(settings["data_dir"]), settings["secret_key_file"]).absolute()
     password = read_new_password(controllers.controller_password_problem)
 
     async def add(database: Database) -> bool:
