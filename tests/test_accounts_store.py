@@ -191,3 +191,22 @@ def test_ctrl_d_at_the_password_prompt_is_a_clean_refusal():
 
     with pytest.raises(CommandFailed, match="no password typed"):
         read_new_password(lambda password: None, FakeTerminal(), prompt)
+
+
+def test_a_command_whose_reactor_is_stopped_by_a_signal_says_it_was_interrupted():
+    """Ctrl-C stops the reactor before the work finishes: one line and status 130, not a KeyError."""
+    import subprocess
+    import sys
+
+    program = ("import os, signal, sys\n"
+               "from twisted.internet.defer import Deferred\n"
+               "from chronotrack.cli.running import react, CommandFailed\n"
+               "async def never(reactor):\n"
+               "    reactor.callLater(0.2, os.kill, os.getpid(), signal.SIGINT)\n"
+               "    await Deferred()\n"
+               "try:\n"
+               "    react(never)\n"
+               "except CommandFailed as failure:\n"
+               "    print(failure, failure.status)\n")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "interrupted before it finished 130", result.stderr

@@ -14,7 +14,7 @@ from typing import Sequence
 from chronotrack.accounts.errors import AccountError
 from chronotrack.cli import (controller_commands, operator_commands, partner_commands, roster_commands,
                              simulate_command, token_commands)
-from chronotrack.cli.running import EXIT_REFUSED, EXIT_STATUS_HELP, CommandFailed
+from chronotrack.cli.running import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_STATUS_HELP, CommandFailed
 
 PROGRAM = "chronotrack"
 DESCRIPTION = ("Administer the race-timing hub: timing partners, controller logins, operators, "
@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_REFUSED
     except KeyboardInterrupt:
         print(f"{PROGRAM}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 def roster_alias(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from chronotrack.migrations import migrate
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the request itself cannot be carried out: bad value, taken name, nothing to remove
 EXIT_FAILED = 2  # the command could not run: settings, database unreachable, server key
+EXIT_INTERRUPTED = 130
 
 EXIT_STATUS_HELP = ("Exit status: 0 done; 1 refused (bad value, name taken, unknown name); "
                     "2 could not run (settings, database unreachable, server key).")
@@ -136,4 +137,6 @@ def react(work: Callable[[Any], Awaitable[T]]) -> T:
         pass
     if "failure" in outcome:
         outcome["failure"].raiseException()
+    if "result" not in outcome:  # the reactor stopped first: Ctrl-C or a signal
+        raise CommandFailed("interrupted before it finished", EXIT_INTERRUPTED)
     return outcome["result"]
