@@ -216,7 +216,7 @@ def test_a_read_from_a_controller_over_tcp_shows_the_runners_name(pg_dsn, tmp_pa
     roster_file.write_text(ROSTER)
     collector = CollectorProcess(tmp_path / "collector", dsn=pg_dsn, web=True).start()
     try:
-        imported = subprocess.run([str(BIN / "chronotrack-roster"), "import", str(roster_file), "--dsn", pg_dsn,
+        imported = subprocess.run([str(BIN / "chronotrack"), "roster", "import", str(roster_file), "--dsn", pg_dsn,
                                    "--event", "sim-event"],
                                   capture_output=True, text=True, timeout=120)
         assert imported.returncode == 0, imported.stdout + imported.stderr

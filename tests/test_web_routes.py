@@ -24,6 +24,7 @@ from web.app import DisplayApp
 from web.service import make_web_service
 
 REPO = Path(__file__).resolve().parent.parent
+CHRONOTRACK = str(Path(sys.executable).parent / "chronotrack")  # the installed console script
 XSS = "<script>window.__xss=1</script>"
 COLLECTOR_STATUS = {"service": "timing-collector", "status": "running", "tcp_port": 61611, "connections": 3,
                     "total_reads": 1234, "current_session": 1, "timestamp": "2024-05-04T08:00:00+00:00",
@@ -490,7 +491,7 @@ async def test_roster_search_finds_by_name_and_bib(pg_dsn, stub):
 def test_roster_command_imports_a_csv_and_reports_rejected_lines(pg_dsn, tmp_path):
     roster = tmp_path / "roster.csv"
     roster.write_text(ROSTER_CSV)
-    result = subprocess.run([sys.executable, "-m", "web.roster_command", "import", str(roster), "--dsn", pg_dsn],
+    result = subprocess.run([CHRONOTRACK, "roster", "import", str(roster), "--dsn", pg_dsn],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 1, result.stderr  # some lines were rejected
     assert "imported 2 runners; 2 lines rejected" in result.stdout
@@ -501,7 +502,7 @@ def test_roster_command_imports_a_csv_and_reports_rejected_lines(pg_dsn, tmp_pat
 def test_roster_command_on_a_clean_file_exits_zero_and_creates_the_schema(pg_dsn, tmp_path):
     roster = tmp_path / "roster.csv"
     roster.write_text("bib;first name;last name\n5;Mo;Farah\n")
-    result = subprocess.run([sys.executable, "-m", "web.roster_command", "import", str(roster), "--dsn", pg_dsn],
+    result = subprocess.run([CHRONOTRACK, "roster", "import", str(roster), "--dsn", pg_dsn],
                             capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert query(pg_dsn, "SELECT bib, first_name, last_name FROM participants") == [("5", "Mo", "Farah")]
@@ -512,7 +513,7 @@ async def test_a_runner_imported_with_the_command_is_named_on_the_display(pg_dsn
     roster = tmp_path / "roster.csv"
     roster.write_text("bib,first_name,last_name\n4242,Eliud,Kipchoge\n")
     session = insert_session(pg_dsn, event="Spring 10K")
-    process = await _run_async([sys.executable, "-m", "web.roster_command", "import", str(roster),
+    process = await _run_async([CHRONOTRACK, "roster", "import", str(roster),
                                 "--event", "Spring 10K/Race day", "--dsn", pg_dsn])
     assert process == 0
     insert_read(pg_dsn, session, "4242")

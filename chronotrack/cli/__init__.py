@@ -1,0 +1,1 @@
+"""The ``chronotrack`` command: partners, controller logins, operators, API tokens, roster, simulator."""
