@@ -80,3 +80,25 @@ def insert_read(dsn: str, session_id: int, tag: str, location: str = "finish",
         SELECT id, timing_partner_id, 'connection:test', %s, %s, %s, %s, '2024-05-04 08:01:02.35+00', 1,
                '0F2A38', 1, 'raw'
         FROM timing_sessions WHERE id = %s RETURNING id""", (sequence, location, tag, time, session_id))[0][0]
+
+
+def insert_web_session(dsn: str, operator_id: int, csrf_token: str = "csrf-token-for-tests-0123456789") -> str:
+    """A signed-in browser session of ``operator_id``; returns the cookie's token (only its hash is stored)."""
+    from chronotrack.accounts.tokens import new_session_token, token_hash
+
+    token = new_session_token()
+    query(dsn, """
+        INSERT INTO web_sessions (operator_id, token_hash, csrf_token, expires_at)
+        VALUES (%s, %s, %s, now() + interval '1 hour')""", (operator_id, token_hash(token), csrf_token))
+    return token
+
+
+def event_of_session(dsn: str, session_id: int) -> int:
+    return query(dsn, "SELECT timing_event_id FROM timing_sessions WHERE id = %s", (session_id,))[0][0]
+
+
+def display_slug(dsn: str, event_id: int, public: bool | None = None) -> str:
+    """The event's public display slug, switching the display on or off first when ``public`` is given."""
+    if public is not None:
+        query(dsn, "UPDATE timing_events SET public_display = %s WHERE id = %s", (public, event_id))
+    return query(dsn, "SELECT display_slug FROM timing_events WHERE id = %s", (event_id,))[0][0]
