@@ -341,8 +341,7 @@ class DisplayApp:
             viewer = await self.access.viewer(request, database)
         except BadCredentials:
             viewer = None
-        if operator is None:
-            request.setResponseCode(401)
+        if operator is None:  # 200: the form again, with the reason (browsers log a 4xx page as an error)
             return self._login_form(request, viewer, next_path, email=email,
                                     error="That e-mail address and password do not match an account.")
         await self.sign_in.start_session(request, database, operator, previous=viewer)
