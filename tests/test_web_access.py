@@ -457,3 +457,33 @@ async def test_open_mode_is_asked_of_the_database_once_per_few_seconds(pg_dsn, d
 async def test_start_up_says_pages_are_open_and_how_to_create_the_first_account(database, log_observer):
     await DisplayApp(reactor, SimpleNamespace(database=database)).database_ready(database)
     assert any("chronotrack operator add default you@example.com" in line for line in log_lines(log_observer))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_parallel_guesses_for_one_email_is_checked_two_at_a_time(operator, new_browser):
+    browser = new_browser()
+    _, html = await fetch(browser, "GET", "/login")
+    token = form_token(html)
+    attempts = [browser.request("POST", BASE + "/login", allow_redirects=False,
+                                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+                                data={"email": "ada@example.com", "password": f"guess {n}", "csrf_token": token})
+                for n in range(6)]
+    responses = [await settle(browser, attempt) for attempt in attempts]
+    assert sorted(response.code for response in responses) == [200, 200, 429, 429, 429, 429]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_address_sending_wrong_tokens_is_paused_without_a_query_per_guess(pg_dsn, operator, new_browser):
+    good = rows.insert_api_token(pg_dsn)
+    guesser = {"X-Forwarded-For": "203.0.113.66"}
+    for n in range(20):
+        response, _ = await fetch(new_browser(), "GET", "/api/timing/stats",
+                                  headers={**guesser, "Authorization": f"Bearer ctk_guess{n}"})
+        assert response.code == 401
+    response, body = await fetch(new_browser(), "GET", "/api/timing/stats",
+                                 headers={**guesser, "Authorization": f"Bearer {good}"})
+    assert response.code == 429 and json.loads(body)["success"] is False
+    assert response.headers.getRawHeaders("retry-after")
+    response, _ = await fetch(new_browser(), "GET", "/api/timing/stats",
+                              headers={"X-Forwarded-For": "203.0.113.67", "Authorization": f"Bearer {good}"})
+    assert response.code == 200

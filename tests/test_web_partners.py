@@ -267,13 +267,14 @@ async def served(database, partners):
     service = WebService(reactor, serverFromString(reactor, "tcp:0:interface=127.0.0.1"), display)
     service.startService()
     port = await service.when_listening()
-    yield f"http://127.0.0.1:{port.getHost().port}"
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port.getHost().port}", display=display)
     await service.stopService()
 
 
 @pytest_twisted.ensureDeferred
 async def test_each_partners_stream_carries_only_its_own_live_reads(pg_dsn, served, partners):
     acme, zeta = partners
+    served = served.url
     streams = {}
     for me in partners:
         streams[me.slug, "token"] = await open_stream(served + "/stream", headers=me.bearer)
@@ -296,6 +297,7 @@ async def test_each_partners_stream_carries_only_its_own_live_reads(pg_dsn, serv
 @pytest_twisted.ensureDeferred
 async def test_the_public_display_stream_carries_only_that_events_reads(pg_dsn, served, partners):
     acme, zeta = partners
+    served = served.url
     other_session = rows.insert_session(pg_dsn, "acme other", "Acme Trail", partner="acme")
     slug = rows.display_slug(pg_dsn, acme.event, public=True)
     response, events, finished = await open_stream(f"{served}/stream?display={slug}&last_event_id=0")
@@ -312,7 +314,7 @@ async def test_the_public_display_stream_carries_only_that_events_reads(pg_dsn, 
 async def test_anonymous_stream_in_closed_mode_is_401(served, partners):
     import treq
 
-    response = await treq.get(served + "/stream", persistent=False)
+    response = await treq.get(served.url + "/stream", persistent=False)
     assert response.code == 401
     assert (await response.json())["success"] is False
 
@@ -329,3 +331,31 @@ async def test_signing_in_through_the_form_scopes_the_session_to_the_operators_p
     _, html = await fetch(browser, "GET", "/reads")
     assert read_rows(html, acme.read_ids + zeta.read_ids) == zeta.read_ids
     assert form_token(html)  # the sign-out form carries this session's CSRF token
+
+
+@pytest_twisted.ensureDeferred
+async def test_switching_a_display_off_ends_its_open_streams(pg_dsn, served, partners):
+    acme, _ = partners
+    slug = rows.display_slug(pg_dsn, acme.event, public=True)
+    response, events, finished = await open_stream(f"{served.url}/stream?display={slug}")
+    own = await open_stream(served.url + "/stream", headers=acme.bearer)
+    response, _ = await fetch(StubTreq(served.display.resource()), "POST", f"/events/{acme.event}/public-display",
+                              data={"csrf_token": CSRF, "public": "off"}, cookies=acme.cookies)
+    assert response.code == 303
+    await finished  # the screen's stream ended; its reconnect gets a 404
+    assert served.display.open_streams == 1  # the operator's own stream goes on
+    own[1].hang_up = True
+
+
+@pytest_twisted.ensureDeferred
+async def test_signing_out_ends_that_sessions_open_streams(pg_dsn, served, partners):
+    acme, zeta = partners
+    response, events, finished = await open_stream(
+        served.url + "/stream", headers={"Cookie": f"chronotrack_session={acme.cookie}"})
+    other = await open_stream(served.url + "/stream", headers={"Cookie": f"chronotrack_session={zeta.cookie}"})
+    response, _ = await fetch(StubTreq(served.display.resource()), "POST", "/logout",
+                              data={"csrf_token": CSRF}, cookies=acme.cookies)
+    assert response.code == 303
+    await finished
+    assert served.display.open_streams == 1
+    other[1].hang_up = True

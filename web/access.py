@@ -16,10 +16,11 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
+from chronotrack.accounts.failure_throttle import FailureThrottle
 from chronotrack.accounts.tokens import MAX_TOKEN_LENGTH, token_hash
 from chronotrack.database import Database
 from web import queries
-from web.errors import BadCredentials
+from web.errors import BadCredentials, TooManyAttempts
 from web.queries import EVERYTHING, NOTHING, Scope
 
 log = Logger()
@@ -138,9 +139,13 @@ def session_cookie(request: IRequest) -> str | None:
 class Access:
     """Resolves viewers; remembers for a few seconds whether any operator exists (open mode)."""
 
-    def __init__(self, clock: IReactorTime, cache_seconds: float = OPEN_MODE_CACHE_SECONDS) -> None:
+    def __init__(self, clock: IReactorTime, cache_seconds: float = OPEN_MODE_CACHE_SECONDS,
+                 bad_token_throttle: FailureThrottle | None = None) -> None:
         self.clock = clock
         self.cache_seconds = cache_seconds
+        # An address sending token after wrong token is guessing: it waits, without a query per guess.
+        self.bad_token_throttle = bad_token_throttle or FailureThrottle(clock, max_failures=20, window=60.0,
+                                                                        block_for=60.0)
         self._open: bool | None = None
         self._checked_at = 0.0
         self._checking: list[Deferred[bool]] | None = None
@@ -182,10 +187,18 @@ class Access:
         return viewer
 
     async def _resolve(self, request: IRequest, database: Database) -> Viewer:
-        token = bearer_token(request)
+        try:
+            token = bearer_token(request)
+        except BadCredentials:
+            self.bad_token_throttle.record_failure(client_address(request))
+            raise
         if token is not None:
+            address = client_address(request)
+            if self.bad_token_throttle.is_blocked(address):
+                raise TooManyAttempts(self.bad_token_throttle.retry_after(address))
             found = await queries.api_token(database, token_hash(token))
             if found is None:
+                self.bad_token_throttle.record_failure(address)
                 raise BadCredentials("unknown or revoked token")
             return Viewer("token", Scope.of_partners([found.partner_id]))
         cookie = session_cookie(request)

@@ -143,7 +143,8 @@ class DisplayApp:
         self.templates.filters["timestamp"] = _format_timestamp
         self.templates.filters["time_of_day"] = _format_time_of_day
         self._live: LiveReads | None = None
-        self._streams: set[EventStream] = set()
+        # Each open stream, with what it rides on: (public display's event id, signed-in session id).
+        self._streams: dict[EventStream, tuple[int | None, int | None]] = {}
 
     # Plumbing
 
@@ -180,11 +181,17 @@ class DisplayApp:
 
     def close_streams(self) -> None:
         """End every open stream cleanly (on shut-down); browsers reconnect and resume."""
-        for stream in list(self._streams):
-            stream.close(finish=True)
+        self._end_streams(lambda public_event, web_session: True)
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+    def _end_streams(self, matches: Callable[[int | None, int | None], bool]) -> None:
+        """End the streams whose (public display event, signed-in session) ``matches``: a display
+        just switched off, a session just signed out. Other display processes see it on reconnect."""
+        for stream, (public_event, web_session) in list(self._streams.items()):
+            if matches(public_event, web_session):
+                stream.close(finish=True)
 
     def _render(self, request: IRequest, template: str, **context: Any) -> bytes:
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
@@ -288,6 +295,8 @@ class DisplayApp:
         if failure.check(TooManyAttempts):
             request.setResponseCode(429)
             request.setHeader(b"Retry-After", retry_after_header(failure.value.retry_after))
+            if wants_json:
+                return self._json(request, {"success": False, "error": str(failure.value)})
             return self._render(request, "error.html", title="Too many attempts", code=429,
                                 message=str(failure.value))
         if failure.check(Forbidden, NotFound):
@@ -361,6 +370,7 @@ class DisplayApp:
         if viewer.signed_in:
             check_csrf(request, viewer)
             await self.sign_in.end_session(request, database, viewer)
+            self._end_streams(lambda _, web_session: web_session == viewer.web_session_id)
         return self._redirect(request, "/login")
 
     # Pages
@@ -436,6 +446,8 @@ class DisplayApp:
             raise NotFound("no such event")
         log.info("public display of event {event} switched {switch} by {who}", event=event_id, switch=switch,
                  who=viewer.email or "open mode")
+        if not event.public_display:
+            self._end_streams(lambda public_event, _: public_event == event.id)  # screens showing it go dark now, not at their next reload
         return self._redirect(request, "/sessions#events")
 
     @app.route("/status", methods=["GET"])
@@ -551,11 +563,13 @@ class DisplayApp:
         resume_from = from_header if from_header is not None else from_query
         display_slug = text_param(request, "display")
         database = self.database()
+        public_event_id = web_session_id = None
         if display_slug is not None:  # a public display: anyone, that event only
             event = await self._public_event(database, display_slug)
-            scope = Scope(frozenset([event.partner_id]), event.id)
+            scope, public_event_id = Scope(frozenset([event.partner_id]), event.id), event.id
         else:
-            scope = (await self._reader(request, database)).scope
+            viewer = await self._reader(request, database)
+            scope, web_session_id = viewer.scope, viewer.web_session_id
         live = self.live_reads(database)
         await live.when_ready()
 
@@ -564,11 +578,11 @@ class DisplayApp:
 
         stream = EventStream(request, ScopedLive(live, scope), self.reactor, catch_up, resume_from,
                              self.keepalive_interval)
-        self._streams.add(stream)
+        self._streams[stream] = (public_event_id, web_session_id)
         try:
             await stream.run()
         finally:
-            self._streams.discard(stream)
+            self._streams.pop(stream, None)
 
 
 def _stream_url_for(path: bytes) -> str:

@@ -28,7 +28,7 @@ from chronotrack.accounts.passwords import MAX_PASSWORD_LENGTH, verify_password
 from chronotrack.accounts.tokens import new_session_token, token_hash, tokens_match
 from chronotrack.database import Database
 from web import queries
-from web.access import SESSION_COOKIE, Viewer, client_address, is_secure
+from web.access import SESSION_COOKIE, Viewer, client_address, from_local_proxy, is_secure
 from web.errors import BadParameter, Forbidden, TooManyAttempts
 
 log = Logger()
@@ -38,6 +38,10 @@ LOGIN_CSRF_COOKIE = b"chronotrack_login_csrf"
 LOGIN_CSRF_LIFETIME_SECONDS = 60 * 60
 MAX_EMAIL_LENGTH = 254
 MAX_NEXT_LENGTH = 500
+# Checks running at once: a burst of parallel guesses must not all get in before the first
+# failure is counted, nor tie up every thread with argon2.
+MAX_PARALLEL_PER_KEY = 2
+MAX_PARALLEL_CHECKS = 8
 CSRF_FIELD = "csrf_token"
 _SAFE_NEXT = re.compile(r"^/(?![/\\])[\x21-\x7e]*$")
 _FORM_TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,100}$")
@@ -69,7 +73,11 @@ def refuse_cross_site(request: IRequest) -> None:
     if origin is None:
         return  # older browsers and non-browser clients; the CSRF token still guards
     origin = origin.strip().lower()
-    host = (request.getHeader(b"Host") or b"").strip().lower()
+    host = request.getHeader(b"Host") or b""
+    forwarded_host = request.getHeader(b"X-Forwarded-Host") if from_local_proxy(request) else None
+    if forwarded_host:  # a proxy that does not pass Host on says here what the browser asked for
+        host = forwarded_host.split(b",", 1)[0]
+    host = host.strip().lower()
     if origin == b"null" or not host or origin.split(b"://", 1)[-1] != host:
         raise Forbidden("This form must be sent from this site's own pages.")
 
@@ -109,6 +117,8 @@ class SignIn:
                                                                     block_for=300.0)
         self.email_throttle = email_throttle or FailureThrottle(reactor, max_failures=5, window=300.0,
                                                                 block_for=900.0)
+        self._in_flight: dict[str, int] = {}  # only keys with a check running: bounded by MAX_PARALLEL_CHECKS
+        self._checks_running = 0
 
     # The sign-in form's own CSRF guard: a cookie and a hidden field with the same random value
 
@@ -156,8 +166,25 @@ class SignIn:
                            password: str) -> queries.OperatorLogin | None:
         """The operator these credentials belong to, or None (counted as a failure). Never logs the password."""
         address = client_address(request)
-        email = email.strip().lower()
+        email = email.strip().lower()[:MAX_EMAIL_LENGTH]
         self._check_not_blocked(address, email)
+        keys = ("address " + address, "email " + email)
+        if self._checks_running >= MAX_PARALLEL_CHECKS or any(self._in_flight.get(key, 0) >= MAX_PARALLEL_PER_KEY for key in keys):
+            raise TooManyAttempts(1.0)
+        self._checks_running += 1
+        for key in keys:
+            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        try:
+            return await self._authenticate(database, address, email, password)
+        finally:
+            self._checks_running -= 1
+            for key in keys:
+                self._in_flight[key] -= 1
+                if not self._in_flight[key]:
+                    del self._in_flight[key]
+
+    async def _authenticate(self, database: Database, address: str, email: str,
+                            password: str) -> queries.OperatorLogin | None:
         operator = None
         if 0 < len(email) <= MAX_EMAIL_LENGTH and 0 < len(password) <= MAX_PASSWORD_LENGTH:
             operator = await queries.operator_for_login(database, email)
@@ -167,8 +194,8 @@ class SignIn:
             log.info("operator {email!r} signed in from {address}", email=email, address=address)
             return operator
         blocked = self.address_throttle.record_failure(address)
-        blocked = self.email_throttle.record_failure(email[:MAX_EMAIL_LENGTH]) or blocked
-        log.warn("failed sign-in for {email!r} from {address}{blocked}", email=email[:MAX_EMAIL_LENGTH],
+        blocked = self.email_throttle.record_failure(email) or blocked
+        log.warn("failed sign-in for {email!r} from {address}{blocked}", email=email,
                  address=address, blocked=" (further attempts paused)" if blocked else "")
         return None
 
