@@ -6,6 +6,8 @@ helpers fill in the keys so each test can say only what it is about.
 
 from __future__ import annotations
 
+from chronotrack.accounts.passwords import hash_password
+from chronotrack.accounts.tokens import new_api_token, new_session_token, token_hash
 from tests.postgres import query
 
 # The newest session, its partner and its event: what a read or runner goes to by default.
@@ -50,8 +52,6 @@ def insert_partner(dsn: str, slug: str, name: str | None = None) -> int:
 def insert_operator(dsn: str, email: str, password: str, partner: str = "default",
                     disabled: bool = False) -> int:
     """An operator whose password is hashed the way the product does it (argon2id)."""
-    from chronotrack.accounts.passwords import hash_password
-
     return query(dsn, """
         INSERT INTO operators (timing_partner_id, email, password_hash, disabled_at)
         SELECT id, %s, %s, CASE WHEN %s THEN now() END FROM timing_partners WHERE slug = %s RETURNING id""",
@@ -60,8 +60,6 @@ def insert_operator(dsn: str, email: str, password: str, partner: str = "default
 
 def insert_api_token(dsn: str, partner: str = "default", revoked: bool = False) -> str:
     """A new API token of ``partner``; only its hash goes into the table, the token comes back."""
-    from chronotrack.accounts.tokens import new_api_token, token_hash
-
     token = new_api_token()
     query(dsn, """
         INSERT INTO api_tokens (timing_partner_id, name, token_hash, revoked_at)
@@ -84,8 +82,6 @@ def insert_read(dsn: str, session_id: int, tag: str, location: str = "finish",
 
 def insert_web_session(dsn: str, operator_id: int, csrf_token: str = "csrf-token-for-tests-0123456789") -> str:
     """A signed-in browser session of ``operator_id``; returns the cookie's token (only its hash is stored)."""
-    from chronotrack.accounts.tokens import new_session_token, token_hash
-
     token = new_session_token()
     query(dsn, """
         INSERT INTO web_sessions (operator_id, token_hash, csrf_token, expires_at)

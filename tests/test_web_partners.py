@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 import pytest_twisted
+import treq
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
@@ -312,8 +313,6 @@ async def test_the_public_display_stream_carries_only_that_events_reads(pg_dsn, 
 
 @pytest_twisted.ensureDeferred
 async def test_anonymous_stream_in_closed_mode_is_401(served, partners):
-    import treq
-
     response = await treq.get(served.url + "/stream", persistent=False)
     assert response.code == 401
     assert (await response.json())["success"] is False

@@ -10,35 +10,31 @@ traceback.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from klein import Klein
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
-from chronotrack.accounts.passwords import MAX_PASSWORD_LENGTH
 from chronotrack.config import DEFAULT_MESSAGES
 from chronotrack.database import Database
 from chronotrack.reads import NEW_LOCATION_TAG
 from web import queries
-from web.access import Access, Viewer
+from web.access import Access
 from web.charts import bar_chart
 from web.errors import (BadCredentials, BadParameter, DatabaseUnavailable, Forbidden, NotFound, NotSignedIn,
                         TooManyAttempts)
 from web.live import LiveReads
+from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
 from web.params import int_param, parse_bounded_int, text_param
-from web.queries import DisplayRead, Event, Scope
-from web.roster import parse_roster
+from web.queries import DisplayRead, Scope
 from web.scoped_live import ScopedLive
-from web.sign_in import (MAX_EMAIL_LENGTH, MAX_NEXT_LENGTH, SignIn, check_csrf, form_field, login_url,
-                         refuse_cross_site, retry_after_header, safe_next)
+from web.sign_in import SignIn, login_url, retry_after_header
 from web.sse import KEEPALIVE_SECONDS, CATCH_UP_LIMIT, EventStream, parse_last_event_id
 
 log = Logger()
@@ -48,9 +44,6 @@ CollectorStatus = Callable[[], Deferred]
 DISPLAY_RECENT = 12
 PAGE_SIZE = 50
 MAX_LIMIT = 1000
-MAX_ID = 2**62
-MAX_ROSTER_BYTES = 5 * 1024 * 1024
-ROSTER_PAGE_LIMIT = 1000
 
 STATIC_FILES = {
     "display.js": b"text/javascript; charset=utf-8",
@@ -59,7 +52,6 @@ STATIC_FILES = {
 }
 PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster",
                b"/login": "Sign in"}
-DISPLAY_SLUG = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 # Inline scripts never run: even a missed escape could not execute injected code.
 CONTENT_SECURITY_POLICY = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -122,8 +114,10 @@ _format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
 _format_time_of_day = _formatter("%H:%M")
 
 
-class DisplayApp:
-    app = Klein()
+class DisplayApp(OperatorPages):
+    """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``."""
+
+    app = OperatorPages.app  # one Klein app for both, so one error hook answers for every route
 
     def __init__(self, reactor: IReactorTime, database_source: Any,
                  messages: tuple[str, ...] = (), collector_status: CollectorStatus | None = None,
@@ -230,40 +224,6 @@ class DisplayApp:
             log.failure("asking the collector for its status failed")
             return None
 
-    # Who may do what
-
-    async def _reader(self, request: IRequest, database: Database) -> Viewer:
-        """Whoever may look at pages and feeds (open mode, an operator, a token); else NotSignedIn."""
-        viewer = await self.access.viewer(request, database)
-        if not viewer.may_read:
-            raise NotSignedIn()
-        return viewer
-
-    async def _changer(self, request: IRequest, database: Database) -> Viewer:
-        """Whoever may change things, having checked the form came from our own page."""
-        refuse_cross_site(request)
-        viewer = await self._reader(request, database)
-        if not viewer.may_change:
-            raise Forbidden("An API token can read, not change anything; sign in to do that.")
-        check_csrf(request, viewer)
-        return viewer
-
-    async def _public_event(self, database: Database, slug: str) -> Event:
-        """The event of a public display link, or NotFound (also when its partner switched it off)."""
-        event = await queries.public_event(database, slug) if DISPLAY_SLUG.match(slug) else None
-        if event is None:
-            raise NotFound("no such public display")
-        return event
-
-    async def _event_param(self, request: IRequest, database: Database, viewer: Viewer,
-                           value: int | None) -> int:
-        """The event a roster page is about: the one asked for (if the viewer's), else the default one."""
-        if value is None:
-            return await queries.roster_event_id(database, viewer.scope)
-        if await queries.event_in_scope(database, viewer.scope, value) is None:
-            raise NotFound("no such event")
-        return value
-
     # The one error hook
 
     @app.handle_errors(Exception)
@@ -326,53 +286,6 @@ class DisplayApp:
         return self._render(request, "error.html", title="Error", code=500,
                             message="Something went wrong; the details are in the server log.")
 
-    # Signing in and out
-
-    @app.route("/login", methods=["GET"])
-    async def login_page(self, request: IRequest) -> bytes:
-        database = self.database()
-        next_path = safe_next(text_param(request, "next", MAX_NEXT_LENGTH))
-        viewer = await self.access.viewer(request, database)
-        if viewer.signed_in:
-            return self._redirect(request, next_path)
-        return self._login_form(request, viewer, next_path)
-
-    @app.route("/login", methods=["POST"])
-    async def login(self, request: IRequest) -> bytes:
-        refuse_cross_site(request)
-        self.sign_in.check_login_form_token(request)
-        database = self.database()
-        next_path = safe_next(form_field(request, "next", MAX_NEXT_LENGTH))
-        email = form_field(request, "email", MAX_EMAIL_LENGTH)
-        password = form_field(request, "password", MAX_PASSWORD_LENGTH)
-        operator = await self.sign_in.authenticate(request, database, email, password)
-        try:
-            viewer = await self.access.viewer(request, database)
-        except BadCredentials:
-            viewer = None
-        if operator is None:  # 200: the form again, with the reason (browsers log a 4xx page as an error)
-            return self._login_form(request, viewer, next_path, email=email,
-                                    error="That e-mail address and password do not match an account.")
-        await self.sign_in.start_session(request, database, operator, previous=viewer)
-        return self._redirect(request, next_path)
-
-    def _login_form(self, request: IRequest, viewer: Viewer | None, next_path: str, email: str = "",
-                    error: str | None = None) -> bytes:
-        return self._render(request, "login.html", title="Sign in", next_path=next_path, email=email, error=error,
-                            login_token=self.sign_in.login_form_token(request),
-                            open_mode=viewer is not None and viewer.kind == "open")
-
-    @app.route("/logout", methods=["POST"])
-    async def logout(self, request: IRequest) -> bytes:
-        refuse_cross_site(request)
-        database = self.database()
-        viewer = await self.access.viewer(request, database)
-        if viewer.signed_in:
-            check_csrf(request, viewer)
-            await self.sign_in.end_session(request, database, viewer)
-            self._end_streams(lambda _, web_session: web_session == viewer.web_session_id)
-        return self._redirect(request, "/login")
-
     # Pages
 
     @app.route("/", methods=["GET"])
@@ -422,34 +335,6 @@ class DisplayApp:
                             status=await queries.database_status(database, scope),
                             events=await queries.events(database, scope))
 
-    @app.route("/sessions/<int:session_id>/close", methods=["POST"])
-    async def close_session(self, request: IRequest, session_id: int) -> bytes:
-        database = self.database()
-        viewer = await self._changer(request, database)
-        closed = await queries.close_session(database, viewer.scope, session_id) if session_id <= MAX_ID else None
-        if closed is None:
-            raise NotFound("no such session")
-        if closed:
-            log.info("session {session} closed by {who}", session=session_id, who=viewer.email or "open mode")
-        return self._redirect(request, "/sessions")
-
-    @app.route("/events/<int:event_id>/public-display", methods=["POST"])
-    async def switch_public_display(self, request: IRequest, event_id: int) -> bytes:
-        database = self.database()
-        viewer = await self._changer(request, database)
-        switch = form_field(request, "public", 3)
-        if switch not in ("on", "off"):
-            raise BadParameter("public", "must be on or off")
-        event = (await queries.set_public_display(database, viewer.scope, event_id, switch == "on")
-                 if event_id <= MAX_ID else None)
-        if event is None:
-            raise NotFound("no such event")
-        log.info("public display of event {event} switched {switch} by {who}", event=event_id, switch=switch,
-                 who=viewer.email or "open mode")
-        if not event.public_display:
-            self._end_streams(lambda public_event, _: public_event == event.id)  # screens showing it go dark now, not at their next reload
-        return self._redirect(request, "/sessions#events")
-
     @app.route("/status", methods=["GET"])
     async def status_page(self, request: IRequest) -> bytes:
         database = self.database()
@@ -467,41 +352,6 @@ class DisplayApp:
             largest_location=largest_location, open_streams=self.open_streams,
             controllers=await queries.open_controller_connections(database, scope),
             reads_last_hour=sum(minute["reads"] for minute in per_minute))
-
-    @app.route("/roster", methods=["GET"])
-    async def roster_page(self, request: IRequest) -> bytes:
-        database = self.database()
-        viewer = await self._reader(request, database)
-        event_id = await self._event_param(request, database, viewer, int_param(request, "event", None, 1, MAX_ID))
-        return await self._roster_response(request, database, viewer, event_id, outcome=None)
-
-    @app.route("/roster", methods=["POST"])
-    async def roster_upload(self, request: IRequest) -> bytes:
-        database = self.database()
-        viewer = await self._changer(request, database)
-        uploads = request.args.get(b"file")
-        if not uploads or not uploads[0].strip():
-            raise BadParameter("file", "choose a CSV file to upload")
-        if len(uploads[0]) > MAX_ROSTER_BYTES:
-            raise BadParameter("file", f"larger than {MAX_ROSTER_BYTES // (1024 * 1024)} MB")
-        event_field = form_field(request, "event", 20).strip()
-        event_id = await self._event_param(request, database, viewer,
-                                           parse_bounded_int("event", event_field or None, None, 1, MAX_ID))
-        parsed = parse_roster(uploads[0])
-        imported = await queries.upsert_participants(database, event_id, parsed.participants)
-        log.info("roster upload to event {event}: {imported} runners imported, {rejected} lines rejected",
-                 event=event_id, imported=imported, rejected=len(parsed.errors))
-        return await self._roster_response(request, database, viewer, event_id,
-                                           outcome={"imported": imported, "parsed": parsed})
-
-    async def _roster_response(self, request: IRequest, database: Database, viewer: Viewer, event_id: int,
-                               outcome: dict[str, Any] | None) -> bytes:
-        search = text_param(request, "q") if outcome is None else None
-        runners, total = await queries.participants(database, event_id, search, ROSTER_PAGE_LIMIT)
-        return self._render(request, "roster.html", active="roster", runners=runners, total=total,
-                            search=search or "", outcome=outcome, shown_limit=ROSTER_PAGE_LIMIT,
-                            roster_size=await queries.participant_count(database, event_id),
-                            events=await queries.events(database, viewer.scope), event_id=event_id)
 
     @app.route("/static/<string:name>", methods=["GET"])
     def static(self, request: IRequest, name: str) -> bytes:

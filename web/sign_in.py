@@ -169,7 +169,8 @@ class SignIn:
         email = email.strip().lower()[:MAX_EMAIL_LENGTH]
         self._check_not_blocked(address, email)
         keys = ("address " + address, "email " + email)
-        if self._checks_running >= MAX_PARALLEL_CHECKS or any(self._in_flight.get(key, 0) >= MAX_PARALLEL_PER_KEY for key in keys):
+        busy = any(self._in_flight.get(key, 0) >= MAX_PARALLEL_PER_KEY for key in keys)
+        if busy or self._checks_running >= MAX_PARALLEL_CHECKS:
             raise TooManyAttempts(1.0)
         self._checks_running += 1
         for key in keys:
