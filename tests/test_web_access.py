@@ -18,8 +18,8 @@ from treq.testing import StubTreq
 from twisted.internet import reactor, task
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.web.test.requesthelper import DummyRequest
 from twisted.internet.address import IPv4Address
+from twisted.web.test.requesthelper import DummyRequest
 
 from chronotrack.accounts.tokens import token_hash
 from chronotrack.database import Database
@@ -28,7 +28,8 @@ from tests import rows
 from tests.postgres import query
 from web.access import Access, client_address, is_secure
 from web.app import DisplayApp
-from web.sign_in import safe_next
+from web.errors import Forbidden
+from web.sign_in import refuse_cross_site, safe_next
 
 BASE = "http://display.test"
 PASSWORD = "correct horse battery staple"
@@ -91,6 +92,16 @@ def multipart(fields: dict[str, str], file_content: bytes) -> tuple[bytes, dict]
                   "Content-Type: text/csv\r\n\r\n").encode() + file_content + b"\r\n")
     body = b"".join(parts) + f"--{boundary}--\r\n".encode()
     return body, {b"Content-Type": [f"multipart/form-data; boundary={boundary}".encode()]}
+
+
+def request(peer: str, headers: dict[bytes, bytes]) -> DummyRequest:
+    """A plain-http request from ``peer`` with ``headers``, for the header rules alone."""
+    dummy = DummyRequest([b""])
+    dummy.client = IPv4Address("TCP", peer, 40000)
+    dummy.isSecure = lambda: False
+    for name, value in headers.items():
+        dummy.requestHeaders.setRawHeaders(name, [value])
+    return dummy
 
 
 def log_lines(observer: EventLoggingObserver) -> list[str]:
@@ -165,14 +176,6 @@ async def test_session_cookie_is_httponly_samesite_lax_path_root_and_secure_only
 
 
 def test_forwarded_headers_count_only_from_a_proxy_on_this_machine():
-    def request(peer: str, headers: dict[bytes, bytes]) -> DummyRequest:
-        dummy = DummyRequest([b""])
-        dummy.client = IPv4Address("TCP", peer, 40000)
-        dummy.isSecure = lambda: False
-        for name, value in headers.items():
-            dummy.requestHeaders.setRawHeaders(name, [value])
-        return dummy
-
     forwarded = {b"X-Forwarded-Proto": b"https", b"X-Forwarded-For": b"203.0.113.9, 198.51.100.7"}
     assert is_secure(request("127.0.0.1", forwarded))
     assert client_address(request("127.0.0.1", forwarded)) == "198.51.100.7"  # the hop our proxy added
@@ -487,3 +490,16 @@ async def test_an_address_sending_wrong_tokens_is_paused_without_a_query_per_gue
     response, _ = await fetch(new_browser(), "GET", "/api/timing/stats",
                               headers={"X-Forwarded-For": "203.0.113.67", "Authorization": f"Bearer {good}"})
     assert response.code == 200
+
+
+def test_origin_is_compared_with_the_host_the_browser_asked_for():
+    refuse_cross_site(request("203.0.113.1", {b"Host": b"timing.example", b"Origin": b"https://timing.example"}))
+    refuse_cross_site(request("127.0.0.1", {b"Host": b"127.0.0.1:5000", b"Origin": b"https://timing.example",
+                                            b"X-Forwarded-Host": b"timing.example"}))
+    for peer, headers in (
+            ("203.0.113.1", {b"Host": b"timing.example", b"Origin": b"https://timing.example.evil"}),
+            ("203.0.113.1", {b"Host": b"127.0.0.1:5000", b"Origin": b"https://timing.example",
+                             b"X-Forwarded-Host": b"timing.example"}),  # only our own proxy may say so
+            ("203.0.113.1", {b"Host": b"timing.example", b"Sec-Fetch-Site": b"cross-site"})):
+        with pytest.raises(Forbidden):
+            refuse_cross_site(request(peer, headers))

@@ -171,6 +171,9 @@ class Access:
             for waiter in waiters:
                 waiter.errback(error)
             raise
+        if self._open is not None and self._open == exists:  # the first account made, or the last removed
+            log.info("operator accounts {now}: {meaning}", now="exist now" if exists else "are all gone",
+                     meaning="pages need a sign-in" if exists else "every page is open again")
         self._open, self._checked_at = not exists, self.clock.seconds()
         waiters, self._checking = self._checking, None
         for waiter in waiters:

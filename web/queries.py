@@ -549,12 +549,12 @@ async def operator_for_login(database: Database, email: str) -> OperatorLogin | 
 
 async def create_web_session(database: Database, operator_id: int, token_hash: str, csrf_token: str,
                              lifetime_seconds: int) -> int:
-    """Store a new browser session (only its token's hash); the operator's expired ones go at the same time."""
+    """Store a new browser session (only its token's hash); expired ones go at the same time (by index)."""
     rows = await _rows(database, """
-        WITH expired AS (DELETE FROM web_sessions WHERE operator_id = %s AND expires_at <= now())
+        WITH expired AS (DELETE FROM web_sessions WHERE expires_at <= now())
         INSERT INTO web_sessions (operator_id, token_hash, csrf_token, expires_at)
         VALUES (%s, %s, %s, now() + make_interval(secs => %s)) RETURNING id""",
-                       (operator_id, operator_id, token_hash, csrf_token, lifetime_seconds))
+                       (operator_id, token_hash, csrf_token, lifetime_seconds))
     return int(rows[0][0])
 
 
