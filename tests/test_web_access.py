@@ -16,6 +16,7 @@ import pytest
 import pytest_twisted
 from treq.testing import StubTreq
 from twisted.internet import reactor, task
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.internet.address import IPv4Address
@@ -503,3 +504,25 @@ def test_origin_is_compared_with_the_host_the_browser_asked_for():
             ("203.0.113.1", {b"Host": b"timing.example", b"Sec-Fetch-Site": b"cross-site"})):
         with pytest.raises(Forbidden):
             refuse_cross_site(request(peer, headers))
+
+
+def test_requests_arriving_together_share_one_probe_and_one_leaving_does_not_fail_the_others():
+    class SlowDatabase:
+        connected = True
+
+        def __init__(self) -> None:
+            self.pending: list[Deferred] = []
+
+        def run_query(self, sql, params=None):
+            self.pending.append(Deferred())
+            return self.pending[-1]
+
+    access, slow = Access(task.Clock()), SlowDatabase()
+    leaving = ensureDeferred(access.open_mode(slow))
+    staying = ensureDeferred(access.open_mode(slow))
+    assert len(slow.pending) == 1
+    leaving.cancel()  # that browser closed its tab
+    slow.pending[0].callback([(False,)])
+    assert staying.result is True
+    assert leaving.result.check(CancelledError)
+    leaving.addErrback(lambda failure: None)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 
 from chronotrack.accounts.failure_throttle import FailureThrottle
@@ -148,37 +149,37 @@ class Access:
                                                                         block_for=60.0)
         self._open: bool | None = None
         self._checked_at = 0.0
-        self._checking: list[Deferred[bool]] | None = None
-
-    def forget(self) -> None:
-        """Ask the database again on the next request (after an account is made or removed here)."""
-        self._open = None
+        self._waiting: list[Deferred[bool]] = []  # requests waiting for the probe on its way
 
     async def open_mode(self, database: Database) -> bool:
         """True while no operator account exists. One probe per ``cache_seconds``, shared by every request."""
-        now = self.clock.seconds()
-        if self._open is not None and now - self._checked_at < self.cache_seconds:
+        if self._open is not None and self.clock.seconds() - self._checked_at < self.cache_seconds:
             return self._open
-        if self._checking is not None:  # a probe is on its way: wait for it, do not send another
-            waiter: Deferred[bool] = Deferred()
-            self._checking.append(waiter)
-            return await waiter
-        self._checking = []
+        waiter: Deferred[bool] = Deferred()
+        self._waiting.append(waiter)
+        if len(self._waiting) == 1:
+            ensureDeferred(self._probe(database))  # not this request's: its going away cancels only its wait
+        return await waiter
+
+    async def _probe(self, database: Database) -> None:
         try:
             exists = await queries.operators_exist(database)
-        except Exception as error:
-            waiters, self._checking = self._checking, None
-            for waiter in waiters:
-                waiter.errback(error)
-            raise
-        if self._open is not None and self._open == exists:  # the first account made, or the last removed
-            log.info("operator accounts {now}: {meaning}", now="exist now" if exists else "are all gone",
-                     meaning="pages need a sign-in" if exists else "every page is open again")
-        self._open, self._checked_at = not exists, self.clock.seconds()
-        waiters, self._checking = self._checking, None
-        for waiter in waiters:
-            waiter.callback(self._open)
-        return self._open
+        except Exception:
+            outcome: Failure | bool = Failure()
+        else:
+            if self._open is not None and self._open == exists:  # the first account made, or the last removed
+                log.info("operator accounts {now}: {meaning}", now="exist now" if exists else "are all gone",
+                         meaning="pages need a sign-in" if exists else "every page is open again")
+            self._open, self._checked_at = not exists, self.clock.seconds()
+            outcome = self._open
+        waiting, self._waiting = self._waiting, []
+        for waiter in waiting:
+            if waiter.called:
+                continue  # cancelled: that request has gone
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(outcome)
 
     async def viewer(self, request: IRequest, database: Database) -> Viewer:
         """Who asks; resolved once and kept on the request."""
