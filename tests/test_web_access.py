@@ -31,6 +31,7 @@ from web.access import Access, client_address, is_secure
 from web.app import DisplayApp
 from web.errors import Forbidden
 from web.sign_in import refuse_cross_site, safe_next
+from web.stream_guard import StreamGuard, StreamRight
 
 BASE = "http://display.test"
 PASSWORD = "correct horse battery staple"
@@ -526,3 +527,15 @@ def test_requests_arriving_together_share_one_probe_and_one_leaving_does_not_fai
     assert staying.result is True
     assert leaving.result.check(CancelledError)
     leaving.addErrback(lambda failure: None)
+
+
+def test_streams_with_nothing_to_lose_need_no_periodic_recheck():
+    clock = task.Clock()
+    guard = StreamGuard(clock, lambda: None)
+    open_mode, with_token = object(), object()
+    guard.add(open_mode, StreamRight())
+    assert not clock.getDelayedCalls()  # open mode: no timer, no queries
+    guard.add(with_token, StreamRight(api_token=7))
+    assert len(clock.getDelayedCalls()) == 1
+    guard.remove(with_token)
+    assert not clock.getDelayedCalls() and len(guard) == 1

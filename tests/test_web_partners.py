@@ -286,13 +286,10 @@ async def test_each_partners_stream_carries_only_its_own_live_reads(pg_dsn, serv
     for (slug, _), (response, events, finished) in streams.items():
         await wait_until(lambda: events.events)
         assert events.ids == ([new_acme] if slug == "acme" else [new_zeta])
-    for response, events, finished in streams.values():
-        events.hang_up = True
     # Resuming from before everything: the catch-up is scoped too.
     response, events, finished = await open_stream(served + "/stream?last_event_id=0", headers=acme.bearer)
     await wait_until(lambda: len(events.events) >= 3)
     assert events.ids == [*acme.read_ids, new_acme]
-    events.hang_up = True
 
 
 @pytest_twisted.ensureDeferred
@@ -308,7 +305,6 @@ async def test_the_public_display_stream_carries_only_that_events_reads(pg_dsn, 
     live = rows.insert_read(pg_dsn, acme.session, "104", location="acme-finish")
     await wait_until(lambda: live in events.ids)
     assert events.ids == [*acme.read_ids, live]
-    events.hang_up = True
 
 
 @pytest_twisted.ensureDeferred
@@ -343,7 +339,6 @@ async def test_switching_a_display_off_ends_its_open_streams(pg_dsn, served, par
     assert response.code == 303
     await finished  # the screen's stream ended; its reconnect gets a 404
     assert served.display.open_streams == 1  # the operator's own stream goes on
-    own[1].hang_up = True
 
 
 @pytest_twisted.ensureDeferred
@@ -357,4 +352,26 @@ async def test_signing_out_ends_that_sessions_open_streams(pg_dsn, served, partn
     assert response.code == 303
     await finished
     assert served.display.open_streams == 1
-    other[1].hang_up = True
+
+
+@pytest_twisted.ensureDeferred
+async def test_streams_whose_token_session_or_display_went_elsewhere_are_ended_at_the_next_check(
+        pg_dsn, served, partners):
+    acme, zeta = partners
+    slug = rows.display_slug(pg_dsn, acme.event, public=True)
+    screen = await open_stream(f"{served.url}/stream?display={slug}")
+    tool = await open_stream(served.url + "/stream", headers=acme.bearer)
+    browser = await open_stream(served.url + "/stream", headers={"Cookie": f"chronotrack_session={zeta.cookie}"})
+    untouched = await open_stream(served.url + "/stream", headers=zeta.bearer)
+    assert await served.display._streams.check() == 0  # all still good
+    # Changed by another process (psql, another display, the clock): seen at the next check.
+    query(pg_dsn, "UPDATE timing_events SET public_display = false")
+    query(pg_dsn, "UPDATE api_tokens SET revoked_at = now() WHERE timing_partner_id = "
+                  "(SELECT id FROM timing_partners WHERE slug = 'acme')")
+    query(pg_dsn, "UPDATE web_sessions SET expires_at = now()")
+    assert await served.display._streams.check() == 3
+    for _, _, finished in (screen, tool, browser):
+        await finished
+    assert served.display.open_streams == 1
+    served.display.close_streams()
+    await untouched[2]

@@ -45,6 +45,7 @@ class Viewer:
     email: str | None = None
     csrf_token: str | None = None
     web_session_id: int | None = None
+    api_token_id: int | None = None
 
     @property
     def may_read(self) -> bool:
@@ -204,7 +205,7 @@ class Access:
             if found is None:
                 self.bad_token_throttle.record_failure(address)
                 raise BadCredentials("unknown or revoked token")
-            return Viewer("token", Scope.of_partners([found.partner_id]))
+            return Viewer("token", Scope.of_partners([found.partner_id]), api_token_id=found.id)
         cookie = session_cookie(request)
         if cookie is not None:
             session = await queries.web_session(database, token_hash(cookie))

@@ -36,6 +36,7 @@ from web.queries import DisplayRead, Scope
 from web.scoped_live import ScopedLive
 from web.sign_in import SignIn, login_url, retry_after_header
 from web.sse import KEEPALIVE_SECONDS, CATCH_UP_LIMIT, EventStream, parse_last_event_id
+from web.stream_guard import StreamGuard, StreamRight
 
 log = Logger()
 
@@ -137,8 +138,7 @@ class DisplayApp(OperatorPages):
         self.templates.filters["timestamp"] = _format_timestamp
         self.templates.filters["time_of_day"] = _format_time_of_day
         self._live: LiveReads | None = None
-        # Each open stream, with what it rides on: (public display's event id, signed-in session id).
-        self._streams: dict[EventStream, tuple[int | None, int | None]] = {}
+        self._streams = StreamGuard(reactor, self.database)
 
     # Plumbing
 
@@ -175,17 +175,10 @@ class DisplayApp(OperatorPages):
 
     def close_streams(self) -> None:
         """End every open stream cleanly (on shut-down); browsers reconnect and resume."""
-        self._end_streams(lambda public_event, web_session: True)
+        self._streams.end_all()
         if self._live is not None:
             self._live.stop()
             self._live = None
-
-    def _end_streams(self, matches: Callable[[int | None, int | None], bool]) -> None:
-        """End the streams whose (public display event, signed-in session) ``matches``: a display
-        just switched off, a session just signed out. Other display processes see it on reconnect."""
-        for stream, (public_event, web_session) in list(self._streams.items()):
-            if matches(public_event, web_session):
-                stream.close(finish=True)
 
     def _render(self, request: IRequest, template: str, **context: Any) -> bytes:
         request.setHeader(b"Content-Type", b"text/html; charset=utf-8")
@@ -413,13 +406,13 @@ class DisplayApp(OperatorPages):
         resume_from = from_header if from_header is not None else from_query
         display_slug = text_param(request, "display")
         database = self.database()
-        public_event_id = web_session_id = None
         if display_slug is not None:  # a public display: anyone, that event only
             event = await self._public_event(database, display_slug)
-            scope, public_event_id = Scope(frozenset([event.partner_id]), event.id), event.id
+            scope, right = Scope(frozenset([event.partner_id]), event.id), StreamRight(public_event=event.id)
         else:
             viewer = await self._reader(request, database)
-            scope, web_session_id = viewer.scope, viewer.web_session_id
+            scope = viewer.scope
+            right = StreamRight(web_session=viewer.web_session_id, api_token=viewer.api_token_id)
         live = self.live_reads(database)
         await live.when_ready()
 
@@ -428,11 +421,11 @@ class DisplayApp(OperatorPages):
 
         stream = EventStream(request, ScopedLive(live, scope), self.reactor, catch_up, resume_from,
                              self.keepalive_interval)
-        self._streams[stream] = (public_event_id, web_session_id)
+        self._streams.add(stream, right)
         try:
             await stream.run()
         finally:
-            self._streams.pop(stream, None)
+            self._streams.remove(stream)
 
 
 def _stream_url_for(path: bytes) -> str:

@@ -26,6 +26,7 @@ from web.queries import Event
 from web.roster import parse_roster
 from web.sign_in import (MAX_EMAIL_LENGTH, MAX_NEXT_LENGTH, SignIn, check_csrf, form_field, refuse_cross_site,
                          safe_next)
+from web.stream_guard import StreamGuard
 
 log = Logger()
 
@@ -44,7 +45,7 @@ class OperatorPages:
     database: Callable[[], Database]
     _render: Callable[..., bytes]
     _redirect: Callable[[IRequest, bytes | str], bytes]
-    _end_streams: Callable[[Callable[[int | None, int | None], bool]], None]
+    _streams: StreamGuard
 
     # Who may do what
 
@@ -123,7 +124,7 @@ class OperatorPages:
         if viewer.signed_in:
             check_csrf(request, viewer)
             await self.sign_in.end_session(request, database, viewer)
-            self._end_streams(lambda _, web_session: web_session == viewer.web_session_id)
+            self._streams.end(lambda right: right.web_session == viewer.web_session_id)
         return self._redirect(request, "/login")
 
     # Changing things
@@ -153,7 +154,7 @@ class OperatorPages:
         log.info("public display of event {event} switched {switch} by {who}", event=event_id, switch=switch,
                  who=viewer.email or "open mode")
         if not event.public_display:  # screens showing it go dark now, not at their next reload
-            self._end_streams(lambda public_event, _: public_event == event.id)
+            self._streams.end(lambda right: right.public_event == event.id)
         return self._redirect(request, "/sessions#events")
 
     @app.route("/roster", methods=["GET"])

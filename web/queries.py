@@ -597,3 +597,26 @@ async def api_token(database: Database, token_hash: str) -> ApiToken | None:
                          RETURNING t.id)
         SELECT found.id, found.timing_partner_id FROM found""", (token_hash,))
     return ApiToken(*rows[0]) if rows else None
+
+
+# Still allowed? (open streams are checked again now and then)
+
+
+async def still_public(database: Database, event_ids: Iterable[int]) -> set[int]:
+    rows = await _rows(database, "SELECT id FROM timing_events WHERE id = ANY(%s::bigint[]) AND public_display",
+                       (sorted(event_ids),))
+    return {row[0] for row in rows}
+
+
+async def still_signed_in(database: Database, session_ids: Iterable[int]) -> set[int]:
+    rows = await _rows(database, """
+        SELECT s.id FROM web_sessions s JOIN operators o ON o.id = s.operator_id
+        WHERE s.id = ANY(%s::bigint[]) AND s.expires_at > now() AND o.disabled_at IS NULL""",
+                       (sorted(session_ids),))
+    return {row[0] for row in rows}
+
+
+async def still_valid_tokens(database: Database, token_ids: Iterable[int]) -> set[int]:
+    rows = await _rows(database, "SELECT id FROM api_tokens WHERE id = ANY(%s::bigint[]) AND revoked_at IS NULL",
+                       (sorted(token_ids),))
+    return {row[0] for row in rows}
