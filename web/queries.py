@@ -1,8 +1,10 @@
-"""The read side of the timing database, as the web layer needs it.
+"""All SQL of the web layer: reads, figures, sessions, events, rosters, sign-in and tokens.
 
 Every query goes through ``Database.run_query`` with parameters (never string-built
 values). A failed or impossible query raises ``DatabaseUnavailable``, which the app turns
-into a 503, so callers never see a driver exception.
+into a 503, so callers never see a driver exception. Every query about timing data takes
+the viewer's ``Scope`` (its partners, or one public event), so what a page or feed shows
+is narrowed in SQL, never filtered afterwards.
 """
 
 from __future__ import annotations
