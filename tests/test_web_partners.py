@@ -25,7 +25,10 @@ from tests.postgres import query
 from tests.test_web_access import PASSWORD, fetch, form_token, location, multipart, sign_in
 from tests.test_web_stream import open_stream
 from tests.waiting import wait_until
+from web import queries
 from web.app import DisplayApp
+from web.queries import Scope
+from web.roster import Participant
 from web.service import WebService
 
 CSRF = "csrf-token-for-tests-0123456789"
@@ -375,3 +378,15 @@ async def test_streams_whose_token_session_or_display_went_elsewhere_are_ended_a
     assert served.display.open_streams == 1
     served.display.close_streams()
     await untouched[2]
+
+
+@pytest_twisted.ensureDeferred
+async def test_roster_queries_themselves_refuse_another_partners_event(pg_dsn, database, partners):
+    """Defence in depth: even a caller that skipped the event check reads and writes nothing of another partner."""
+    acme, zeta = partners
+    acme_only = Scope.of_partners([query(pg_dsn, "SELECT id FROM timing_partners WHERE slug = 'acme'")[0][0]])
+    assert await queries.participants(database, zeta.event, scope=acme_only) == ([], 0)
+    assert await queries.participant_count(database, zeta.event, acme_only) == 0
+    assert await queries.upsert_participants(database, zeta.event, [Participant("66", "Evil")], acme_only) == 0
+    assert query(pg_dsn, "SELECT count(*) FROM participants WHERE bib = '66'") == [(0,)]
+    assert await queries.participant_count(database, acme.event, acme_only) == 1

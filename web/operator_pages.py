@@ -177,7 +177,7 @@ class OperatorPages:
         event_id = await self._event_param(database, viewer,
                                            parse_bounded_int("event", event_field or None, None, 1, MAX_ID))
         parsed = parse_roster(uploads[0])
-        imported = await queries.upsert_participants(database, event_id, parsed.participants)
+        imported = await queries.upsert_participants(database, event_id, parsed.participants, viewer.scope)
         log.info("roster upload to event {event}: {imported} runners imported, {rejected} lines rejected",
                  event=event_id, imported=imported, rejected=len(parsed.errors))
         return await self._roster_response(request, database, viewer, event_id,
@@ -186,8 +186,8 @@ class OperatorPages:
     async def _roster_response(self, request: IRequest, database: Database, viewer: Viewer, event_id: int,
                                outcome: dict[str, Any] | None) -> bytes:
         search = text_param(request, "q") if outcome is None else None
-        runners, total = await queries.participants(database, event_id, search, ROSTER_PAGE_LIMIT)
+        runners, total = await queries.participants(database, event_id, search, ROSTER_PAGE_LIMIT, viewer.scope)
         return self._render(request, "roster.html", active="roster", runners=runners, total=total,
                             search=search or "", outcome=outcome, shown_limit=ROSTER_PAGE_LIMIT,
-                            roster_size=await queries.participant_count(database, event_id),
+                            roster_size=await queries.participant_count(database, event_id, viewer.scope),
                             events=await queries.events(database, viewer.scope), event_id=event_id)

@@ -474,23 +474,29 @@ async def event_id_for(database: Database, partner_slug: str, event_key: str) ->
     return int(rows[0][0]) if rows else None
 
 
-async def upsert_participants(database: Database, event_id: int, participants: Sequence[Any]) -> int:
-    """Insert or update an event's runners by bib in one statement; returns how many rows were written."""
+async def upsert_participants(database: Database, event_id: int, participants: Sequence[Any],
+                              scope: Scope = EVERYTHING) -> int:
+    """Insert or update an event's runners by bib in one statement; returns how many rows were written.
+
+    Nothing is written when the event is not in ``scope``.
+    """
     if not participants:
         return 0
     columns = [[getattr(person, field) for person in participants] for field in PARTICIPANT_FIELDS]
-    rows = await _rows(database, """
+    in_scope, scope_params = scope.conditions("e.timing_partner_id")
+    narrowed = "".join(f" AND {condition}" for condition in in_scope)
+    rows = await _rows(database, f"""
         INSERT INTO participants AS p (timing_event_id, timing_partner_id, bib, first_name, last_name, age, gender,
                                        city, state, division, team)
         SELECT e.id, e.timing_partner_id, batch.*
         FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],
                     %s::text[], %s::text[], %s::text[]) AS batch
-        JOIN timing_events e ON e.id = %s
+        JOIN timing_events e ON e.id = %s{narrowed}
         ON CONFLICT (timing_event_id, bib) DO UPDATE SET
             first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name, age = EXCLUDED.age,
             gender = EXCLUDED.gender, city = EXCLUDED.city, state = EXCLUDED.state,
             division = EXCLUDED.division, team = EXCLUDED.team, updated_at = now()
-        RETURNING p.bib""", [*columns, event_id])
+        RETURNING p.bib""", [*columns, event_id, *scope_params])
     return len(rows)
 
 
@@ -498,9 +504,9 @@ _NUMERIC_BIB_ORDER = "(bib !~ '^[0-9]+$'), CASE WHEN bib ~ '^[0-9]{1,18}$' THEN 
 
 
 async def participants(database: Database, event_id: int, search: str | None = None,
-                       limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
+                       limit: int = 1000, scope: Scope = EVERYTHING) -> tuple[list[dict[str, Any]], int]:
     """An event's runners in bib order (numeric bibs numerically), matching ``search`` if given; and the total."""
-    where, params = "WHERE timing_event_id = %s", [event_id]
+    where, params = scope.where("timing_partner_id", extra=["timing_event_id = %s"], extra_params=[event_id])
     if search:
         where += " AND (bib = %s OR (first_name || ' ' || last_name) ILIKE %s OR team ILIKE %s)"
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -519,8 +525,9 @@ async def participant(database: Database, event_id: int, bib: str) -> dict[str, 
     return dict(zip(PARTICIPANT_FIELDS, rows[0])) if rows else None
 
 
-async def participant_count(database: Database, event_id: int) -> int:
-    rows = await _rows(database, "SELECT count(*) FROM participants WHERE timing_event_id = %s", (event_id,))
+async def participant_count(database: Database, event_id: int, scope: Scope = EVERYTHING) -> int:
+    where, params = scope.where("timing_partner_id", extra=["timing_event_id = %s"], extra_params=[event_id])
+    rows = await _rows(database, f"SELECT count(*) FROM participants {where}", params)
     return int(rows[0][0])
 
 
