@@ -109,7 +109,9 @@
   function connect() {
     retryTimer = null;
     if (source) { source.close(); }
-    source = new EventSource(lastId ? "/stream?last_event_id=" + lastId : "/stream");
+    var stream = body.dataset.stream || "/stream";  // a public display names its event's stream
+    var separator = stream.indexOf("?") === -1 ? "?" : "&";
+    source = new EventSource(lastId ? stream + separator + "last_event_id=" + lastId : stream);
     source.onopen = function () {
       if (renderedUnavailable) { window.location.reload(); return; }  // the page can now render in full
       setState("live", "Live");

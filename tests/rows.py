@@ -6,6 +6,8 @@ helpers fill in the keys so each test can say only what it is about.
 
 from __future__ import annotations
 
+from chronotrack.accounts.passwords import hash_password
+from chronotrack.accounts.tokens import new_api_token, new_session_token, token_hash
 from tests.postgres import query
 
 # The newest session, its partner and its event: what a read or runner goes to by default.
@@ -40,3 +42,59 @@ def insert_runner(dsn: str, bib: str, first: str, last: str, team: str | None = 
         INSERT INTO participants (timing_event_id, timing_partner_id, bib, first_name, last_name, team)
         SELECT id, timing_partner_id, %s, %s, %s, %s FROM timing_events WHERE id = %s""",
           (bib, first, last, team, event_id))
+
+
+def insert_partner(dsn: str, slug: str, name: str | None = None) -> int:
+    return query(dsn, "INSERT INTO timing_partners (slug, name) VALUES (%s, %s) RETURNING id",
+                 (slug, name or slug.title()))[0][0]
+
+
+def insert_operator(dsn: str, email: str, password: str, partner: str = "default",
+                    disabled: bool = False) -> int:
+    """An operator whose password is hashed the way the product does it (argon2id)."""
+    return query(dsn, """
+        INSERT INTO operators (timing_partner_id, email, password_hash, disabled_at)
+        SELECT id, %s, %s, CASE WHEN %s THEN now() END FROM timing_partners WHERE slug = %s RETURNING id""",
+                 (email, hash_password(password), disabled, partner))[0][0]
+
+
+def insert_api_token(dsn: str, partner: str = "default", revoked: bool = False) -> str:
+    """A new API token of ``partner``; only its hash goes into the table, the token comes back."""
+    token = new_api_token()
+    query(dsn, """
+        INSERT INTO api_tokens (timing_partner_id, name, token_hash, revoked_at)
+        SELECT id, 'tests', %s, CASE WHEN %s THEN now() END FROM timing_partners WHERE slug = %s""",
+          (token_hash(token), revoked, partner))
+    return token
+
+
+def insert_read(dsn: str, session_id: int, tag: str, location: str = "finish",
+                time: str = "08:01:02.35") -> int:
+    """A read in ``session_id`` (its partner and event follow from the session)."""
+    sequence = query(dsn, "SELECT coalesce(max(sequence_number), 0) + 1 FROM timing_reads")[0][0]
+    return query(dsn, """
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT id, timing_partner_id, 'connection:test', %s, %s, %s, %s, '2024-05-04 08:01:02.35+00', 1,
+               '0F2A38', 1, 'raw'
+        FROM timing_sessions WHERE id = %s RETURNING id""", (sequence, location, tag, time, session_id))[0][0]
+
+
+def insert_web_session(dsn: str, operator_id: int, csrf_token: str = "csrf-token-for-tests-0123456789") -> str:
+    """A signed-in browser session of ``operator_id``; returns the cookie's token (only its hash is stored)."""
+    token = new_session_token()
+    query(dsn, """
+        INSERT INTO web_sessions (operator_id, token_hash, csrf_token, expires_at)
+        VALUES (%s, %s, %s, now() + interval '1 hour')""", (operator_id, token_hash(token), csrf_token))
+    return token
+
+
+def event_of_session(dsn: str, session_id: int) -> int:
+    return query(dsn, "SELECT timing_event_id FROM timing_sessions WHERE id = %s", (session_id,))[0][0]
+
+
+def display_slug(dsn: str, event_id: int, public: bool | None = None) -> str:
+    """The event's public display slug, switching the display on or off first when ``public`` is given."""
+    if public is not None:
+        query(dsn, "UPDATE timing_events SET public_display = %s WHERE id = %s", (public, event_id))
+    return query(dsn, "SELECT display_slug FROM timing_events WHERE id = %s", (event_id,))[0][0]

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from klein import Klein
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
@@ -26,13 +25,18 @@ from chronotrack.config import DEFAULT_MESSAGES
 from chronotrack.database import Database
 from chronotrack.reads import NEW_LOCATION_TAG
 from web import queries
+from web.access import Access
 from web.charts import bar_chart
-from web.errors import BadParameter, DatabaseUnavailable
+from web.errors import (BadCredentials, BadParameter, DatabaseUnavailable, Forbidden, NotFound, NotSignedIn,
+                        TooManyAttempts)
 from web.live import LiveReads
+from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
 from web.params import int_param, parse_bounded_int, text_param
-from web.queries import DisplayRead
-from web.roster import parse_roster
+from web.queries import DisplayRead, Scope
+from web.scoped_live import ScopedLive
+from web.sign_in import SignIn, login_url, retry_after_header
 from web.sse import KEEPALIVE_SECONDS, CATCH_UP_LIMIT, EventStream, parse_last_event_id
+from web.stream_guard import StreamGuard, StreamRight
 
 log = Logger()
 
@@ -41,16 +45,14 @@ CollectorStatus = Callable[[], Deferred]
 DISPLAY_RECENT = 12
 PAGE_SIZE = 50
 MAX_LIMIT = 1000
-MAX_ID = 2**62
-MAX_ROSTER_BYTES = 5 * 1024 * 1024
-ROSTER_PAGE_LIMIT = 1000
 
 STATIC_FILES = {
     "display.js": b"text/javascript; charset=utf-8",
     "display.css": b"text/css; charset=utf-8",
     "site.css": b"text/css; charset=utf-8",
 }
-PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster"}
+PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster",
+               b"/login": "Sign in"}
 # Inline scripts never run: even a missed escape could not execute injected code.
 CONTENT_SECURITY_POLICY = (b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
                            b"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
@@ -113,25 +115,30 @@ _format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
 _format_time_of_day = _formatter("%H:%M")
 
 
-class DisplayApp:
-    app = Klein()
+class DisplayApp(OperatorPages):
+    """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``."""
+
+    app = OperatorPages.app  # one Klein app for both, so one error hook answers for every route
 
     def __init__(self, reactor: IReactorTime, database_source: Any,
                  messages: tuple[str, ...] = (), collector_status: CollectorStatus | None = None,
-                 keepalive_interval: float = KEEPALIVE_SECONDS) -> None:
+                 keepalive_interval: float = KEEPALIVE_SECONDS, access: Access | None = None,
+                 sign_in: SignIn | None = None) -> None:
         """``database_source.database`` is read on every request (None while starting)."""
         self.reactor = reactor
         self.database_source = database_source
         self.messages = tuple(messages) or default_messages()
         self.collector_status = collector_status
         self.keepalive_interval = keepalive_interval
+        self.access = access or Access(reactor)
+        self.sign_in = sign_in or SignIn(reactor)
         self.templates = Environment(loader=FileSystemLoader([str(p) for p in template_directories()]),
                                      autoescape=True, undefined=StrictUndefined,
                                      trim_blocks=True, lstrip_blocks=True)
         self.templates.filters["timestamp"] = _format_timestamp
         self.templates.filters["time_of_day"] = _format_time_of_day
         self._live: LiveReads | None = None
-        self._streams: set[EventStream] = set()
+        self._streams = StreamGuard(reactor, self.database)
 
     # Plumbing
 
@@ -155,14 +162,20 @@ class DisplayApp:
             self._live.start()
         return self._live
 
+    def database_ready(self, database: Database) -> Deferred:
+        """At start-up: start the live feed and say whether pages are open or need a sign-in."""
+        self.live_reads(database)
+        announced = ensureDeferred(self.access.announce(database))
+        announced.addErrback(lambda failure: log.failure("could not tell whether operator accounts exist", failure))
+        return announced
+
     @property
     def open_streams(self) -> int:
         return len(self._streams)
 
     def close_streams(self) -> None:
         """End every open stream cleanly (on shut-down); browsers reconnect and resume."""
-        for stream in list(self._streams):
-            stream.close(finish=True)
+        self._streams.end_all()
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -172,7 +185,9 @@ class DisplayApp:
         request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY)
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         request.setHeader(b"Cache-Control", b"no-store")
+        request.setHeader(b"Referrer-Policy", b"same-origin")
         context.setdefault("active", "")
+        context.setdefault("viewer", getattr(request, "_chronotrack_viewer", None))
         return self.templates.get_template(template).render(**context).encode("utf-8")
 
     @staticmethod
@@ -181,6 +196,13 @@ class DisplayApp:
         request.setHeader(b"Cache-Control", b"no-store")
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         return json.dumps(payload).encode("utf-8")
+
+    @staticmethod
+    def _redirect(request: IRequest, location: bytes | str) -> bytes:
+        request.setResponseCode(303)
+        request.setHeader(b"Location", location.encode("ascii") if isinstance(location, str) else location)
+        request.setHeader(b"Cache-Control", b"no-store")
+        return b""
 
     @staticmethod
     def _wants_json(request: IRequest) -> bool:
@@ -206,11 +228,36 @@ class DisplayApp:
             if wants_json:
                 return self._json(request, {"success": False, "error": "database unavailable",
                                             "connected": False})
-            if request.path == b"/":
+            if request.path == b"/" or request.path.startswith(b"/display/"):
                 return self._render(request, "display.html", reads=[], hero=None, last_id="",
-                                    messages=self.messages, available=False)
+                                    messages=self.messages, available=False,
+                                    stream_url=_stream_url_for(request.path), title="Live race display")
             return self._render(request, "unavailable.html", title=PAGE_TITLES.get(request.path, "Race display"),
                                 active=request.path.decode("ascii", "replace").strip("/"))
+        if failure.check(NotSignedIn):
+            if wants_json:
+                request.setResponseCode(401)
+                request.setHeader(b"WWW-Authenticate", b'Bearer realm="chronotrack"')
+                return self._json(request, {"success": False,
+                                            "error": "sign in, or send an API token (Authorization: Bearer ...)"})
+            return self._redirect(request, login_url(request.uri.decode("ascii", "replace")))
+        if failure.check(BadCredentials):
+            request.setResponseCode(401)
+            request.setHeader(b"WWW-Authenticate", b'Bearer realm="chronotrack", error="invalid_token"')
+            return self._json(request, {"success": False, "error": "invalid or revoked API token"})
+        if failure.check(TooManyAttempts):
+            request.setResponseCode(429)
+            request.setHeader(b"Retry-After", retry_after_header(failure.value.retry_after))
+            if wants_json:
+                return self._json(request, {"success": False, "error": str(failure.value)})
+            return self._render(request, "error.html", title="Too many attempts", code=429,
+                                message=str(failure.value))
+        if failure.check(Forbidden, NotFound):
+            code, title = (403, "Forbidden") if failure.check(Forbidden) else (404, "Not Found")
+            request.setResponseCode(code)
+            if wants_json:
+                return self._json(request, {"success": False, "error": str(failure.value)})
+            return self._render(request, "error.html", title=title, code=code, message=str(failure.value))
         if failure.check(BadParameter):
             error = failure.value
             request.setResponseCode(400)
@@ -237,10 +284,24 @@ class DisplayApp:
     @app.route("/", methods=["GET"])
     async def display(self, request: IRequest) -> bytes:
         database = self.database()
-        reads = distinct_crossings(await queries.recent_reads(database, DISPLAY_RECENT * 3))[:DISPLAY_RECENT]
+        viewer = await self._reader(request, database)
+        return await self._display_page(request, database, viewer.scope, "/stream", "Live race display")
+
+    @app.route("/display/<string:slug>", methods=["GET"])
+    async def public_display(self, request: IRequest, slug: str) -> bytes:
+        """The big screen of one event its partner made public: no sign-in, that event's reads only."""
+        database = self.database()
+        event = await self._public_event(database, slug)
+        return await self._display_page(request, database, Scope(frozenset([event.partner_id]), event.id),
+                                        _stream_url_for(request.path), event.title)
+
+    async def _display_page(self, request: IRequest, database: Database, scope: Scope, stream_url: str,
+                            title: str) -> bytes:
+        reads = distinct_crossings(await queries.recent_reads(database, scope, DISPLAY_RECENT * 3))[:DISPLAY_RECENT]
         last_id = reads[0].id if reads else await queries.highest_read_id(database)
         return self._render(request, "display.html", reads=reads[1:], hero=reads[0] if reads else None,
-                            last_id=last_id, messages=self.messages, available=True)
+                            last_id=last_id, messages=self.messages, available=True, stream_url=stream_url,
+                            title=title)
 
     @app.route("/reads", methods=["GET"])
     async def reads_page(self, request: IRequest) -> bytes:
@@ -249,69 +310,41 @@ class DisplayApp:
         location = text_param(request, "location")
         bib = text_param(request, "bib")
         database = self.database()
-        reads = await queries.recent_reads(database, limit + 1, location, bib, before)
+        scope = (await self._reader(request, database)).scope
+        reads = await queries.recent_reads(database, scope, limit + 1, location, bib, before)
         has_older = len(reads) > limit
         reads = reads[:limit]
         return self._render(request, "reads.html", active="reads", reads=reads, limit=limit,
                             location=location or "", bib=bib or "", before=before,
-                            locations=await queries.location_names(database),
+                            locations=await queries.location_names(database, scope),
                             older=reads[-1].id if has_older else None)
 
     @app.route("/sessions", methods=["GET"])
     async def sessions_page(self, request: IRequest) -> bytes:
         database = self.database()
+        scope = (await self._reader(request, database)).scope
         return self._render(request, "sessions.html", active="sessions",
-                            sessions=await queries.sessions(database),
-                            status=await queries.database_status(database))
+                            sessions=await queries.sessions(database, scope),
+                            status=await queries.database_status(database, scope),
+                            events=await queries.events(database, scope))
 
     @app.route("/status", methods=["GET"])
     async def status_page(self, request: IRequest) -> bytes:
-        collector = await self._collector()
         database = self.database()
-        figures = await queries.stats(database)
+        scope = (await self._reader(request, database)).scope
+        collector = await self._collector()
+        figures = await queries.stats(database, scope)
         per_minute = figures["reads_per_minute"]
         chart = bar_chart([(_format_time_of_day(minute["minute"]), minute["reads"]) for minute in per_minute])
         largest_location = max((location["reads"] for location in figures["locations"]), default=0)
         return self._render(
             request, "status.html", active="status", collector=collector,
             collector_configured=self.collector_status is not None,
-            collector_url=getattr(self.collector_status, "url", None),
-            database_status=await queries.database_status(database), stats=figures, chart=chart,
+            collector_url=getattr(self.collector_status, "url", None), hub_wide=scope.everything,
+            database_status=await queries.database_status(database, scope), stats=figures, chart=chart,
             largest_location=largest_location, open_streams=self.open_streams,
-            controllers=await queries.open_controller_connections(database),
+            controllers=await queries.open_controller_connections(database, scope),
             reads_last_hour=sum(minute["reads"] for minute in per_minute))
-
-    @app.route("/roster", methods=["GET"])
-    async def roster_page(self, request: IRequest) -> bytes:
-        return await self._roster_response(request, outcome=None)
-
-    @app.route("/roster", methods=["POST"])
-    async def roster_upload(self, request: IRequest) -> bytes:
-        if request.getHeader(b"Sec-Fetch-Site") == b"cross-site":
-            request.setResponseCode(403)  # another site's page must not replace our roster
-            return self._render(request, "error.html", title="Forbidden", code=403,
-                                message="Roster uploads must come from this site's own page.")
-        uploads = request.args.get(b"file")
-        if not uploads or not uploads[0].strip():
-            raise BadParameter("file", "choose a CSV file to upload")
-        if len(uploads[0]) > MAX_ROSTER_BYTES:
-            raise BadParameter("file", f"larger than {MAX_ROSTER_BYTES // (1024 * 1024)} MB")
-        parsed = parse_roster(uploads[0])
-        database = self.database()
-        imported = await queries.upsert_participants(database, await queries.roster_event_id(database),
-                                                     parsed.participants)
-        log.info("roster upload: {imported} runners imported, {rejected} lines rejected",
-                 imported=imported, rejected=len(parsed.errors))
-        return await self._roster_response(request, outcome={"imported": imported, "parsed": parsed})
-
-    async def _roster_response(self, request: IRequest, outcome: dict[str, Any] | None) -> bytes:
-        search = text_param(request, "q") if outcome is None else None
-        database = self.database()
-        event_id = await queries.roster_event_id(database)
-        runners, total = await queries.participants(database, event_id, search, ROSTER_PAGE_LIMIT)
-        return self._render(request, "roster.html", active="roster", runners=runners, total=total,
-                            search=search or "", outcome=outcome, shown_limit=ROSTER_PAGE_LIMIT,
-                            roster_size=await queries.participant_count(database, event_id))
 
     @app.route("/static/<string:name>", methods=["GET"])
     def static(self, request: IRequest, name: str) -> bytes:
@@ -333,12 +366,16 @@ class DisplayApp:
 
     @app.route("/api/timing/database-status", methods=["GET"])
     async def api_database_status(self, request: IRequest) -> bytes:
-        status = await queries.database_status(self.database())
+        database = self.database()
+        scope = (await self._reader(request, database)).scope
+        status = await queries.database_status(database, scope)
         return self._json(request, {"success": True, **status})
 
     @app.route("/api/timing/stats", methods=["GET"])
     async def api_stats(self, request: IRequest) -> bytes:
-        figures = await queries.stats(self.database())
+        database = self.database()
+        scope = (await self._reader(request, database)).scope
+        figures = await queries.stats(database, scope)
         return self._json(request, {"success": True, **figures})
 
     @app.route("/api/timing/recent-reads", methods=["GET"])
@@ -347,12 +384,16 @@ class DisplayApp:
         before = int_param(request, "before_id", None, 1, MAX_ID)
         location = text_param(request, "location")
         bib = text_param(request, "bib")
-        reads = await queries.recent_reads(self.database(), limit, location, bib, before)
+        database = self.database()
+        scope = (await self._reader(request, database)).scope
+        reads = await queries.recent_reads(database, scope, limit, location, bib, before)
         return self._json(request, {"success": True, "count": len(reads), "reads": [r.to_json() for r in reads]})
 
     @app.route("/api/timing/sessions", methods=["GET"])
     async def api_sessions(self, request: IRequest) -> bytes:
-        return self._json(request, {"success": True, "sessions": await queries.sessions(self.database())})
+        database = self.database()
+        scope = (await self._reader(request, database)).scope
+        return self._json(request, {"success": True, "sessions": await queries.sessions(database, scope)})
 
     # The live stream
 
@@ -363,16 +404,34 @@ class DisplayApp:
         from_query = parse_bounded_int("last_event_id", text_param(request, "last_event_id"), None, 0, MAX_ID)
         from_header = parse_last_event_id(request.getHeader(b"Last-Event-ID"))
         resume_from = from_header if from_header is not None else from_query
+        display_slug = text_param(request, "display")
         database = self.database()
+        if display_slug is not None:  # a public display: anyone, that event only
+            event = await self._public_event(database, display_slug)
+            scope, right = Scope(frozenset([event.partner_id]), event.id), StreamRight(public_event=event.id)
+        else:
+            viewer = await self._reader(request, database)
+            scope = viewer.scope
+            right = StreamRight(web_session=viewer.web_session_id, api_token=viewer.api_token_id)
         live = self.live_reads(database)
         await live.when_ready()
 
         async def catch_up(after_id: int) -> list[DisplayRead]:
-            return await queries.missed_reads(database, after_id, CATCH_UP_LIMIT)
+            return await queries.missed_reads(database, scope, after_id, CATCH_UP_LIMIT)
 
-        stream = EventStream(request, live, self.reactor, catch_up, resume_from, self.keepalive_interval)
-        self._streams.add(stream)
+        stream = EventStream(request, ScopedLive(live, scope), self.reactor, catch_up, resume_from,
+                             self.keepalive_interval)
+        self._streams.add(stream, right)
         try:
             await stream.run()
         finally:
-            self._streams.discard(stream)
+            self._streams.remove(stream)
+
+
+def _stream_url_for(path: bytes) -> str:
+    """The stream a display page listens to: its public display's, or the viewer's own."""
+    if path.startswith(b"/display/"):
+        slug = path[len(b"/display/"):].decode("ascii", "replace")
+        if DISPLAY_SLUG.match(slug):
+            return "/stream?display=" + slug
+    return "/stream"

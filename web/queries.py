@@ -1,15 +1,17 @@
-"""The read side of the timing database, as the web layer needs it.
+"""All SQL of the web layer: reads, figures, sessions, events, rosters, sign-in and tokens.
 
 Every query goes through ``Database.run_query`` with parameters (never string-built
 values). A failed or impossible query raises ``DatabaseUnavailable``, which the app turns
-into a 503, so callers never see a driver exception.
+into a 503, so callers never see a driver exception. Every query about timing data takes
+the viewer's ``Scope`` (its partners, or one public event), so what a page or feed shows
+is narrowed in SQL, never filtered afterwards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from twisted.logger import Logger
 
@@ -28,6 +30,56 @@ def iso(value: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What one viewer may see: some partners (None: every one), and perhaps one event only.
+
+    Every query below takes one, so a page or feed cannot forget to narrow itself down.
+    """
+
+    partners: frozenset[int] | None = None
+    event_id: int | None = None
+
+    @classmethod
+    def of_partners(cls, partner_ids: Iterable[int]) -> "Scope":
+        return cls(frozenset(int(partner) for partner in partner_ids))
+
+    @property
+    def everything(self) -> bool:
+        return self.partners is None and self.event_id is None
+
+    def allows(self, read: "DisplayRead") -> bool:
+        """The same rule as ``conditions``, for reads already fetched (the live stream)."""
+        if self.partners is not None and read.partner_id not in self.partners:
+            return False
+        return self.event_id is None or read.event_id == self.event_id
+
+    def conditions(self, partner_column: str, event_column: str | None = None) -> tuple[list[str], list[Any]]:
+        """SQL conditions (with their parameters) that keep rows inside this scope."""
+        conditions: list[str] = []
+        params: list[Any] = []
+        if self.partners is not None:
+            conditions.append(f"{partner_column} = ANY(%s::bigint[])")
+            params.append(sorted(self.partners))
+        if self.event_id is not None:
+            if event_column is None:
+                raise ValueError("this query cannot be narrowed to one event")
+            conditions.append(f"{event_column} = %s")
+            params.append(self.event_id)
+        return conditions, params
+
+    def where(self, partner_column: str, event_column: str | None = None,
+              extra: Sequence[str] = (), extra_params: Sequence[Any] = ()) -> tuple[str, list[Any]]:
+        conditions, params = self.conditions(partner_column, event_column)
+        conditions = [*conditions, *extra]
+        params = [*params, *extra_params]
+        return ("WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+
+EVERYTHING = Scope()
+NOTHING = Scope(frozenset())
+
+
+@dataclass(frozen=True)
 class DisplayRead:
     """One stored read as the screen shows it: the runner's name joined from the roster."""
 
@@ -43,6 +95,8 @@ class DisplayRead:
     first_name: str | None
     last_name: str | None
     received_at: datetime | None = None
+    partner_id: int | None = None  # whose read it is: the live stream filters on these
+    event_id: int | None = None
 
     @property
     def gun_time(self) -> bool:
@@ -94,7 +148,8 @@ class DisplayRead:
 
 _READ_SELECT = """
     SELECT r.id, r.session_id, r.tag_code, r.location_name, r.read_time, r.read_timestamp,
-           r.lap_count, r.reader_id, r.gator_number, p.first_name, p.last_name, r.received_at
+           r.lap_count, r.reader_id, r.gator_number, p.first_name, p.last_name, r.received_at,
+           r.timing_partner_id, s.timing_event_id
     FROM timing_reads r
     JOIN timing_sessions s ON s.id = r.session_id
     LEFT JOIN participants p ON p.timing_event_id = s.timing_event_id AND p.bib = r.tag_code
@@ -119,10 +174,10 @@ async def _rows(database: Database, sql: str, params: Any = None) -> list[tuple]
 # Reads
 
 
-async def recent_reads(database: Database, limit: int, location: str | None = None,
+async def recent_reads(database: Database, scope: Scope, limit: int, location: str | None = None,
                        bib: str | None = None, before_id: int | None = None) -> list[DisplayRead]:
-    """The newest reads first, optionally filtered; ``before_id`` pages to older ones."""
-    conditions, params = [], []
+    """The newest reads in ``scope`` first, optionally filtered; ``before_id`` pages to older ones."""
+    conditions, params = scope.conditions("r.timing_partner_id", "s.timing_event_id")
     if location is not None:
         conditions.append("r.location_name = %s")
         params.append(location)
@@ -139,18 +194,23 @@ async def recent_reads(database: Database, limit: int, location: str | None = No
 
 
 async def reads_after(database: Database, after_id: int, limit: int = MAX_READS_PER_QUERY) -> list[DisplayRead]:
-    """Reads with an id above ``after_id``, oldest first (the live fetch pages through these)."""
+    """Reads with an id above ``after_id``, oldest first (the live fetch pages through these).
+
+    Fetched once for every subscriber; each stream keeps what its viewer's scope allows.
+    """
     rows = await _rows(database, f"{_READ_SELECT} WHERE r.id > %s ORDER BY r.id LIMIT %s",
                        (after_id, min(limit, MAX_READS_PER_QUERY)))
     return [_read_from_row(row) for row in rows]
 
 
-async def missed_reads(database: Database, after_id: int, limit: int = MAX_READS_PER_QUERY) -> list[DisplayRead]:
-    """The newest ``limit`` reads above ``after_id``, oldest first: what a resuming screen needs."""
+async def missed_reads(database: Database, scope: Scope, after_id: int,
+                       limit: int = MAX_READS_PER_QUERY) -> list[DisplayRead]:
+    """The newest ``limit`` reads in ``scope`` above ``after_id``, oldest first: what a resuming screen needs."""
+    where, params = scope.where("r.timing_partner_id", "s.timing_event_id", ["r.id > %s"], [after_id])
     rows = await _rows(
         database,
-        f"SELECT * FROM ({_READ_SELECT} WHERE r.id > %s ORDER BY r.id DESC LIMIT %s) newest ORDER BY id",
-        (after_id, min(limit, MAX_READS_PER_QUERY)))
+        f"SELECT * FROM ({_READ_SELECT} {where} ORDER BY r.id DESC LIMIT %s) newest ORDER BY id",
+        [*params, min(limit, MAX_READS_PER_QUERY)])
     return [_read_from_row(row) for row in rows]
 
 
@@ -162,38 +222,42 @@ async def reads_between(database: Database, low_id: int, high_id: int) -> list[D
 
 
 async def highest_read_id(database: Database) -> int:
+    """The highest read id of the whole hub: where "new" starts for the live stream (a cursor, no data)."""
     rows = await _rows(database, "SELECT coalesce(max(id), 0) FROM timing_reads")
     return int(rows[0][0])
 
 
-async def location_names(database: Database) -> list[str]:
-    rows = await _rows(database, "SELECT location_name FROM timing_reads GROUP BY location_name ORDER BY 1")
+async def location_names(database: Database, scope: Scope) -> list[str]:
+    where, params = scope.where("timing_partner_id")
+    rows = await _rows(database, f"SELECT location_name FROM timing_reads {where} GROUP BY location_name ORDER BY 1",
+                       params)
     return [row[0] for row in rows]
 
 
 # Figures
 
 
-async def stats(database: Database) -> dict[str, Any]:
-    """Totals, per-location figures and reads per minute over the last hour."""
-    totals = await _rows(database, """
+async def stats(database: Database, scope: Scope) -> dict[str, Any]:
+    """Totals, per-location figures and reads per minute over the last hour, within ``scope``."""
+    where, params = scope.where("timing_partner_id")
+    totals = await _rows(database, f"""
         SELECT count(*),
                count(DISTINCT tag_code) FILTER (WHERE tag_code <> ALL(%s)),
                count(*) FILTER (WHERE tag_code = %s),
                count(DISTINCT session_id),
                max(read_timestamp),
                coalesce(max(id), 0)
-        FROM timing_reads""", (list(NOT_RUNNER_TAGS), GUN_TIME_TAG))
+        FROM timing_reads {where}""", [list(NOT_RUNNER_TAGS), GUN_TIME_TAG, *params])
     total_reads, unique_tags, gun_times, sessions, latest_read, latest_id = totals[0]
-    by_location = await _rows(database, """
+    by_location = await _rows(database, f"""
         SELECT l.location_name, l.reads, l.unique_tags, r.id, r.tag_code, r.read_time, r.read_timestamp
         FROM (SELECT location_name, count(*) AS reads,
                      count(DISTINCT tag_code) FILTER (WHERE tag_code <> ALL(%s)) AS unique_tags,
                      max(id) AS last_id
-              FROM timing_reads GROUP BY location_name) l
+              FROM timing_reads {where} GROUP BY location_name) l
         JOIN timing_reads r ON r.id = l.last_id
-        ORDER BY l.location_name""", (list(NOT_RUNNER_TAGS),))
-    per_minute = await reads_per_minute(database)
+        ORDER BY l.location_name""", [list(NOT_RUNNER_TAGS), *params])
+    per_minute = await reads_per_minute(database, scope)
     return {
         "total_reads": total_reads,
         "unique_tags": unique_tags,
@@ -211,28 +275,31 @@ async def stats(database: Database) -> dict[str, Any]:
     }
 
 
-async def reads_per_minute(database: Database, minutes: int = 60) -> list[dict[str, Any]]:
+async def reads_per_minute(database: Database, scope: Scope, minutes: int = 60) -> list[dict[str, Any]]:
     """Reads received in each of the last ``minutes`` minutes (zeros included), oldest first.
 
     Counted by arrival (``received_at``, the server's clock) so the chart shows what the
     system is taking in now, whatever clock the controllers keep.
     """
-    rows = await _rows(database, """
+    conditions, params = scope.conditions("r.timing_partner_id")
+    narrowed = "".join(f" AND {condition}" for condition in conditions)
+    rows = await _rows(database, f"""
         SELECT m.minute, count(r.id)
         FROM generate_series(date_trunc('minute', now()) - make_interval(mins => %s - 1),
                              date_trunc('minute', now()), interval '1 minute') AS m(minute)
         LEFT JOIN timing_reads r
-               ON r.received_at >= m.minute AND r.received_at < m.minute + interval '1 minute'
-        GROUP BY m.minute ORDER BY m.minute""", (minutes,))
+               ON r.received_at >= m.minute AND r.received_at < m.minute + interval '1 minute'{narrowed}
+        GROUP BY m.minute ORDER BY m.minute""", [minutes, *params])
     return [{"minute": iso(minute), "reads": count} for minute, count in rows]
 
 
-async def database_status(database: Database) -> dict[str, Any]:
-    rows = await _rows(database, """
+async def database_status(database: Database, scope: Scope) -> dict[str, Any]:
+    where, params = scope.where("timing_partner_id", "timing_event_id", ["status = 'active'"])
+    rows = await _rows(database, f"""
         SELECT now(), s.id, s.session_name, s.event_name, s.created_at
         FROM (SELECT 1) AS one
         LEFT JOIN LATERAL (SELECT id, session_name, event_name, created_at FROM timing_sessions
-                           WHERE status = 'active' ORDER BY id DESC LIMIT 1) s ON true""")
+                           {where} ORDER BY id DESC LIMIT 1) s ON true""", params)
     server_time, session_id, session_name, event_name, created_at = rows[0]
     return {
         "connected": True,
@@ -244,27 +311,107 @@ async def database_status(database: Database) -> dict[str, Any]:
     }
 
 
-async def sessions(database: Database) -> list[dict[str, Any]]:
-    rows = await _rows(database, """
+MAX_SESSIONS_LISTED = 500
+
+
+async def sessions(database: Database, scope: Scope) -> list[dict[str, Any]]:
+    """The newest sessions in ``scope`` with their read figures (at most ``MAX_SESSIONS_LISTED``)."""
+    where, params = scope.where("s.timing_partner_id", "s.timing_event_id")
+    rows = await _rows(database, f"""
         SELECT s.id, s.session_name, s.event_name, s.event_id, s.status, s.created_at, s.closed_at,
-               count(r.id), count(DISTINCT r.location_name), min(r.read_timestamp), max(r.read_timestamp)
-        FROM timing_sessions s LEFT JOIN timing_reads r ON r.session_id = s.id
-        GROUP BY s.id ORDER BY s.id DESC""")
+               count(r.id), count(DISTINCT r.location_name), min(r.read_timestamp), max(r.read_timestamp),
+               s.timing_event_id
+        FROM (SELECT * FROM timing_sessions s {where} ORDER BY id DESC LIMIT %s) s
+        LEFT JOIN timing_reads r ON r.session_id = s.id
+        GROUP BY s.id, s.session_name, s.event_name, s.event_id, s.status, s.created_at, s.closed_at,
+                 s.timing_event_id
+        ORDER BY s.id DESC""", [*params, MAX_SESSIONS_LISTED])
     return [
         {"id": id_, "session_name": name, "event_name": event, "event_id": event_id, "status": status,
          "created_at": iso(created), "closed_at": iso(closed), "read_count": reads,
-         "location_count": locations, "first_read": iso(first), "last_read": iso(last)}
-        for id_, name, event, event_id, status, created, closed, reads, locations, first, last in rows
+         "location_count": locations, "first_read": iso(first), "last_read": iso(last),
+         "timing_event_id": timing_event}
+        for id_, name, event, event_id, status, created, closed, reads, locations, first, last, timing_event in rows
     ]
 
 
-async def open_controller_connections(database: Database, limit: int = 100) -> list[dict[str, Any]]:
+async def close_session(database: Database, scope: Scope, session_id: int) -> bool | None:
+    """Close an active session in ``scope``: True when closed now, False when it was closed already,
+    None when ``scope`` has no such session."""
+    where, params = scope.where("timing_partner_id", "timing_event_id", ["id = %s"], [session_id])
+    rows = await _rows(database, f"""
+        WITH target AS (SELECT id, status FROM timing_sessions {where}),
+             closed AS (UPDATE timing_sessions t SET status = 'closed', closed_at = now()
+                        FROM target WHERE t.id = target.id AND target.status = 'active' RETURNING t.id)
+        SELECT target.status, EXISTS (SELECT 1 FROM closed) FROM target""", params)
+    if not rows:
+        return None
+    return bool(rows[0][1])
+
+
+async def open_controller_connections(database: Database, scope: Scope, limit: int = 100) -> list[dict[str, Any]]:
     """Controller connections the database records as open (any collector process)."""
-    rows = await _rows(database, """
+    where, params = scope.where("timing_partner_id", extra=["disconnected_at IS NULL"])
+    if scope.event_id is not None:
+        return []  # connections belong to a partner, not to one event
+    rows = await _rows(database, f"""
         SELECT id, peer, stream_id, event_name, connected_at FROM controller_connections
-        WHERE disconnected_at IS NULL ORDER BY connected_at DESC LIMIT %s""", (limit,))
+        {where} ORDER BY connected_at DESC LIMIT %s""", [*params, limit])
     return [{"id": id_, "peer": peer, "stream_id": stream, "event_name": event, "connected_at": iso(at)}
             for id_, peer, stream, event, at in rows]
+
+
+# Events
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    partner_id: int
+    partner_name: str
+    key: str
+    name: str | None
+    display_slug: str
+    public_display: bool
+
+    @property
+    def title(self) -> str:
+        return self.name or self.key or "Unnamed event"
+
+
+_EVENT_SELECT = """
+    SELECT e.id, e.timing_partner_id, p.name, e.event_key, e.event_name, e.display_slug, e.public_display
+    FROM timing_events e JOIN timing_partners p ON p.id = e.timing_partner_id
+"""
+MAX_EVENTS_LISTED = 200
+
+
+async def events(database: Database, scope: Scope) -> list[Event]:
+    """The events in ``scope``, newest first (at most ``MAX_EVENTS_LISTED``)."""
+    where, params = scope.where("e.timing_partner_id", "e.id")
+    rows = await _rows(database, f"{_EVENT_SELECT} {where} ORDER BY e.id DESC LIMIT %s",
+                       [*params, MAX_EVENTS_LISTED])
+    return [Event(*row) for row in rows]
+
+
+async def event_in_scope(database: Database, scope: Scope, event_id: int) -> Event | None:
+    where, params = scope.where("e.timing_partner_id", extra=["e.id = %s"], extra_params=[event_id])
+    rows = await _rows(database, f"{_EVENT_SELECT} {where}", params)
+    return Event(*rows[0]) if rows else None
+
+
+async def public_event(database: Database, display_slug: str) -> Event | None:
+    """The event whose public display link this is, while its partner has the display switched on."""
+    rows = await _rows(database, f"{_EVENT_SELECT} WHERE e.display_slug = %s AND e.public_display",
+                       (display_slug,))
+    return Event(*rows[0]) if rows else None
+
+
+async def set_public_display(database: Database, scope: Scope, event_id: int, public: bool) -> Event | None:
+    where, params = scope.where("timing_partner_id", extra=["id = %s"], extra_params=[event_id])
+    rows = await _rows(database, f"UPDATE timing_events SET public_display = %s {where} RETURNING id",
+                       [public, *params])
+    return await event_in_scope(database, scope, event_id) if rows else None
 
 
 # Roster
@@ -273,8 +420,30 @@ async def open_controller_connections(database: Database, limit: int = 100) -> l
 PARTICIPANT_FIELDS = ("bib", "first_name", "last_name", "age", "gender", "city", "state", "division", "team")
 
 
-async def roster_event_id(database: Database) -> int:
-    """The event a roster goes to: the newest session's event, else the default partner's unnamed one."""
+async def roster_event_id(database: Database, scope: Scope = EVERYTHING) -> int:
+    """The event a roster goes to by default: the newest session's event in ``scope``, else the
+    unnamed event of the scope's partner (the default partner when the scope is everything)."""
+    if scope.event_id is not None:
+        return scope.event_id
+    if scope.partners is None:
+        return await _default_roster_event_id(database)
+    if not scope.partners:
+        raise ValueError("an empty scope has no roster")
+    partners, partner = sorted(scope.partners), min(scope.partners)
+    rows = await _rows(database, """
+        WITH newest AS (SELECT timing_event_id FROM timing_sessions WHERE timing_partner_id = ANY(%s::bigint[])
+                        ORDER BY (status = 'active') DESC, id DESC LIMIT 1),
+             unnamed AS (INSERT INTO timing_events (timing_partner_id, event_key)
+                         SELECT %s, '' WHERE NOT EXISTS (SELECT 1 FROM newest)
+                         ON CONFLICT DO NOTHING RETURNING id)
+        SELECT timing_event_id FROM newest
+        UNION ALL SELECT id FROM unnamed
+        UNION ALL SELECT id FROM timing_events WHERE timing_partner_id = %s AND event_key = ''
+        LIMIT 1""", (partners, partner, partner))
+    return int(rows[0][0])
+
+
+async def _default_roster_event_id(database: Database) -> int:
     rows = await _rows(database, """
         WITH newest AS (SELECT timing_event_id FROM timing_sessions ORDER BY (status = 'active') DESC, id DESC
                         LIMIT 1),
@@ -305,23 +474,29 @@ async def event_id_for(database: Database, partner_slug: str, event_key: str) ->
     return int(rows[0][0]) if rows else None
 
 
-async def upsert_participants(database: Database, event_id: int, participants: Sequence[Any]) -> int:
-    """Insert or update an event's runners by bib in one statement; returns how many rows were written."""
+async def upsert_participants(database: Database, event_id: int, participants: Sequence[Any],
+                              scope: Scope = EVERYTHING) -> int:
+    """Insert or update an event's runners by bib in one statement; returns how many rows were written.
+
+    Nothing is written when the event is not in ``scope``.
+    """
     if not participants:
         return 0
     columns = [[getattr(person, field) for person in participants] for field in PARTICIPANT_FIELDS]
-    rows = await _rows(database, """
+    in_scope, scope_params = scope.conditions("e.timing_partner_id")
+    narrowed = "".join(f" AND {condition}" for condition in in_scope)
+    rows = await _rows(database, f"""
         INSERT INTO participants AS p (timing_event_id, timing_partner_id, bib, first_name, last_name, age, gender,
                                        city, state, division, team)
         SELECT e.id, e.timing_partner_id, batch.*
         FROM unnest(%s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[],
                     %s::text[], %s::text[], %s::text[]) AS batch
-        JOIN timing_events e ON e.id = %s
+        JOIN timing_events e ON e.id = %s{narrowed}
         ON CONFLICT (timing_event_id, bib) DO UPDATE SET
             first_name = EXCLUDED.first_name, last_name = EXCLUDED.last_name, age = EXCLUDED.age,
             gender = EXCLUDED.gender, city = EXCLUDED.city, state = EXCLUDED.state,
             division = EXCLUDED.division, team = EXCLUDED.team, updated_at = now()
-        RETURNING p.bib""", [*columns, event_id])
+        RETURNING p.bib""", [*columns, event_id, *scope_params])
     return len(rows)
 
 
@@ -329,9 +504,9 @@ _NUMERIC_BIB_ORDER = "(bib !~ '^[0-9]+$'), CASE WHEN bib ~ '^[0-9]{1,18}$' THEN 
 
 
 async def participants(database: Database, event_id: int, search: str | None = None,
-                       limit: int = 1000) -> tuple[list[dict[str, Any]], int]:
+                       limit: int = 1000, scope: Scope = EVERYTHING) -> tuple[list[dict[str, Any]], int]:
     """An event's runners in bib order (numeric bibs numerically), matching ``search`` if given; and the total."""
-    where, params = "WHERE timing_event_id = %s", [event_id]
+    where, params = scope.where("timing_partner_id", extra=["timing_event_id = %s"], extra_params=[event_id])
     if search:
         where += " AND (bib = %s OR (first_name || ' ' || last_name) ILIKE %s OR team ILIKE %s)"
         pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -350,6 +525,107 @@ async def participant(database: Database, event_id: int, bib: str) -> dict[str, 
     return dict(zip(PARTICIPANT_FIELDS, rows[0])) if rows else None
 
 
-async def participant_count(database: Database, event_id: int) -> int:
-    rows = await _rows(database, "SELECT count(*) FROM participants WHERE timing_event_id = %s", (event_id,))
+async def participant_count(database: Database, event_id: int, scope: Scope = EVERYTHING) -> int:
+    where, params = scope.where("timing_partner_id", extra=["timing_event_id = %s"], extra_params=[event_id])
+    rows = await _rows(database, f"SELECT count(*) FROM participants {where}", params)
     return int(rows[0][0])
+
+
+# Who is asking: operators, their browser sessions, API tokens
+
+
+async def operators_exist(database: Database) -> bool:
+    """Whether any operator account exists (one index probe, not a count)."""
+    rows = await _rows(database, "SELECT EXISTS (SELECT 1 FROM operators)")
+    return bool(rows[0][0])
+
+
+@dataclass(frozen=True)
+class OperatorLogin:
+    id: int
+    partner_id: int
+    email: str
+    password_hash: str
+
+
+async def operator_for_login(database: Database, email: str) -> OperatorLogin | None:
+    """The enabled operator with this e-mail, with the hash to check a password against."""
+    rows = await _rows(database, """
+        SELECT id, timing_partner_id, email, password_hash FROM operators
+        WHERE email = %s AND disabled_at IS NULL""", (email,))
+    return OperatorLogin(*rows[0]) if rows else None
+
+
+async def create_web_session(database: Database, operator_id: int, token_hash: str, csrf_token: str,
+                             lifetime_seconds: int) -> int:
+    """Store a new browser session (only its token's hash); expired ones go at the same time (by index)."""
+    rows = await _rows(database, """
+        WITH expired AS (DELETE FROM web_sessions WHERE expires_at <= now())
+        INSERT INTO web_sessions (operator_id, token_hash, csrf_token, expires_at)
+        VALUES (%s, %s, %s, now() + make_interval(secs => %s)) RETURNING id""",
+                       (operator_id, token_hash, csrf_token, lifetime_seconds))
+    return int(rows[0][0])
+
+
+@dataclass(frozen=True)
+class SignedInSession:
+    session_id: int
+    csrf_token: str
+    operator_id: int
+    email: str
+    partner_id: int
+
+
+async def web_session(database: Database, token_hash: str) -> SignedInSession | None:
+    """The unexpired session with this token hash, while its operator is not disabled."""
+    rows = await _rows(database, """
+        SELECT s.id, s.csrf_token, o.id, o.email, o.timing_partner_id
+        FROM web_sessions s JOIN operators o ON o.id = s.operator_id
+        WHERE s.token_hash = %s AND s.expires_at > now() AND o.disabled_at IS NULL""", (token_hash,))
+    return SignedInSession(*rows[0]) if rows else None
+
+
+async def delete_web_session(database: Database, session_id: int) -> None:
+    await _rows(database, "DELETE FROM web_sessions WHERE id = %s RETURNING id", (session_id,))
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: int
+    partner_id: int
+
+
+async def api_token(database: Database, token_hash: str) -> ApiToken | None:
+    """The unrevoked token with this hash; its ``last_used_at`` is brought up to date at most once a minute."""
+    rows = await _rows(database, """
+        WITH found AS (SELECT id, timing_partner_id, last_used_at FROM api_tokens
+                       WHERE token_hash = %s AND revoked_at IS NULL),
+             touched AS (UPDATE api_tokens t SET last_used_at = now() FROM found
+                         WHERE t.id = found.id
+                           AND (found.last_used_at IS NULL OR found.last_used_at < now() - interval '1 minute')
+                         RETURNING t.id)
+        SELECT found.id, found.timing_partner_id FROM found""", (token_hash,))
+    return ApiToken(*rows[0]) if rows else None
+
+
+# Still allowed? (open streams are checked again now and then)
+
+
+async def still_public(database: Database, event_ids: Iterable[int]) -> set[int]:
+    rows = await _rows(database, "SELECT id FROM timing_events WHERE id = ANY(%s::bigint[]) AND public_display",
+                       (sorted(event_ids),))
+    return {row[0] for row in rows}
+
+
+async def still_signed_in(database: Database, session_ids: Iterable[int]) -> set[int]:
+    rows = await _rows(database, """
+        SELECT s.id FROM web_sessions s JOIN operators o ON o.id = s.operator_id
+        WHERE s.id = ANY(%s::bigint[]) AND s.expires_at > now() AND o.disabled_at IS NULL""",
+                       (sorted(session_ids),))
+    return {row[0] for row in rows}
+
+
+async def still_valid_tokens(database: Database, token_ids: Iterable[int]) -> set[int]:
+    rows = await _rows(database, "SELECT id FROM api_tokens WHERE id = ANY(%s::bigint[]) AND revoked_at IS NULL",
+                       (sorted(token_ids),))
+    return {row[0] for row in rows}

@@ -68,7 +68,7 @@ class WebService(MultiService):
         if when_ready is not None:
             # Start listening for new reads as soon as the database is there, so the first
             # browser does not wait for the LISTEN to be set up.
-            when_ready().addCallback(lambda database: self.display_app.live_reads(database)).addErrback(
+            when_ready().addCallback(self.display_app.database_ready).addErrback(
                 lambda failure: log.failure("could not start the live read feed", failure))
 
     def stopService(self):
