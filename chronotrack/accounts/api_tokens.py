@@ -7,7 +7,7 @@ from datetime import datetime
 
 from chronotrack.accounts.errors import AccountError, text_problem
 from chronotrack.accounts.partners import partner_id
-from chronotrack.accounts.tokens import MAX_TOKEN_LENGTH, new_api_token, token_hash
+from chronotrack.accounts.tokens import new_api_token, token_hash
 from chronotrack.database import Database
 
 MAX_NAME_LENGTH = 100
@@ -60,13 +60,3 @@ async def revoke_api_token(database: Database, token_id: int) -> tuple[datetime,
         "UPDATE api_tokens AS t SET revoked_at = coalesce(old.revoked_at, now()) FROM old WHERE t.id = old.id "
         "RETURNING t.revoked_at, old.revoked_at IS NOT NULL", (token_id,))
     return (rows[0][0], bool(rows[0][1])) if rows else None
-
-
-async def partner_of_token(database: Database, token: str) -> int | None:
-    """The partner id a live (unrevoked) bearer token belongs to, marking it used; None otherwise."""
-    if len(token) > MAX_TOKEN_LENGTH:
-        return None
-    rows = await database.run_query(
-        "UPDATE api_tokens SET last_used_at = now() WHERE token_hash = %s AND revoked_at IS NULL "
-        "RETURNING timing_partner_id", (token_hash(token),))
-    return int(rows[0][0]) if rows else None

@@ -86,13 +86,6 @@ async def remove_controller(database: Database, user_id: str) -> bool:
     return bool(rows)
 
 
-async def encrypted_password_of(database: Database, user_id: str) -> tuple[int, str] | None:
-    """(partner id, encrypted password) of a login, for the CTP01 authorize check."""
-    rows = await database.run_query(
-        "SELECT timing_partner_id, password_encrypted FROM controller_credentials WHERE user_id = %s", (user_id,))
-    return (int(rows[0][0]), rows[0][1]) if rows else None
-
-
 async def any_encrypted_password(database: Database) -> str | None:
     """One stored encrypted password, to check that a server key is the one already in use."""
     rows = await database.run_query("SELECT password_encrypted FROM controller_credentials ORDER BY id LIMIT 1")

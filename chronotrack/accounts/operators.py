@@ -23,16 +23,6 @@ class Operator:
     disabled_at: datetime | None
 
 
-@dataclass(frozen=True)
-class OperatorLogin:
-    """What a sign-in needs: who, for which partner, the hash to verify, and whether disabled."""
-    id: int
-    timing_partner_id: int
-    email: str
-    password_hash: str
-    disabled: bool
-
-
 def normalize_email(email: str) -> str:
     return email.strip().lower()
 
@@ -76,11 +66,3 @@ async def remove_operator(database: Database, email: str) -> bool:
     """True when an operator was removed (their web sessions go with them)."""
     rows = await database.run_query("DELETE FROM operators WHERE email = %s RETURNING id", (normalize_email(email),))
     return bool(rows)
-
-
-async def find_operator_login(database: Database, email: str) -> OperatorLogin | None:
-    """The operator signing in with this e-mail, or None; the caller verifies the password."""
-    rows = await database.run_query(
-        "SELECT id, timing_partner_id, email, password_hash, disabled_at IS NOT NULL FROM operators "
-        "WHERE email = %s", (normalize_email(email),))
-    return OperatorLogin(*rows[0]) if rows else None
