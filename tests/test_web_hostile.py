@@ -99,6 +99,7 @@ def assert_security_headers(response, what: str) -> None:
     csp = header(response, "content-security-policy")
     assert csp is not None, f"{what}: no Content-Security-Policy"
     assert "frame-ancestors 'none'" in csp and "default-src 'self'" in csp, what
+    assert "script-src 'self'" in csp and "style-src 'self'" in csp, what
     assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, what
     for name, value in SECURITY_HEADERS.items():
         assert header(response, name) == value, f"{what}: {name} is {header(response, name)!r}"

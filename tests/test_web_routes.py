@@ -334,12 +334,6 @@ async def test_script_in_tag_or_location_is_escaped_on_reads_and_display(pg_dsn,
 
 
 @pytest_twisted.ensureDeferred
-async def test_pages_forbid_inline_scripts(stub):
-    response, _ = await fetch(stub, "GET", "/")
-    assert "script-src 'self'" in response.headers.getRawHeaders("content-security-policy")[0]
-
-
-@pytest_twisted.ensureDeferred
 async def test_reads_page_filters_by_location_and_bib_and_pages(pg_dsn, stub):
     def row(read_id):
         return f'<tr data-id="{read_id}"'
