@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
+from chronotrack.admission import AdmissionPolicy
 from chronotrack.ctp01 import (
     HANDSHAKE_COMMANDS,
     Greeting,
@@ -30,6 +31,7 @@ from chronotrack.ctp01 import (
     LineKind,
     MalformedLine,
     classify_line,
+    decode_line,
     handshake_plan,
     parse_greeting,
     parse_tag_line,
@@ -37,7 +39,9 @@ from chronotrack.ctp01 import (
     start_commands,
     start_plan,
     stream_key,
+    visible_text,
 )
+from chronotrack.line_guard import ConnectionLineGuard, LineLimits, RejectionTally, is_clock_suspect
 from chronotrack.reads import ReadSource, TagRead
 from chronotrack.store import ReadStore
 
@@ -97,6 +101,10 @@ class CTP01ServerProtocol(LineReceiver):
         self._started_locations: set[str] = set()
         self._idle_timer: IDelayedCall | None = None
         self._keepalive: LoopingCall | None = None
+        self.admitted_as: str | None = None  # the admission policy's key, set by the factory
+        self._line_guard: ConnectionLineGuard | None = None
+        self._line_rejected = False
+        self._refusing = False  # closing for garbage: read nothing more
 
     # --- shortcuts ------------------------------------------------------------------
 
@@ -116,6 +124,7 @@ class CTP01ServerProtocol(LineReceiver):
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
+        self._line_guard = ConnectionLineGuard(self.factory.rejections)
         self._last_received = self._clock.seconds()
         self.factory.open_connections.add(self)
         log.info("controller connected from {peer}", peer=self.peer)
@@ -126,6 +135,7 @@ class CTP01ServerProtocol(LineReceiver):
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._closed = True
         self.factory.open_connections.discard(self)
+        self.factory.release(self)
         self._cancel_timers()
         why = reason.getErrorMessage() if reason is not None else "connection lost"
         log.info("controller {peer} disconnected: {why}", peer=self.peer, why=why)
@@ -171,6 +181,8 @@ class CTP01ServerProtocol(LineReceiver):
 
     def dataReceived(self, data: bytes) -> None:
         self._last_received = self._clock.seconds()
+        if self._refusing:
+            return
         if self._discarding_overlong:
             _, line_end, data = data.partition(self.delimiter)
             if not line_end:
@@ -178,7 +190,7 @@ class CTP01ServerProtocol(LineReceiver):
             self._discarding_overlong = False
         super().dataReceived(data)
         # LineReceiver stops after an overlong line; carry on with the lines behind it.
-        while self._after_overlong is not None and not self._closed:
+        while self._after_overlong is not None and not self._closed and not self._refusing:
             rest, self._after_overlong = self._after_overlong, None
             super().dataReceived(rest)
 
@@ -189,18 +201,34 @@ class CTP01ServerProtocol(LineReceiver):
             self._after_overlong = rest
         else:
             self._discarding_overlong = True
-        shown = overlong[: self.MAX_LENGTH].decode("utf-8", errors="replace")
-        self._reject(shown, f"line longer than {self.MAX_LENGTH} bytes")
+        self._reject_too_long(overlong)
+
+    def _reject_too_long(self, line: bytes) -> None:
+        limit = self.factory.limits.max_line_length
+        self._reject(visible_text(line[:limit]), f"line longer than {limit} bytes", "too_long")
 
     def lineReceived(self, line: bytes) -> None:
-        text = line.decode("utf-8", errors="replace").rstrip("\r")
+        if self._refusing:
+            return
+        self._line_rejected = False
+        if len(line.rstrip(b"\r")) > self.factory.limits.max_line_length:
+            self._reject_too_long(line)
+            return
+        try:
+            text = decode_line(line)
+        except MalformedLine as error:
+            self._reject(visible_text(line.rstrip(b"\r")), error.reason, error.kind)
+            return
         if not text.strip():
+            self._on_blank_line()
             return
         try:
             self._dispatch(text)
         except Exception:
             # A bug in handling one line must not close a controller's connection.
             log.failure("error handling line {line!r} from {peer}", line=text, peer=self.peer)
+        if not self._line_rejected and self._line_guard is not None:
+            self._line_guard.accepted()
 
     def _dispatch(self, text: str) -> None:
         incoming = classify_line(text)
@@ -215,18 +243,18 @@ class CTP01ServerProtocol(LineReceiver):
         elif incoming.kind is LineKind.TAG:
             self._on_tag_line(text)
         else:
-            self._reject(text, "not a CTP01 tag line or reply")
+            self._reject(text, "not a CTP01 tag line or reply", "unknown_line")
 
     # --- greeting and handshake -----------------------------------------------------------
 
     def _before_greeting(self, text: str, incoming: IncomingLine) -> None:
         if incoming.kind is LineKind.TAG:
-            self._reject(text, "tag line before the client's greeting")
+            self._reject(text, "tag line before the client's greeting", "before_greeting")
             return
         try:
             greeting = parse_greeting(text)
         except MalformedLine as error:
-            self._reject(text, f"bad greeting: {error.reason}")
+            self._reject(text, f"bad greeting: {error.reason}", error.kind)
             return
         self._on_greeting(text, greeting)
 
@@ -367,8 +395,11 @@ class CTP01ServerProtocol(LineReceiver):
         try:
             read = parse_tag_line(text, self._settings.event_timezone, self.event_day)
         except MalformedLine as error:
-            self._reject(text, error.reason)
+            self._reject(text, error.reason, error.kind)
             return
+        if is_clock_suspect(read.read_timestamp, self._clock.seconds(),
+                            self.factory.limits.clock_tolerance):
+            self.factory.clock_suspect(self.peer, read)
         if read.is_new_location:
             self._on_new_location(read)
             return
@@ -391,12 +422,41 @@ class CTP01ServerProtocol(LineReceiver):
         return ReadSource(stream_id=stream_id, peer=self.peer, connection_row_id=self._row_id,
                           partner_id=self.partner_id, event_id=self.event_id, event_name=self.event_name)
 
-    def _reject(self, text: str, reason: str) -> None:
-        """Keep a line we cannot use, with why, and carry on with the connection."""
+    def _reject(self, text: str, reason: str, kind: str = "other") -> None:
+        """Count a line we cannot use; keep a sample of them, with why.
+
+        The line guard decides what it may cost (stored, logged, or the connection
+        closed when it sends almost nothing else): see chronotrack.line_guard.
+        """
+        self._line_rejected = True
         self.factory.lines_rejected += 1
-        log.warn("rejected line from {peer}: {reason}", peer=self.peer, reason=reason,
-                 line=text)
-        self._call_store("record_rejected_line", text, reason, self._source_for("*"))
+        if self._line_guard is None:
+            self._line_guard = ConnectionLineGuard(self.factory.rejections)
+        verdict = self._line_guard.rejected(kind, self._clock.seconds())
+        shown = visible_text(text)
+        if verdict.log:
+            log.warn("rejected line from {peer}: {reason}{suppressed}", peer=self.peer,
+                     reason=reason, line=shown, suppressed=_suppressed(verdict.suppressed))
+        if verdict.store:
+            self._call_store("record_rejected_line", shown, reason, self._source_for("*"))
+        if verdict.close_because:
+            self._close_for_garbage(verdict.close_because)
+
+    def _on_blank_line(self) -> None:
+        if self._line_guard is not None:
+            because = self._line_guard.blank(self._clock.seconds())
+            if because:
+                self._close_for_garbage(because)
+
+    def _close_for_garbage(self, because: str) -> None:
+        """Stop reading at once and drop the connection: its lines are nearly all garbage."""
+        self._refusing = True
+        self.clearLineBuffer()
+        self._after_overlong = None
+        self.factory.rejections.closed_for_garbage += 1
+        if self.factory.rejections.warnings.allow(self._clock.seconds()):
+            log.warn("closing {peer}: {because}", peer=self.peer, because=because)
+        self.transport.abortConnection()
 
     # --- sending on the clock --------------------------------------------------------------
 
@@ -480,6 +540,10 @@ class CTP01ServerProtocol(LineReceiver):
         return None
 
 
+def _suppressed(count: int) -> str:
+    return f" ({count} similar warnings not logged)" if count else ""
+
+
 class CTP01ServerFactory(Factory):
     """Builds one protocol per controller and holds what /status reports.
 
@@ -490,14 +554,46 @@ class CTP01ServerFactory(Factory):
     protocol = CTP01ServerProtocol
 
     def __init__(self, store: ReadStore, clock: IReactorTime,
-                 settings: HandshakeSettings) -> None:
+                 settings: HandshakeSettings, limits: LineLimits | None = None,
+                 admission: AdmissionPolicy | None = None) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
+        self.limits = limits or LineLimits()
+        self.admission = admission or AdmissionPolicy()
+        self.rejections = RejectionTally(self.limits)
         self.open_connections: set[CTP01ServerProtocol] = set()
         self.reads_received = 0
         self.lines_rejected = 0
         self.paused = False
+
+    def buildProtocol(self, addr: IAddress) -> CTP01ServerProtocol | None:
+        """Admit the connection or close it before reading anything (see chronotrack.admission)."""
+        refused, key = self.admission.admit(addr)
+        if refused is not None:
+            if self.rejections.warnings.allow(self.clock.seconds()):
+                log.warn("refused a connection from {peer}: {why}", peer=describe_peer(addr),
+                         why=key)
+            return None
+        protocol = super().buildProtocol(addr)
+        protocol.admitted_as = key
+        # One byte over the limit for the CR of a CR LF line end; lineReceived checks exactly.
+        protocol.MAX_LENGTH = self.limits.max_line_length + 1
+        return protocol
+
+    def release(self, protocol: CTP01ServerProtocol) -> None:
+        if protocol.admitted_as is not None:
+            self.admission.release(protocol.admitted_as)
+            protocol.admitted_as = None
+
+    def clock_suspect(self, peer: str, read: TagRead) -> None:
+        """Count a read whose time is far from ours; it is stored all the same, flagged."""
+        self.rejections.reads_clock_suspect += 1
+        if self.rejections.warnings.allow(self.clock.seconds()):
+            log.warn("{peer}: read {location}~{sequence} has time {time}, more than {tolerance:.0f} s "
+                     "from the server clock; stored and flagged clock_suspect", peer=peer,
+                     location=read.location_name, sequence=read.sequence_number,
+                     time=read.read_time, tolerance=self.limits.clock_tolerance)
 
     def pause_all(self) -> None:
         """Stop reading from every controller, and from those that connect meanwhile."""
