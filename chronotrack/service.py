@@ -14,9 +14,11 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from chronotrack.admission import AdmissionPolicy, admission_from_config
 from chronotrack.ctp01 import HandshakeSettings
 from chronotrack.db_service import DatabaseService
 from chronotrack.journal import JournalError, ReadJournal
+from chronotrack.line_guard import limits_from_config
 from chronotrack.pgstore import PostgresReadStore
 from chronotrack.protocol import CTP01ServerFactory
 from chronotrack.lifecycle import ListeningService, abort_startup
@@ -36,11 +38,13 @@ class CollectorService(MultiService):
         self.database_service = database_service
         self.data_dir = Path(data_dir)
         self.journal = ReadJournal(Path(data_dir) / "journal", reactor)
+        limits = limits_from_config(settings)
         self.store = PostgresReadStore(
             reactor, database_service, self.journal,
             batch_size=settings["batch_size"], batch_delay=settings["batch_delay"],
-            backlog_limit=settings["backlog_limit"])
-        self.factory = CTP01ServerFactory(self.store, reactor, handshake)
+            backlog_limit=settings["backlog_limit"], clock_tolerance=limits.clock_tolerance)
+        self.factory = CTP01ServerFactory(self.store, reactor, handshake, limits,
+                                          AdmissionPolicy(admission_from_config(settings)))
         self.store.on_backlog_full = self.factory.pause_all
         self.store.on_backlog_drained = self.factory.resume_all
         self.retention_days = settings["retention_days"]
@@ -100,4 +104,6 @@ class CollectorService(MultiService):
             "duplicates_skipped": figures["duplicates_skipped"],
             "lines_rejected": self.factory.lines_rejected,
             "controllers_paused": figures["controllers_paused"],
+            **self.factory.rejections.figures(),
+            **self.factory.admission.figures(),
         }
