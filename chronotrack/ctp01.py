@@ -107,18 +107,21 @@ def visible_text(data: bytes | str) -> str:
         text = data.decode("utf-8", errors="surrogateescape")
     else:
         text = data
-    out = []
-    for char in text:
-        code = ord(char)
-        if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, from surrogateescape
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif 0xD800 <= code <= 0xDFFF:
-            out.append(f"\\u{code:04x}")
-        elif (code < 0x20 and char != "\t") or 0x7F <= code <= 0x9F:
-            out.append(f"\\x{code:02x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    if text.isprintable():  # the usual case, at C speed
+        return text
+    return _ODD_CHARACTER.sub(_escape_character, text)
+
+
+_ODD_CHARACTER = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, from surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    if code > 0xFF:
+        return f"\\u{code:04x}"
+    return f"\\x{code:02x}"
 
 
 # --- what the controller sends ------------------------------------------------------

@@ -205,7 +205,7 @@ class CTP01ServerProtocol(LineReceiver):
 
     def _reject_too_long(self, line: bytes) -> None:
         limit = self.factory.limits.max_line_length
-        self._reject(visible_text(line[:limit]), f"line longer than {limit} bytes", "too_long")
+        self._reject(line[:limit], f"line longer than {limit} bytes", "too_long")
 
     def lineReceived(self, line: bytes) -> None:
         if self._refusing:
@@ -217,7 +217,7 @@ class CTP01ServerProtocol(LineReceiver):
         try:
             text = decode_line(line)
         except MalformedLine as error:
-            self._reject(visible_text(line.rstrip(b"\r")), error.reason, error.kind)
+            self._reject(line.rstrip(b"\r"), error.reason, error.kind)
             return
         if not text.strip():
             self._on_blank_line()
@@ -422,7 +422,7 @@ class CTP01ServerProtocol(LineReceiver):
         return ReadSource(stream_id=stream_id, peer=self.peer, connection_row_id=self._row_id,
                           partner_id=self.partner_id, event_id=self.event_id, event_name=self.event_name)
 
-    def _reject(self, text: str, reason: str, kind: str = "other") -> None:
+    def _reject(self, text: str | bytes, reason: str, kind: str = "other") -> None:
         """Count a line we cannot use; keep a sample of them, with why.
 
         The line guard decides what it may cost (stored, logged, or the connection
@@ -433,7 +433,7 @@ class CTP01ServerProtocol(LineReceiver):
         if self._line_guard is None:
             self._line_guard = ConnectionLineGuard(self.factory.rejections)
         verdict = self._line_guard.rejected(kind, self._clock.seconds())
-        shown = visible_text(text)
+        shown = visible_text(text) if verdict.log or verdict.store else ""
         if verdict.log:
             log.warn("rejected line from {peer}: {reason}{suppressed}", peer=self.peer,
                      reason=reason, line=shown, suppressed=_suppressed(verdict.suppressed))
