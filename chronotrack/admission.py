@@ -8,7 +8,7 @@ protocol calls ``release`` when an admitted connection ends.
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -16,6 +16,8 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IAddress
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+MAX_PENALIZED_ADDRESSES = 10_000  # the oldest penalty is forgotten past this many
 
 EVERYWHERE: tuple[IPNetwork, ...] = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
 
@@ -61,6 +63,7 @@ class AdmissionLimits:
     max_connections: int = 1000
     max_connections_per_address: int = 50
     allow: tuple[IPNetwork, ...] = EVERYWHERE
+    garbage_penalty: float = 10.0  # seconds an address is refused after a connection closed for garbage
 
 
 class AdmissionPolicy:
@@ -68,16 +71,23 @@ class AdmissionPolicy:
 
     def __init__(self, limits: AdmissionLimits | None = None) -> None:
         self.limits = limits or AdmissionLimits()
+        self._penalized: OrderedDict[str, float] = OrderedDict()  # key -> refused until
         self.open_total = 0
         self.open_by_address: Counter[str] = Counter()
         self.refused: Counter[str] = Counter()
 
-    def admit(self, address: IAddress) -> tuple[str | None, str]:
+    def admit(self, address: IAddress, now: float = 0.0) -> tuple[str | None, str]:
         """(None, key) when admitted (call ``release(key)`` later), else (reason kind, message)."""
         host = address_of(address)
         key = host or "local"
         if host is not None and not self._allowed(host):
             return self._refuse("not_allowed", f"{host} is outside --allow")
+        until = self._penalized.get(key)
+        if until is not None:
+            if now < until:
+                return self._refuse("garbage_penalty",
+                                    f"{key} sent garbage; refused for {until - now:.0f} s more")
+            del self._penalized[key]
         if self.open_total >= self.limits.max_connections:
             return self._refuse("max_connections",
                                 f"{self.limits.max_connections} connections already open")
@@ -88,6 +98,19 @@ class AdmissionPolicy:
         self.open_total += 1
         self.open_by_address[key] += 1
         return None, key
+
+    def penalize(self, key: str, now: float) -> None:
+        """Refuse the address for a while: its connection was closed for sending garbage.
+
+        A flood that reconnects at once would otherwise cost a new connection's set-up,
+        its database rows and its sample of rejected lines, again and again.
+        """
+        if self.limits.garbage_penalty <= 0 or key == "local":
+            return
+        self._penalized.pop(key, None)
+        self._penalized[key] = now + self.limits.garbage_penalty
+        while len(self._penalized) > MAX_PENALIZED_ADDRESSES:
+            self._penalized.popitem(last=False)
 
     def release(self, key: str) -> None:
         self.open_total = max(0, self.open_total - 1)
@@ -113,7 +136,7 @@ class AdmissionPolicy:
 
 def admission_from_config(values: dict[str, Any]) -> AdmissionLimits:
     chosen: dict[str, Any] = {}
-    for name in ("max_connections", "max_connections_per_address", "allow"):
+    for name in ("max_connections", "max_connections_per_address", "allow", "garbage_penalty"):
         if values.get(name) is not None:
             chosen[name] = values[name]
     return AdmissionLimits(**chosen)

@@ -165,6 +165,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max-rejected-per-minute", "1000",
             "Close a connection that sends more rejected lines than this in a minute.",
             _positive_int),
+    Setting("garbage-penalty", "10",
+            "Seconds an address is refused after one of its connections was closed for "
+            "sending garbage; 0 turns it off.", _non_negative_float),
     Setting("clock-tolerance", "86400",
             "Seconds a read's time may be from the server's clock before the read is "
             "flagged clock_suspect (it is stored all the same).", _positive_float),

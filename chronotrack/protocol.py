@@ -454,6 +454,8 @@ class CTP01ServerProtocol(LineReceiver):
         self.clearLineBuffer()
         self._after_overlong = None
         self.factory.rejections.closed_for_garbage += 1
+        if self.admitted_as is not None:
+            self.factory.admission.penalize(self.admitted_as, self._clock.seconds())
         if self.factory.rejections.warnings.allow(self._clock.seconds()):
             log.warn("closing {peer}: {because}", peer=self.peer, because=because)
         self.transport.abortConnection()
@@ -569,7 +571,7 @@ class CTP01ServerFactory(Factory):
 
     def buildProtocol(self, addr: IAddress) -> CTP01ServerProtocol | None:
         """Admit the connection or close it before reading anything (see chronotrack.admission)."""
-        refused, key = self.admission.admit(addr)
+        refused, key = self.admission.admit(addr, self.clock.seconds())
         if refused is not None:
             if self.rejections.warnings.allow(self.clock.seconds()):
                 log.warn("refused a connection from {peer}: {why}", peer=describe_peer(addr),

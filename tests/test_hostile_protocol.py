@@ -238,3 +238,16 @@ def test_a_read_far_from_the_server_clock_is_stored_and_counted_not_rejected():
     controller.feed("CT01_33~1~finish~1234~2019-01-01T10:00:00.00~0~0F2A38~1", read_line(2))
     assert len(store.reads) == 2 and store.rejected == []
     assert factory.rejections.reads_clock_suspect == 1
+
+
+def test_an_address_closed_for_garbage_is_refused_for_the_penalty_then_admitted_again():
+    factory = factory_with(admission=AdmissionPolicy(AdmissionLimits(garbage_penalty=10)))
+    flooder = Controller(factory, port=1)
+    flooder.protocol.dataReceived(b"junk\r\n" * 300)
+    assert flooder.transport.disconnected
+    flooder.lose()
+    assert factory.buildProtocol(IPv4Address("TCP", "10.1.2.3", 2)) is None
+    assert factory.admission.refused == {"garbage_penalty": 1}
+    assert factory.buildProtocol(IPv4Address("TCP", "10.9.9.9", 2)) is not None  # others are not punished
+    factory.clock.advance(10)
+    assert factory.buildProtocol(IPv4Address("TCP", "10.1.2.3", 3)) is not None
