@@ -13,6 +13,8 @@ Scenarios:
 - long line: one client sends a 10 MB line without a newline while the simulator streams
 - flood: clients write random 4 KB and 200-byte lines as fast as they can (reconnecting
   when closed) for --flood-seconds while the simulator streams; /status is polled
+- flood elsewhere: the same flood against a discard server on the same machine (the
+  control: what the flooding clients cost the machine, not the collector)
 - baseline: the simulator alone, for the duration ratio
 """
 
@@ -109,8 +111,11 @@ def run_simulator_beside(collector: CollectorProcess, work: Path, reads: int, ra
     }
 
 
+COLLECTOR_ARGS: tuple[str, ...] = ()
+
+
 def fresh_collector(server: PostgresForTests, work: Path) -> CollectorProcess:
-    return CollectorProcess(work, dsn=server.create_database()).start()
+    return CollectorProcess(work, dsn=server.create_database(), extra_args=COLLECTOR_ARGS).start()
 
 
 def idle_scenario(server, work: Path) -> dict:
@@ -151,8 +156,38 @@ def long_line_scenario(server, work: Path, reads: int, rate: int) -> dict:
         collector.stop()
 
 
-def flood_scenario(server, work: Path, reads: int, rate: int, seconds: float, flooders: int) -> dict:
+def discard_server() -> tuple[int, threading.Event]:
+    """A plain TCP server that reads and drops everything: the control target of a flood."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve(connection):
+        with connection:
+            while connection.recv(65536):
+                pass
+
+    def accept():
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            threading.Thread(target=serve, args=(connection,), daemon=True).start()
+        listener.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return listener.getsockname()[1], done
+
+
+def flood_scenario(server, work: Path, reads: int, rate: int, seconds: float, flooders: int,
+                   elsewhere: bool = False) -> dict:
+    """Flood the collector, or (``elsewhere``) a discard server beside it: the same load on
+    the machine without the collector reading it, to tell its cost from CPU contention."""
     collector = fresh_collector(server, work)
+    target_port, stop_target = discard_server() if elsewhere else (collector.ctp01_port, threading.Event())
     before = rss_kib(collector.process.pid)
     data_dir_before = sum(path.stat().st_size for path in collector.data_dir.rglob("*") if path.is_file())
 
@@ -163,7 +198,7 @@ def flood_scenario(server, work: Path, reads: int, rate: int, seconds: float, fl
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
-                client = RawClient(collector.ctp01_port, f"127.0.1.{seed % 250 + 1}")
+                client = RawClient(target_port, f"127.0.1.{seed % 250 + 1}")
             except OSError:
                 continue
             figures["connections"] += 1
@@ -194,6 +229,7 @@ def flood_scenario(server, work: Path, reads: int, rate: int, seconds: float, fl
                 "data_dir_growth_kib": round((data_dir_after - data_dir_before) / 1024, 1),
                 "log_kib": round(log_size / 1024, 1)}
     finally:
+        stop_target.set()
         collector.stop()
 
 
@@ -211,8 +247,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=300, help="simulator reads per second")
     parser.add_argument("--flood-seconds", type=float, default=10.0)
     parser.add_argument("--flooders", type=int, default=4, help="flooding clients at once")
-    parser.add_argument("--only", choices=("idle", "long-line", "flood", "baseline"))
+    parser.add_argument("--only", choices=("idle", "long-line", "flood", "flood-elsewhere", "baseline"))
+    parser.add_argument("--collector-args", default="",
+                        help="extra collector options, e.g. '--garbage-penalty 0'")
     arguments = parser.parse_args()
+    global COLLECTOR_ARGS
+    COLLECTOR_ARGS = tuple(arguments.collector_args.split())
     server = PostgresForTests()
     results = {}
     try:
@@ -227,6 +267,10 @@ def main() -> None:
                 results["garbage_flood"] = flood_scenario(server, base_path / "flood", arguments.reads,
                                                           arguments.rate, arguments.flood_seconds,
                                                           arguments.flooders)
+            if arguments.only in (None, "flood-elsewhere"):
+                results["garbage_flood_to_a_discard_server_beside_it"] = flood_scenario(
+                    server, base_path / "elsewhere", arguments.reads, arguments.rate, arguments.flood_seconds,
+                    arguments.flooders, elsewhere=True)
             if arguments.only in (None, "baseline"):
                 results["baseline"] = baseline_scenario(server, base_path / "baseline", arguments.reads,
                                                         arguments.rate)
