@@ -81,7 +81,21 @@ class CollectorProcess:
         self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                         cwd=self.work_dir, env=env)
         wait_for(self._ready, STARTUP_TIMEOUT, "the collector to be ready (/status)")
+        # /status says the database is connected a moment before the schema is applied.
+        wait_for(self._schema_ready, STARTUP_TIMEOUT, "the collector to apply the schema")
         return self
+
+    def _schema_ready(self) -> bool:
+        import psycopg2
+
+        from chronotrack.migrations import available_migrations
+        from tests.postgres import query
+
+        newest = max(migration.version for migration in available_migrations())
+        try:
+            return query(self.dsn or self.embedded_dsn, "SELECT max(version) FROM schema_migrations")[0][0] == newest
+        except psycopg2.Error:
+            return False
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
