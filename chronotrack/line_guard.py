@@ -14,6 +14,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 MINUTE = 60.0
+# Pings, acks and errs a client may send per minute. Each one makes us write a line, log
+# or touch the database (an ack~getlocations records locations); a real controller sends
+# a handful per connection plus one ack per keepalive ping.
+REPLIES_PER_MINUTE = 120
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,10 @@ class ConnectionLineGuard:
         self._stored = WindowBudget(limits.rejected_lines_stored_per_minute)
         self._logged = WindowBudget(limits.rejected_lines_stored_per_minute)
         self._per_minute = WindowBudget(limits.max_rejected_per_minute)
+        self._replies = WindowBudget(REPLIES_PER_MINUTE)
+
+    def allow_reply(self, now: float) -> bool:
+        return self._replies.allow(now)
 
     def accepted(self) -> None:
         self._note(False)

@@ -41,7 +41,13 @@ from chronotrack.ctp01 import (
     stream_key,
     visible_text,
 )
-from chronotrack.line_guard import ConnectionLineGuard, LineLimits, RejectionTally, is_clock_suspect
+from chronotrack.line_guard import (
+    REPLIES_PER_MINUTE,
+    ConnectionLineGuard,
+    LineLimits,
+    RejectionTally,
+    is_clock_suspect,
+)
 from chronotrack.reads import ReadSource, TagRead
 from chronotrack.store import ReadStore
 
@@ -232,7 +238,10 @@ class CTP01ServerProtocol(LineReceiver):
 
     def _dispatch(self, text: str) -> None:
         incoming = classify_line(text)
-        if incoming.kind is LineKind.PING:
+        if incoming.kind in _REPLY_KINDS and not self._reply_allowed():
+            self._reject(text, f"more than {REPLIES_PER_MINUTE} pings and replies in a minute",
+                         "reply_flood")
+        elif incoming.kind is LineKind.PING:
             self.send("ack~ping")
         elif incoming.kind is LineKind.ACK:
             self._on_ack(incoming)
@@ -244,6 +253,10 @@ class CTP01ServerProtocol(LineReceiver):
             self._on_tag_line(text)
         else:
             self._reject(text, "not a CTP01 tag line or reply", "unknown_line")
+
+    def _reply_allowed(self) -> bool:
+        """Pings and replies make us write, log or query: a flood of them is garbage."""
+        return self._line_guard is None or self._line_guard.allow_reply(self._clock.seconds())
 
     # --- greeting and handshake -----------------------------------------------------------
 
@@ -540,6 +553,9 @@ class CTP01ServerProtocol(LineReceiver):
     def _store_failed(self, failure: Failure, method: str) -> None:
         log.failure("store.{method} failed for {peer}", failure, method=method, peer=self.peer)
         return None
+
+
+_REPLY_KINDS = (LineKind.PING, LineKind.ACK, LineKind.ERR)
 
 
 def _suppressed(count: int) -> str:

@@ -251,3 +251,31 @@ def test_an_address_closed_for_garbage_is_refused_for_the_penalty_then_admitted_
     assert factory.buildProtocol(IPv4Address("TCP", "10.9.9.9", 2)) is not None  # others are not punished
     factory.clock.advance(10)
     assert factory.buildProtocol(IPv4Address("TCP", "10.1.2.3", 3)) is not None
+
+
+def test_a_flood_of_pings_or_replies_is_not_answered_without_bound_and_is_closed():
+    """A client that never reads would grow our write buffer with every ack~ping, and every
+    ack~getlocations would cost a database statement."""
+    store = MemoryReadStore()
+    factory = factory_with(store=store)
+    controller = Controller(factory)
+    controller.handshake()
+    controller.sent()
+    controller.protocol.dataReceived(b"ping\r\n" * 200 + b"ack~getlocations~x\r\n" * 200)
+    assert controller.sent().count("ack~ping") <= 120
+    assert len(store.locations) <= 121
+    assert factory.rejections.by_kind["reply_flood"] >= 1
+    assert controller.transport.disconnected
+
+
+def test_a_bad_allow_option_is_a_usage_error(tmp_path, monkeypatch):
+    from twisted.python import usage
+
+    from chronotrack.tap import Options
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(usage.UsageError, match="allow"):
+        Options().parseOptions(["--allow", "10.0.0.0/8,banana"])
+    options = Options()
+    options.parseOptions(["--allow", "10.0.0.0/8, 2001:db8::/32", "--max-line-length", "2048"])
+    assert options.settings["max_line_length"] == 2048 and len(options.settings["allow"]) == 2
