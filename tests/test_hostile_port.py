@@ -74,7 +74,7 @@ def test_a_spoofed_sequence_jump_does_not_hide_the_real_controllers_next_reads(c
 # --- findings 5 and 7: NUL and bytes that are not UTF-8 ---------------------------------------
 
 
-def test_nul_and_invalid_utf8_lines_are_counted_and_stored_alike_without_a_traceback(collector, pg_dsn):
+def test_bad_bytes_are_counted_and_stored_alike_and_a_wrong_clock_read_is_stored_flagged(collector, pg_dsn):
     client = RawClient(collector.ctp01_port)
     client.greet(connection_id="nul-test")
     client.read_until(b"start~finish\r\n")
@@ -84,15 +84,20 @@ def test_nul_and_invalid_utf8_lines_are_counted_and_stored_alike_without_a_trace
                 b"CT01_33~-1~finish~1234~14:02:15.31~0~0F2A38~1\r\n"
                 b"CT01_33~3~finish~1234~9999999999999999~0~0F2A38~1\r\n")
     client.send_line(f"CT01_33~4~finish~1234~{ISO_NOW}~0~0F2A38~1")
+    client.send_line("CT01_33~5~finish~1235~1546300800~0~0F2A38~1")  # 2019: a wrong clock, a real read
     wait_for(lambda: query(pg_dsn, "SELECT count(*) FROM rejected_lines")[0][0] == 5, 30, "5 rejected rows")
-    wait_for(lambda: query(pg_dsn, "SELECT count(*) FROM timing_reads")[0][0] == 1, 30, "the good read")
+    wait_for(lambda: query(pg_dsn, "SELECT count(*) FROM timing_reads")[0][0] == 2, 30, "the good reads")
     status = collector.status()
     assert status["lines_rejected"] == 5 and status["rejected_lines_not_stored"] == 0
     lines = {row[0] for row in query(pg_dsn, "SELECT line FROM rejected_lines")}  # written concurrently
     assert "CT01_33~1~finish~12\\x0034~14:02:15.31~0~0F2A38~1" in lines
     assert "CT01_33~2~finish~12\\xe934~14:02:15.31~0~0F2A38~1" in lines
-    assert query(pg_dsn, "SELECT raw_data FROM timing_reads") == [
-        (f"CT01_33~4~finish~1234~{ISO_NOW}~0~0F2A38~1",)]
+    assert query(pg_dsn, "SELECT raw_data, clock_suspect FROM timing_reads ORDER BY sequence_number") == [
+        (f"CT01_33~4~finish~1234~{ISO_NOW}~0~0F2A38~1", False),
+        ("CT01_33~5~finish~1235~1546300800~0~0F2A38~1", True)]
+    assert query(pg_dsn, "SELECT read_timestamp = '2019-01-01T00:00:00Z' FROM timing_reads"
+                         " WHERE sequence_number = 5") == [(True,)]  # whole unix seconds, not ms since midnight
+    assert status["reads_clock_suspect"] == 1
     assert status["rejected_by_reason"] == {"bad_sequence": 1, "bad_time": 1, "not_utf8": 1,
                                             "nul_byte": 1, "unknown_line": 1}
     client.close()
