@@ -13,6 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from twisted.logger import Logger
+
+from chronotrack.reads import TagRead
+
+log = Logger()
+
 MINUTE = 60.0
 # Pings, acks and errs a client may send per minute. Each one makes us write a line, log
 # or touch the database (an ack~getlocations records locations); a real controller sends
@@ -87,6 +93,21 @@ class RejectionTally:
         self.reads_clock_suspect = 0
         self.stored_budget = WindowBudget(limits.rejected_lines_stored_per_minute_total)
         self.warnings = WindowBudget(limits.warnings_per_minute_total)
+
+    def check_clock(self, peer: str, read: TagRead, now: float) -> bool:
+        """Count (and log, within the budget) a read whose time is far from the server's.
+
+        It is stored all the same; the store flags it ``clock_suspect`` by the same rule.
+        """
+        if not is_clock_suspect(read.read_timestamp, now, self.limits.clock_tolerance):
+            return False
+        self.reads_clock_suspect += 1
+        if self.warnings.allow(now):
+            log.warn("{peer}: read {location}~{sequence} has time {time}, more than {tolerance:.0f} s "
+                     "from the server clock; stored and flagged clock_suspect", peer=peer,
+                     location=read.location_name, sequence=read.sequence_number,
+                     time=read.read_time, tolerance=self.limits.clock_tolerance)
+        return True
 
     def figures(self) -> dict[str, Any]:
         return {

@@ -46,7 +46,6 @@ from chronotrack.line_guard import (
     ConnectionLineGuard,
     LineLimits,
     RejectionTally,
-    is_clock_suspect,
 )
 from chronotrack.reads import ReadSource, TagRead
 from chronotrack.store import ReadStore
@@ -410,9 +409,7 @@ class CTP01ServerProtocol(LineReceiver):
         except MalformedLine as error:
             self._reject(text, error.reason, error.kind)
             return
-        if is_clock_suspect(read.read_timestamp, self._clock.seconds(),
-                            self.factory.limits.clock_tolerance):
-            self.factory.clock_suspect(self.peer, read)
+        self.factory.rejections.check_clock(self.peer, read, self._clock.seconds())
         if read.is_new_location:
             self._on_new_location(read)
             return
@@ -604,14 +601,6 @@ class CTP01ServerFactory(Factory):
             self.admission.release(protocol.admitted_as)
             protocol.admitted_as = None
 
-    def clock_suspect(self, peer: str, read: TagRead) -> None:
-        """Count a read whose time is far from ours; it is stored all the same, flagged."""
-        self.rejections.reads_clock_suspect += 1
-        if self.rejections.warnings.allow(self.clock.seconds()):
-            log.warn("{peer}: read {location}~{sequence} has time {time}, more than {tolerance:.0f} s "
-                     "from the server clock; stored and flagged clock_suspect", peer=peer,
-                     location=read.location_name, sequence=read.sequence_number,
-                     time=read.read_time, tolerance=self.limits.clock_tolerance)
 
     def pause_all(self) -> None:
         """Stop reading from every controller, and from those that connect meanwhile."""

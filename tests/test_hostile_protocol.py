@@ -17,7 +17,7 @@ from chronotrack.admission import AdmissionLimits, AdmissionPolicy, parse_allow_
 from chronotrack.line_guard import LineLimits
 from chronotrack.protocol import CTP01ServerFactory
 from tests.memory_store import MemoryReadStore
-from tests.test_protocol import FAST, READ, Controller, log_events, make_factory  # noqa: F401
+from tests.test_protocol import FAST, Controller, log_events, make_factory  # noqa: F401
 
 
 def read_line(sequence: int, location: str = "finish") -> str:
