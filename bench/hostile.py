@@ -219,7 +219,7 @@ def flood_scenario(server, work: Path, reads: int, rate: int, seconds: float, fl
             thread.join()
         return {"flood_connections": figures["connections"],
                 "flood_closed_by_collector": figures["closed_by_collector"],
-                "flood_mib_sent": round(figures["bytes"] / 2**20, 1)}
+                "flood_mib_handed_to_send": round(figures["bytes"] / 2**20, 1)}
 
     try:
         result = run_simulator_beside(collector, work, reads, rate, attack)
