@@ -79,3 +79,31 @@ def test_contiguous_through_extends_a_stored_run_with_pending_numbers():
 ])
 def test_resume_points_merge_stored_and_pending(stored, pending, prefix, expected):
     assert resume_points(stored, pending, prefix) == expected
+
+
+@pytest_twisted.ensureDeferred
+async def test_upgrading_computes_the_watermarks_of_reads_already_stored(pg_dsn):
+    """0003 on a database with reads: each stream resumes after its unbroken run, not its highest read."""
+    from twisted.internet import reactor
+
+    from chronotrack.database import Database
+    from chronotrack.migrations import migrate
+    from tests.test_migrations import create_schema_version_1, fill_like_a_race_weekend
+
+    create_schema_version_1(pg_dsn)
+    fill_like_a_race_weekend(pg_dsn)  # connection:c1, finish, 1..25 in four sessions
+    session = query(pg_dsn, "SELECT max(id) FROM timing_sessions")[0][0]
+    query(pg_dsn, """
+        INSERT INTO timing_reads (session_id, stream_id, sequence_number, location_name, tag_code, read_time,
+                                  read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT %s, 'connection:c2', n, 'start', '7', '09:00:00.00', now(), 0, '0F2A38', 1, 'x'
+        FROM unnest(ARRAY[1, 2, 3, 5, 999999]) AS n""", (session,))
+    database = Database(reactor, pg_dsn)
+    await database.start()
+    try:
+        await migrate(database)
+    finally:
+        database.close()
+    assert sorted(query(pg_dsn, "SELECT stream_id, location_name, contiguous_through FROM stream_watermarks")) == [
+        ("connection:c1", "finish", 25), ("connection:c2", "start", 3)]
+    assert query(pg_dsn, "SELECT count(*) FROM timing_reads WHERE clock_suspect") == [(0,)]
