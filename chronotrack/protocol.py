@@ -237,7 +237,7 @@ class CTP01ServerProtocol(LineReceiver):
 
     def _dispatch(self, text: str) -> None:
         incoming = classify_line(text)
-        if incoming.kind in _REPLY_KINDS and not self._reply_allowed():
+        if _costs_a_reply(incoming) and not self._reply_allowed():
             self._reject(text, f"more than {REPLIES_PER_MINUTE} pings and replies in a minute",
                          "reply_flood")
         elif incoming.kind is LineKind.PING:
@@ -552,7 +552,11 @@ class CTP01ServerProtocol(LineReceiver):
         return None
 
 
-_REPLY_KINDS = (LineKind.PING, LineKind.ACK, LineKind.ERR)
+def _costs_a_reply(incoming: IncomingLine) -> bool:
+    """A ping we answer, or a reply we log or record; ``ack~ping`` (to our keepalive) costs nothing."""
+    if incoming.kind is LineKind.ACK:
+        return incoming.command != "ping"
+    return incoming.kind in (LineKind.PING, LineKind.ERR)
 
 
 def _suppressed(count: int) -> str:

@@ -279,3 +279,11 @@ def test_a_bad_allow_option_is_a_usage_error(tmp_path, monkeypatch):
     options = Options()
     options.parseOptions(["--allow", "10.0.0.0/8, 2001:db8::/32", "--max-line-length", "2048"])
     assert options.settings["max_line_length"] == 2048 and len(options.settings["allow"]) == 2
+
+
+def test_answers_to_our_keepalive_pings_are_never_counted_as_a_reply_flood():
+    factory = factory_with()
+    controller = Controller(factory)
+    controller.handshake()
+    controller.feed(*["ack~ping"] * 500)
+    assert factory.lines_rejected == 0 and not controller.transport.disconnecting
