@@ -65,6 +65,19 @@ def _authentication_mode(text: str) -> str:
     return mode
 
 
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise ValueError("must be more than 0 and at most 1")
+    return value
+
+
+def _allow_list(text: str):
+    from chronotrack.admission import parse_allow_list
+
+    return parse_allow_list(text)
+
+
 def _message_list(text: str) -> tuple[str, ...]:
     messages = tuple(part.strip() for part in text.split("|") if part.strip())
     if not messages:
@@ -143,6 +156,33 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("greeting-timeout", "10",
             "Seconds a new connection has to greet (and, with authentication on, authorize) "
             "before it is closed.", _positive_float),
+    Setting("max-line-length", "1024",
+            "Longest line (bytes, line end excluded) read from a controller; a longer line is "
+            "rejected (reason too_long) and never buffered past this.", _positive_int),
+    Setting("max-connections", "1000",
+            "Most CTP01 connections open at once; more are closed at once, before any data "
+            "is read.", _positive_int),
+    Setting("max-connections-per-address", "50",
+            "Most CTP01 connections open at once from one IP address.", _positive_int),
+    Setting("allow", None,
+            "Comma-separated CIDR ranges (IPv4 or IPv6, e.g. '10.0.0.0/8,2001:db8::/32') "
+            "allowed to connect to the CTP01 port; others are closed before any data is "
+            "read. Default: everywhere.", _allow_list),
+    Setting("rejected-lines-stored-per-minute", "20",
+            "Rejected lines stored in rejected_lines (and logged) per connection per "
+            "minute; the rest are only counted, by reason, on /status.", _positive_int),
+    Setting("garbage-ratio", "0.9",
+            "Close a connection when more than this share of its last 200 lines was "
+            "rejected.", _ratio),
+    Setting("max-rejected-per-minute", "1000",
+            "Close a connection that sends more rejected lines than this in a minute.",
+            _positive_int),
+    Setting("garbage-penalty", "10",
+            "Seconds an address is refused after one of its connections was closed for "
+            "sending garbage; 0 turns it off.", _non_negative_float),
+    Setting("clock-tolerance", "86400",
+            "Seconds a read's time may be from the server's clock before the read is "
+            "flagged clock_suspect (it is stored all the same).", _positive_float),
     Setting("pushmode-ack", "false",
             "Ask controllers to acknowledge start/stop commands (pushmode-ack=true).", _bool),
     Setting("batch-size", "500",
@@ -240,6 +280,7 @@ def option_parameters(names: tuple[str, ...]) -> list[list]:
     for name in names:
         setting = SETTINGS_BY_NAME[name]
         default = {"dsn": "embedded PostgreSQL", "event-timezone": "the server's zone",
+                   "allow": "everywhere",
                    "secret-key-file": "<data-dir>/secret.key"}.get(name, setting.default)
         table.append([name, None, None,
                       f"{setting.help} [default: {default}; env {setting.environment_variable}]"])

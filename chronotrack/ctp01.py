@@ -37,9 +37,17 @@ KNOWN_FILE_FORMATS = ("01",)
 
 HANDSHAKE_COMMANDS = ("geteventinfo", "getlocations", "getconnectionid")
 
-# Integer milliseconds at or above this are since the epoch (10**11 ms is March 1973);
-# below it they are since midnight of the event day (10**11 ms is over three years).
+# How an integer time field is read, by size (see parse_read_time):
+# below 10**9: milliseconds since midnight of the event day (up to 11.5 days);
+# 10 digits, 10**9 to 10**10: whole unix seconds (2001-09-09 to 2286-11-20);
+# 11 digits: neither (epoch seconds past 2286, epoch milliseconds in 1970-73): rejected;
+# 10**11 to 10**13: milliseconds since the epoch (March 1973 to 2286).
+UNIX_SECONDS_FROM = 10**9
 EPOCH_MILLISECONDS_THRESHOLD = 10**11
+EPOCH_MILLISECONDS_UNTIL = 10**13
+# Absolute times must fall in these years (UTC): anything else is no clock's reading.
+EARLIEST_YEAR = 1970
+LATEST_YEAR = 9998
 
 _FORMAT_ID = re.compile(r"CT([0-9]{2})_([0-9])([0-9])")
 _READER_ID = re.compile(r"[A-Za-z0-9]{6}")
@@ -57,11 +65,63 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class MalformedLine(ValueError):
-    """A line that breaks CTP01; ``reason`` says how, in words an operator can act on."""
+    """A line that breaks CTP01; ``reason`` says how, in words an operator can act on.
 
-    def __init__(self, reason: str) -> None:
+    ``kind`` is a short fixed name for the reason (``bad_time``, ``not_utf8``...): what
+    /status counts by, since ``reason`` quotes what the client sent and has no bound.
+    """
+
+    def __init__(self, reason: str, kind: str = "malformed") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
+
+
+# --- bytes to text ----------------------------------------------------------------------
+
+
+def decode_line(data: bytes) -> str:
+    """The text of one received line (without its line end), or MalformedLine.
+
+    Strict UTF-8 and no NUL: replacing what a controller sent would store something it
+    never said, and PostgreSQL text cannot hold NUL at all.
+    """
+    data = data.rstrip(b"\r")
+    if b"\0" in data:
+        raise MalformedLine("line contains a NUL byte", "nul_byte")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise MalformedLine(
+            f"line is not valid UTF-8 (byte {error.start})", "not_utf8") from None
+
+
+def visible_text(data: bytes | str) -> str:
+    """A line as text that can be stored and logged safely, every odd byte shown.
+
+    Bytes that are not UTF-8 become ``\\xNN`` and control characters other than tab
+    (NUL included) become ``\\xNN`` or ``\\uNNNN``; everything else, backslashes
+    included, is kept as sent, so a rejected line that was plain text is stored exactly.
+    """
+    if isinstance(data, bytes):
+        text = data.decode("utf-8", errors="surrogateescape")
+    else:
+        text = data
+    if text.isprintable():  # the usual case, at C speed
+        return text
+    return _ODD_CHARACTER.sub(_escape_character, text)
+
+
+_ODD_CHARACTER = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _escape_character(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, from surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    if code > 0xFF:
+        return f"\\u{code:04x}"
+    return f"\\x{code:02x}"
 
 
 # --- what the controller sends ------------------------------------------------------
@@ -81,10 +141,10 @@ def parse_greeting(line: str) -> Greeting:
     fields = _strip_line_end(line).split(FIELD_SEPARATOR)
     if len(fields) < 3:
         raise MalformedLine(
-            f"a greeting is name~version~protocol, got {len(fields)} field(s)")
+            f"a greeting is name~version~protocol, got {len(fields)} field(s)", "bad_greeting")
     name, version, protocol = fields[0], fields[1], fields[2]
     if not name.strip():
-        raise MalformedLine("the greeting has an empty program name")
+        raise MalformedLine("the greeting has an empty program name", "bad_greeting")
     return Greeting(program_name=name, program_version=version, protocol=protocol)
 
 
@@ -140,6 +200,11 @@ def loggable_line(line: str) -> str:
     return line
 
 
+def parse_tag_bytes(data: bytes, event_timezone: tzinfo, event_day: date) -> TagRead:
+    """``parse_tag_line`` for a line as received: any bytes give a read or MalformedLine."""
+    return parse_tag_line(decode_line(data), event_timezone, event_day)
+
+
 def parse_tag_line(line: str, event_timezone: tzinfo, event_day: date) -> TagRead:
     """Parse one tag line in any ``CT01_ss`` separator, checking every field.
 
@@ -148,15 +213,18 @@ def parse_tag_line(line: str, event_timezone: tzinfo, event_day: date) -> TagRea
     a controller's clock is in.
     """
     text = _strip_line_end(line)
+    if "\0" in text:
+        raise MalformedLine("line contains a NUL byte", "nul_byte")
     format_id, separator = _format_and_separator(text)
     fields = text.split(separator)
     if fields[0] != format_id:
         raise MalformedLine(
-            f"format id {format_id} must be followed by its separator {separator!r}")
+            f"format id {format_id} must be followed by its separator {separator!r}",
+            "bad_format_id")
     if len(fields) != TAG_LINE_FIELDS:
         raise MalformedLine(
             f"expected {TAG_LINE_FIELDS} fields separated by {SEPARATOR_NAMES[separator]}, "
-            f"got {len(fields)}")
+            f"got {len(fields)}", "field_count")
     _, sequence, location, tag, read_time, lap, reader_id, gator = fields
     return TagRead(
         format_id=format_id,
@@ -165,9 +233,11 @@ def parse_tag_line(line: str, event_timezone: tzinfo, event_day: date) -> TagRea
         tag_code=_tag(tag),
         read_time=read_time,
         read_timestamp=parse_read_time(read_time, event_timezone, event_day),
-        lap_count=_small_number(lap, _LAP_COUNT, "lap count (field 5)", "up to 3 digits"),
+        lap_count=_small_number(lap, _LAP_COUNT, "lap count (field 5)", "up to 3 digits",
+                                "bad_lap"),
         reader_id=_reader_id(reader_id),
-        gator_number=_small_number(gator, _GATOR, "gator (field 7)", "up to 2 digits"),
+        gator_number=_small_number(gator, _GATOR, "gator (field 7)", "up to 2 digits",
+                                   "bad_gator"),
         raw_data=line,
     )
 
@@ -185,9 +255,10 @@ def detect_time_format(text: str) -> str:
     if _UNIX_TIME.fullmatch(text):
         return "unix"
     if _MSECS_TIME.fullmatch(text):
-        return "msecs"
+        return "unix" if UNIX_SECONDS_FROM <= int(text) < 10 * UNIX_SECONDS_FROM else "msecs"
     raise MalformedLine(
-        f"time {text!r} (field 4) is not in a CTP01 time format (normal, iso, unix, msecs)")
+        f"time {text!r} (field 4) is not in a CTP01 time format (normal, iso, unix, msecs)",
+        "bad_time")
 
 
 def parse_read_time(text: str, event_timezone: tzinfo, event_day: date) -> datetime:
@@ -197,27 +268,59 @@ def parse_read_time(text: str, event_timezone: tzinfo, event_day: date) -> datet
       time in ``event_timezone``, counted from midnight of ``event_day``.
     - ``iso`` (``2008-10-16T14:02:15.31``): in ``event_timezone`` unless it names a zone.
     - ``unix`` (``1224165735.31``): seconds since the epoch, returned in UTC.
-    - ``msecs``: an integer of milliseconds. CTP01's own example is inconsistent about
-      the origin, so we decide by size: values of 10**11 or more are milliseconds since
-      the epoch (returned in UTC), smaller values are milliseconds since midnight of
-      ``event_day`` in ``event_timezone`` (10**11 ms is over three years, far past any
-      event; the epoch read that way would be March 1973, far before any).
+    - A bare integer is decided by its size, because CTP01's own ``msecs`` example is
+      inconsistent about the origin and some controllers send whole unix seconds:
+
+      * below 10**9: milliseconds since midnight of ``event_day`` in ``event_timezone``
+        (10**9 ms is 11.5 days, longer than any event);
+      * exactly 10 digits (10**9 to 10**10 - 1): **whole unix seconds** such as
+        ``1795503600`` (2001-09-09 to 2286-11-20), returned in UTC;
+      * 11 digits: rejected, since it is no plausible reading in any unit (seconds past
+        2286, milliseconds in 1970-1973, or four months after midnight);
+      * 10**11 to 10**13 - 1: milliseconds since the epoch (March 1973 to 2286), in UTC.
+
+    Absolute times outside the years 1970-9998 are rejected (no clock reads them, and
+    they do not fit the database or the journal); a plausible time far from the server's
+    clock is the caller's business (it is flagged, not rejected).
 
     Local wall-clock arithmetic is deliberate: midnight plus 14 h on a DST change day is
     14:00 on the controller's clock, which is what the controller meant.
     """
     kind = detect_time_format(text)
-    if kind == "normal":
-        return _normal_time(text, event_timezone, event_day)
-    if kind == "iso":
-        return _iso_time(text, event_timezone)
-    if kind == "unix":
-        seconds, fraction = text.split(".")
-        return _EPOCH + timedelta(seconds=int(seconds), microseconds=_microseconds(fraction))
-    milliseconds = int(text)
-    if milliseconds >= EPOCH_MILLISECONDS_THRESHOLD:
-        return _EPOCH + timedelta(milliseconds=milliseconds)
-    return _local_midnight(event_day, event_timezone) + timedelta(milliseconds=milliseconds)
+    try:
+        if kind == "normal":
+            stamp = _normal_time(text, event_timezone, event_day)
+        elif kind == "iso":
+            stamp = _iso_time(text, event_timezone)
+        elif kind == "unix":
+            seconds, _, fraction = text.partition(".")
+            if int(seconds) >= 10 * UNIX_SECONDS_FROM:
+                raise MalformedLine(f"time {text!r} (field 4) is unix seconds past 2286",
+                                    "bad_time")
+            stamp = _EPOCH + timedelta(seconds=int(seconds), microseconds=_microseconds(fraction))
+        else:
+            milliseconds = int(text)
+            if milliseconds < UNIX_SECONDS_FROM:
+                stamp = (_local_midnight(event_day, event_timezone)
+                         + timedelta(milliseconds=milliseconds))
+            elif EPOCH_MILLISECONDS_THRESHOLD <= milliseconds < EPOCH_MILLISECONDS_UNTIL:
+                stamp = _EPOCH + timedelta(milliseconds=milliseconds)
+            else:
+                raise MalformedLine(
+                    f"time {text!r} (field 4) is an integer of no plausible unit: 10 digits are "
+                    "unix seconds, 12-13 digits epoch milliseconds, up to 9 digits "
+                    "milliseconds since midnight", "bad_time")
+        year = stamp.astimezone(timezone.utc).year
+    except (OverflowError, ValueError) as error:
+        if isinstance(error, MalformedLine):
+            raise
+        raise MalformedLine(f"time {text!r} (field 4) is out of range: {error}",
+                            "bad_time") from None
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise MalformedLine(
+            f"time {text!r} (field 4) is in the year {year}, outside "
+            f"{EARLIEST_YEAR}-{LATEST_YEAR}", "bad_time")
+    return stamp
 
 
 # --- what we send -------------------------------------------------------------------
@@ -393,31 +496,38 @@ def _strip_line_end(line: str) -> str:
 def _format_and_separator(text: str) -> tuple[str, str]:
     match = _FORMAT_ID.match(text)
     if not match:
-        raise MalformedLine("does not start with a CTff_ss format id")
+        raise MalformedLine("does not start with a CTff_ss format id", "bad_format_id")
     format_id = match.group(0)
     if match.group(1) not in KNOWN_FILE_FORMATS:
-        raise MalformedLine(f"unknown format id {format_id}: only CT01_ss is known")
+        raise MalformedLine(f"unknown format id {format_id}: only CT01_ss is known",
+                            "bad_format_id")
     separator = SEPARATORS.get(match.group(2))
     if separator is None:
         raise MalformedLine(
-            f"unknown format id {format_id}: separator digit {match.group(2)} is not 1-6")
+            f"unknown format id {format_id}: separator digit {match.group(2)} is not 1-6",
+            "bad_format_id")
     return format_id, separator
 
 
 def _sequence_number(text: str) -> int:
     if not _SEQUENCE.fullmatch(text) or not 1 <= int(text) <= MAX_SEQUENCE_NUMBER:
         raise MalformedLine(
-            f"sequence number {text!r} (field 1) must be 1 to {MAX_SEQUENCE_NUMBER}")
+            f"sequence number {text!r} (field 1) must be 1 to {MAX_SEQUENCE_NUMBER}",
+            "bad_sequence")
     return int(text)
 
 
 def _location(text: str) -> str:
     if not 1 <= len(text) <= MAX_LOCATION_LENGTH:
         raise MalformedLine(
-            f"location {text!r} (field 2) must be 1 to {MAX_LOCATION_LENGTH} characters")
+            f"location {text!r} (field 2) must be 1 to {MAX_LOCATION_LENGTH} characters",
+            "bad_location")
     if FORBIDDEN_LOCATION_CHARACTERS & set(text):
         raise MalformedLine(
-            f"location {text!r} (field 2) contains one of , ; ~ | tab NUL")
+            f"location {text!r} (field 2) contains one of , ; ~ | tab NUL", "bad_location")
+    if not text.isprintable():
+        raise MalformedLine(
+            f"location {text!r} (field 2) contains a control character", "bad_location")
     return text
 
 
@@ -426,19 +536,21 @@ def _tag(text: str) -> str:
         return text
     if not 1 <= len(text) <= MAX_TAG_LENGTH or not text.isprintable():
         raise MalformedLine(
-            f"tag {text!r} (field 3) must be 1 to {MAX_TAG_LENGTH} printable characters")
+            f"tag {text!r} (field 3) must be 1 to {MAX_TAG_LENGTH} printable characters",
+            "bad_tag")
     return text
 
 
 def _reader_id(text: str) -> str:
     if not _READER_ID.fullmatch(text):
-        raise MalformedLine(f"reader id {text!r} (field 6) must be 6 letters or digits")
+        raise MalformedLine(f"reader id {text!r} (field 6) must be 6 letters or digits",
+                            "bad_reader")
     return text
 
 
-def _small_number(text: str, pattern: re.Pattern[str], name: str, rule: str) -> int:
+def _small_number(text: str, pattern: re.Pattern[str], name: str, rule: str, kind: str) -> int:
     if not pattern.fullmatch(text):
-        raise MalformedLine(f"{name} {text!r} must be {rule}")
+        raise MalformedLine(f"{name} {text!r} must be {rule}", kind)
     return int(text)
 
 
@@ -467,7 +579,8 @@ def _iso_time(text: str, event_timezone: tzinfo) -> datetime:
         return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
                         _microseconds(fraction), tzinfo=_iso_zone(zone_text, event_timezone))
     except ValueError as error:
-        raise MalformedLine(f"time {text!r} (field 4) is not a real date and time: {error}")
+        raise MalformedLine(f"time {text!r} (field 4) is not a real date and time: {error}",
+                            "bad_time") from None
 
 
 def _iso_zone(zone_text: str | None, event_timezone: tzinfo) -> tzinfo:

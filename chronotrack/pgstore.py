@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from txpostgres.reconnection import ConnectionDead
 from txpostgres.txpostgres import RollbackFailed
 
+from chronotrack import watermarks
 from chronotrack.journal import JournalEntry, JournalPosition, ReadJournal
 from chronotrack.reads import ReadSource, TagRead
 
@@ -43,8 +44,9 @@ _RECOVERED = "recovered"  # journal position of entries recovered at start-up
 _INSERT_READS = """
 INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
                           location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
-                          gator_number, raw_data, received_at, connection_id)
-SELECT %s, %s, locations.id, batch.*
+                          gator_number, raw_data, received_at, connection_id, clock_suspect)
+SELECT %s, %s, locations.id, batch.*,
+       abs(extract(epoch FROM batch.read_timestamp - batch.received_at)) > %s
 FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
             %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[])
      AS batch (stream_id, sequence_number, location_name, tag_code, read_time, read_timestamp,
@@ -54,6 +56,17 @@ LEFT JOIN timing_locations AS locations
 ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING
 RETURNING id
 """
+
+# Watermarks of the (stream, location) pairs a batch wrote to, in a fixed order so two
+# writers lock them alike: see 0003_stream_watermarks.sql.
+_ADVANCE_WATERMARKS = """
+SELECT advance_stream_watermark(%s, written.stream_id, written.location_name)
+FROM (SELECT DISTINCT stream_id, location_name
+      FROM unnest(%s::text[], %s::text[]) AS pairs (stream_id, location_name)
+      ORDER BY 1, 2) AS written
+"""
+
+DEFAULT_CLOCK_TOLERANCE = 86400.0
 
 _UPSERT_LOCATIONS = """
 INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
@@ -65,6 +78,11 @@ ON CONFLICT (session_id, location_name) DO NOTHING
 # The session of a source's event (opened when there is none): see 0002_partners.sql.
 _OPEN_SESSION = "SELECT session_id, partner_id FROM open_timing_session(%s, %s, %s)"
 _DEFAULT_PARTNER = "(SELECT id FROM timing_partners WHERE slug = 'default')"
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching text that starts with ``prefix`` literally."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def is_connection_failure(failure) -> bool:
@@ -86,8 +104,11 @@ def open_session(cursor, source: ReadSource):
 
 
 @inlineCallbacks
-def _insert_reads(cursor, entries: list[JournalEntry]):
-    """Write a batch; reads of several events go to their own sessions, in arrival order."""
+def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
+    """Write a batch; reads of several events go to their own sessions, in arrival order.
+
+    In the same transaction the stream watermarks move past the reads now stored.
+    """
     by_event: dict[tuple, list[JournalEntry]] = {}
     for entry in entries:
         by_event.setdefault(event_of(entry.source), []).append(entry)
@@ -95,12 +116,15 @@ def _insert_reads(cursor, entries: list[JournalEntry]):
     session_id = None
     for group in by_event.values():
         session_id, partner_id = yield open_session(cursor, group[0].source)
-        inserted += yield _insert_event_reads(cursor, session_id, partner_id, group)
+        inserted += yield _insert_event_reads(cursor, session_id, partner_id, group, clock_tolerance)
+        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, [entry.source.stream_id for entry in group],
+                                                   [entry.read.location_name for entry in group]))
     return session_id, inserted
 
 
 @inlineCallbacks
-def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[JournalEntry]):
+def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[JournalEntry],
+                        clock_tolerance: float):
     reads = [entry.read for entry in entries]
     first_reader = {}
     for read in reads:
@@ -121,7 +145,7 @@ def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[
         [read.received_at for read in reads],
         [entry.source.connection_row_id for entry in entries],
     )
-    yield cursor.execute(_INSERT_READS, (session_id, partner_id, *columns, session_id))
+    yield cursor.execute(_INSERT_READS, (session_id, partner_id, clock_tolerance, *columns, session_id))
     return len(cursor.fetchall())
 
 
@@ -137,7 +161,8 @@ class PostgresReadStore:
     def __init__(self, reactor, database_source, journal: ReadJournal | None,
                  batch_size: int = 500, batch_delay: float = 0.005, backlog_limit: int = 200_000,
                  on_backlog_full: Callable[[], Any] | None = None,
-                 on_backlog_drained: Callable[[], Any] | None = None) -> None:
+                 on_backlog_drained: Callable[[], Any] | None = None,
+                 clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE) -> None:
         self.reactor = reactor
         self.database_source = database_source
         self.journal = journal
@@ -146,6 +171,7 @@ class PostgresReadStore:
         self.backlog_limit = backlog_limit
         self.on_backlog_full = on_backlog_full
         self.on_backlog_drained = on_backlog_drained
+        self.clock_tolerance = clock_tolerance
 
         self._incoming: list[tuple[JournalEntry, Deferred]] = []
         self._flush_call = None
@@ -155,8 +181,8 @@ class PostgresReadStore:
         self._retry_call = None
         self._database_ready = False
         self._backlog_full = False
-        # (partner, stream, location) -> highest sequence journaled here
-        self._highest_kept: dict[tuple[int | None, str, str], int] = {}
+        # (partner, stream, location) -> sequence numbers journaled here, not yet stored
+        self._pending: dict[tuple[int | None, str, str], set[int]] = {}
         self._queued_facts: deque[tuple[str, tuple]] = deque(maxlen=MAX_QUEUED_FACTS)
         self._journal_open = journal is None
         self._drained_waiters: list[Deferred] = []
@@ -177,7 +203,7 @@ class PostgresReadStore:
             if recovered:
                 log.info("recovered {count} reads from the journal; writing them first", count=len(recovered))
             for entry in recovered:
-                self._remember_highest(entry)
+                self._remember_pending(entry)
                 self._backlog.append(_Waiting(entry, _RECOVERED))
             self._journal_open = True
             self._flush_incoming()
@@ -264,7 +290,7 @@ class PostgresReadStore:
         if self.journal is not None:
             self._journal_writes_in_flight -= 1
         for entry, kept in batch:
-            self._remember_highest(entry)
+            self._remember_pending(entry)
             self._backlog.append(_Waiting(entry, position))
         for _, kept in batch:
             kept.callback(None)
@@ -277,10 +303,20 @@ class PostgresReadStore:
                     failure, count=len(batch))
         self._journaled(None, batch)
 
-    def _remember_highest(self, entry: JournalEntry) -> None:
-        key = (entry.source.partner_id, entry.source.stream_id, entry.read.location_name)
-        if entry.read.sequence_number > self._highest_kept.get(key, 0):
-            self._highest_kept[key] = entry.read.sequence_number
+    @staticmethod
+    def _pending_key(entry: JournalEntry) -> tuple[int | None, str, str]:
+        return entry.source.partner_id, entry.source.stream_id, entry.read.location_name
+
+    def _remember_pending(self, entry: JournalEntry) -> None:
+        self._pending.setdefault(self._pending_key(entry), set()).add(entry.read.sequence_number)
+
+    def _forget_pending(self, entry: JournalEntry) -> None:
+        key = self._pending_key(entry)
+        pending = self._pending.get(key)
+        if pending is not None:
+            pending.discard(entry.read.sequence_number)
+            if not pending:
+                del self._pending[key]
 
     def _can_write(self) -> bool:
         database = self.database_source.database
@@ -297,7 +333,8 @@ class PostgresReadStore:
         self._writing = True
         size = min(self.batch_size, len(self._backlog))
         waiting = [self._backlog[index] for index in range(size)]
-        d = self.database_source.database.run_interaction(_insert_reads, [w.entry for w in waiting])
+        d = self.database_source.database.run_interaction(_insert_reads, [w.entry for w in waiting],
+                                                          self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting,), errbackArgs=(waiting,))
 
     def _count_written(self, session_id: int, inserted: int, attempted: int) -> None:
@@ -315,8 +352,9 @@ class PostgresReadStore:
         self._write_next()
 
     def _drop_written(self, waiting: list[_Waiting]) -> None:
-        for _ in waiting:
+        for item in waiting:
             self._backlog.popleft()
+            self._forget_pending(item.entry)
         self._release_journal(waiting)
 
     def _release_journal(self, written: list[_Waiting]) -> None:
@@ -354,7 +392,8 @@ class PostgresReadStore:
         database = self.database_source.database
         for index, item in enumerate(waiting):
             try:
-                session_id, inserted = yield database.run_interaction(_insert_reads, [item.entry])
+                session_id, inserted = yield database.run_interaction(_insert_reads, [item.entry],
+                                                                      self.clock_tolerance)
             except Exception:  # noqa: BLE001 - each outcome is handled below
                 failure = Failure()
                 if is_connection_failure(failure) or not self._can_write():
@@ -485,51 +524,46 @@ class PostgresReadStore:
     # -- resuming a controller's stream ------------------------------------
 
     def resume_points(self, stream_key: str, partner_id: int | None = None) -> Deferred[dict[str, int]]:
-        """Highest sequence kept per location of the partner's stream: stored or journaled here.
+        """Per location of the partner's stream, the last sequence number of the unbroken
+        run from 1 that is stored or journaled here (see chronotrack.watermarks).
 
         Only the partner's own reads count, so one partner's client can never move another's
-        resume point. A key ending in ``/reader:*`` (a controller without a connection id)
-        matches every reader of that event; a location is resumed only when exactly one
-        reader stream has it, since another box's numbers say nothing about this one.
+        resume point, and neither a gap nor a spoofed jump moves it past a read not kept. A
+        key ending in ``/reader:*`` (a controller without a connection id) matches every
+        reader of that event; a location is resumed only when exactly one reader stream has
+        it. One indexed lookup in stream_watermarks; timing_reads is not scanned.
         """
         prefix = stream_key[:-1] if stream_key.endswith("/reader:*") else None
         partner = f"timing_partner_id = coalesce(%s, {_DEFAULT_PARTNER})"
         if prefix is None:
-            sql = ("SELECT location_name, max(sequence_number) FROM timing_reads"
-                   f" WHERE {partner} AND stream_id = %s GROUP BY location_name")
+            sql = ("SELECT stream_id, location_name, contiguous_through FROM stream_watermarks"
+                   f" WHERE {partner} AND stream_id = %s")
             params: tuple = (partner_id, stream_key)
         else:
-            sql = ("SELECT location_name, max(sequence_number) FROM timing_reads"
-                   f" WHERE {partner} AND left(stream_id, %s) = %s GROUP BY location_name"
-                   " HAVING count(DISTINCT stream_id) = 1")
-            params = (partner_id, len(prefix), prefix)
-        in_memory = self._highest_in_memory(partner_id, stream_key, prefix)
+            sql = ("SELECT stream_id, location_name, contiguous_through FROM stream_watermarks"
+                   f" WHERE {partner} AND stream_id LIKE %s")
+            params = (partner_id, _like_prefix(prefix))
+        # Taken before the query: a read written meanwhile is then in one or the other.
+        pending = self._pending_of(partner_id, stream_key, prefix)
         if not self._can_write():
-            return succeed(in_memory)
+            return succeed(watermarks.resume_points((), pending, prefix))
         d = self.database_source.database.run_query(sql, params)
 
         def merge(rows):
-            points = dict(in_memory)
-            for location, highest in rows:
-                points[location] = max(points.get(location, 0), highest)
-            return points
+            return watermarks.resume_points(rows, pending, prefix)
 
         def database_failed(failure):
             log.warn("resume points from memory only: {reason}", reason=failure.getErrorMessage())
-            return in_memory
+            return watermarks.resume_points((), pending, prefix)
 
         return d.addCallbacks(merge, database_failed)
 
-    def _highest_in_memory(self, partner_id: int | None, stream_key: str, prefix: str | None) -> dict[str, int]:
-        own = {(stream, location): seq for (partner, stream, location), seq in self._highest_kept.items()
-               if partner == partner_id}
-        if prefix is None:
-            return {location: seq for (stream, location), seq in own.items() if stream == stream_key}
-        by_location: dict[str, list[int]] = {}
-        for (stream, location), seq in own.items():
-            if stream.startswith(prefix):
-                by_location.setdefault(location, []).append(seq)
-        return {location: seqs[0] for location, seqs in by_location.items() if len(seqs) == 1}
+    def _pending_of(self, partner_id: int | None, stream_key: str,
+                    prefix: str | None) -> dict[tuple[str, str], set[int]]:
+        return {(stream, location): set(numbers)
+                for (partner, stream, location), numbers in self._pending.items()
+                if partner == partner_id
+                and (stream.startswith(prefix) if prefix is not None else stream == stream_key)}
 
     # -- figures -------------------------------------------------------------
 

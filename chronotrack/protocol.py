@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from chronotrack.accounts.authorization_gate import AuthorizationGate
 from chronotrack.accounts.controller_auth import ControllerAuthenticator
 from chronotrack.accounts.controller_logins import ControllerLogin
+from chronotrack.admission import AdmissionPolicy
 from chronotrack.ctp01 import (
     HANDSHAKE_COMMANDS,
     Greeting,
@@ -38,6 +39,7 @@ from chronotrack.ctp01 import (
     MalformedLine,
     classify_line,
     command_plan,
+    decode_line,
     loggable_line,
     parse_greeting,
     parse_tag_line,
@@ -46,6 +48,13 @@ from chronotrack.ctp01 import (
     start_commands,
     start_plan,
     stream_key,
+    visible_text,
+)
+from chronotrack.line_guard import (
+    REPLIES_PER_MINUTE,
+    ConnectionLineGuard,
+    LineLimits,
+    RejectionTally,
 )
 from chronotrack.reads import ReadSource, TagRead
 from chronotrack.store import ReadStore
@@ -124,7 +133,8 @@ class CTP01ServerProtocol(LineReceiver):
         self._gate: AuthorizationGate | None = None  # set in connectionMade
         self._greeting_deadline: Deadline | None = None
         self._greeting_line = ""
-        self._refused = False  # told err~authorize (or blocked): everything else is ignored
+        # Refused (err~authorize, blocked address) or closing for garbage: nothing more is read.
+        self._refused = False
         self._row_requested = False
         self._closed = False
         self._paused = False
@@ -145,6 +155,9 @@ class CTP01ServerProtocol(LineReceiver):
         self._started_locations: set[str] = set()
         self._idle_timer: IDelayedCall | None = None
         self._keepalive: LoopingCall | None = None
+        self.admitted_as: str | None = None  # the admission policy's key, set by the factory
+        self._line_guard: ConnectionLineGuard | None = None
+        self._line_rejected = False
 
     # --- shortcuts ------------------------------------------------------------------
 
@@ -168,6 +181,7 @@ class CTP01ServerProtocol(LineReceiver):
 
     def connectionMade(self) -> None:
         self.peer = describe_peer(self.transport.getPeer())
+        self._line_guard = ConnectionLineGuard(self.factory.rejections)
         host = peer_host(self.transport.getPeer())
         if not self.factory.authenticator.admits(host):
             self._refused = True  # before reading anything; the authenticator logs it
@@ -187,6 +201,7 @@ class CTP01ServerProtocol(LineReceiver):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._closed = True
+        self.factory.release(self)
         self._cancel_timers()
         if self not in self.factory.open_connections:
             return  # blocked at connectionMade: already logged, nothing recorded
@@ -248,7 +263,7 @@ class CTP01ServerProtocol(LineReceiver):
             self._discarding_overlong = False
         super().dataReceived(data)
         # LineReceiver stops after an overlong line; carry on with the lines behind it.
-        while self._after_overlong is not None and not self._closed:
+        while self._after_overlong is not None and not self._closed and not self._refused:
             rest, self._after_overlong = self._after_overlong, None
             super().dataReceived(rest)
 
@@ -259,12 +274,26 @@ class CTP01ServerProtocol(LineReceiver):
             self._after_overlong = rest
         else:
             self._discarding_overlong = True
-        shown = overlong[: self.MAX_LENGTH].decode("utf-8", errors="replace")
-        self._reject(shown, f"line longer than {self.MAX_LENGTH} bytes")
+        self._reject_too_long(overlong)
+
+    def _reject_too_long(self, line: bytes) -> None:
+        limit = self.factory.limits.max_line_length
+        self._reject(line[:limit], f"line longer than {limit} bytes", "too_long")
 
     def lineReceived(self, line: bytes) -> None:
-        text = line.decode("utf-8", errors="replace").rstrip("\r")
-        if not text.strip() or self._refused:
+        if self._refused:
+            return
+        self._line_rejected = False
+        if len(line.rstrip(b"\r")) > self.factory.limits.max_line_length:
+            self._reject_too_long(line)
+            return
+        try:
+            text = decode_line(line)
+        except MalformedLine as error:
+            self._reject(line.rstrip(b"\r"), error.reason, error.kind)
+            return
+        if not text.strip():
+            self._on_blank_line()
             return
         try:
             self._dispatch(text)
@@ -272,10 +301,15 @@ class CTP01ServerProtocol(LineReceiver):
             # A bug in handling one line must not close a controller's connection.
             log.failure("error handling line {line!r} from {peer}", line=loggable_line(text),
                         peer=self.peer)
+        if not self._line_rejected and self._line_guard is not None:
+            self._line_guard.accepted()
 
     def _dispatch(self, text: str) -> None:
         incoming = classify_line(text)
-        if incoming.kind is LineKind.PING:
+        if _costs_a_reply(incoming) and not self._reply_allowed():
+            self._reject(text, f"more than {REPLIES_PER_MINUTE} pings and replies in a minute",
+                         "reply_flood")
+        elif incoming.kind is LineKind.PING:
             self.send("ack~ping")
         elif not self.authorized:
             self._before_authorized(text, incoming)
@@ -288,18 +322,22 @@ class CTP01ServerProtocol(LineReceiver):
         elif incoming.kind is LineKind.TAG:
             self._on_tag_line(text)
         else:
-            self._reject(text, "not a CTP01 tag line or reply")
+            self._reject(text, "not a CTP01 tag line or reply", "unknown_line")
+
+    def _reply_allowed(self) -> bool:
+        """Pings and replies make us write, log or query: a flood of them is garbage."""
+        return self._line_guard is None or self._line_guard.allow_reply(self._clock.seconds())
 
     # --- greeting and handshake -----------------------------------------------------------
 
     def _before_greeting(self, text: str, incoming: IncomingLine) -> None:
         if incoming.kind is LineKind.TAG:
-            self._reject(text, "tag line before the client's greeting")
+            self._reject(text, "tag line before the client's greeting", "before_greeting")
             return
         try:
             greeting = parse_greeting(text)
         except MalformedLine as error:
-            self._reject(text, f"bad greeting: {error.reason}")
+            self._reject(text, f"bad greeting: {error.reason}", error.kind)
             return
         self._on_greeting(text, greeting)
 
@@ -490,8 +528,9 @@ class CTP01ServerProtocol(LineReceiver):
         try:
             read = parse_tag_line(text, self._settings.event_timezone, self.event_day)
         except MalformedLine as error:
-            self._reject(text, error.reason)
+            self._reject(text, error.reason, error.kind)
             return
+        self.factory.rejections.check_clock(self.peer, read, self._clock.seconds())
         if read.is_new_location:
             self._on_new_location(read)
             return
@@ -514,18 +553,49 @@ class CTP01ServerProtocol(LineReceiver):
         return ReadSource(stream_id=stream_id, peer=self.peer, connection_row_id=self._row_id,
                           partner_id=self.partner_id, event_id=self.event_id, event_name=self.event_name)
 
-    def _reject(self, text: str, reason: str) -> None:
-        """Keep a line we cannot use, with why, and carry on with the connection.
+    def _reject(self, text: str | bytes, reason: str, kind: str = "other") -> None:
+        """Count a line we cannot use; keep a sample of them, with why.
 
-        Before authorization nothing is kept: the line ends the connection instead.
+        The line guard decides what it may cost (stored, logged, or the connection
+        closed when it sends almost nothing else): see chronotrack.line_guard. Before
+        authorization nothing is kept: the line ends the connection instead.
         """
         if self._gate is not None and not self._gate.authorized:
             self._gate.refuse(reason)
             return
+        self._line_rejected = True
         self.factory.lines_rejected += 1
-        log.warn("rejected line from {peer}: {reason}", peer=self.peer, reason=reason,
-                 line=loggable_line(text))
-        self._call_store("record_rejected_line", text, reason, self._source_for("*"))
+        if self._line_guard is None:
+            self._line_guard = ConnectionLineGuard(self.factory.rejections)
+        verdict = self._line_guard.rejected(kind, self._clock.seconds())
+        if isinstance(text, str):
+            text = loggable_line(text)
+        shown = visible_text(text) if verdict.log or verdict.store else ""
+        if verdict.log:
+            log.warn("rejected line from {peer}: {reason}{suppressed}", peer=self.peer,
+                     reason=reason, line=shown, suppressed=_suppressed(verdict.suppressed))
+        if verdict.store:
+            self._call_store("record_rejected_line", shown, reason, self._source_for("*"))
+        if verdict.close_because:
+            self._close_for_garbage(verdict.close_because)
+
+    def _on_blank_line(self) -> None:
+        if self._line_guard is not None:
+            because = self._line_guard.blank(self._clock.seconds())
+            if because:
+                self._close_for_garbage(because)
+
+    def _close_for_garbage(self, because: str) -> None:
+        """Stop reading at once and drop the connection: its lines are nearly all garbage."""
+        self._refused = True
+        self.clearLineBuffer()
+        self._after_overlong = None
+        self.factory.rejections.closed_for_garbage += 1
+        if self.admitted_as is not None:
+            self.factory.admission.penalize(self.admitted_as, self._clock.seconds())
+        if self.factory.rejections.warnings.allow(self._clock.seconds()):
+            log.warn("closing {peer}: {because}", peer=self.peer, because=because)
+        self.transport.abortConnection()
 
     # --- sending on the clock --------------------------------------------------------------
 
@@ -609,6 +679,17 @@ class CTP01ServerProtocol(LineReceiver):
         return None
 
 
+def _costs_a_reply(incoming: IncomingLine) -> bool:
+    """A ping we answer, or a reply we log or record; ``ack~ping`` (to our keepalive) costs nothing."""
+    if incoming.kind is LineKind.ACK:
+        return incoming.command != "ping"
+    return incoming.kind in (LineKind.PING, LineKind.ERR)
+
+
+def _suppressed(count: int) -> str:
+    return f" ({count} similar warnings not logged)" if count else ""
+
+
 class CTP01ServerFactory(Factory):
     """Builds one protocol per controller and holds what /status reports.
 
@@ -618,11 +699,16 @@ class CTP01ServerFactory(Factory):
 
     protocol = CTP01ServerProtocol
 
-    def __init__(self, store: ReadStore, clock: IReactorTime, settings: HandshakeSettings,
+    def __init__(self, store: ReadStore, clock: IReactorTime,
+                 settings: HandshakeSettings, limits: LineLimits | None = None,
+                 admission: AdmissionPolicy | None = None,
                  authenticator: ControllerAuthenticator | None = None) -> None:
         self.store = store
         self.clock = clock
         self.settings = settings
+        self.limits = limits or LineLimits()
+        self.admission = admission or AdmissionPolicy()
+        self.rejections = RejectionTally(self.limits)
         self.authenticator = authenticator or ControllerAuthenticator.open(clock)
         self.open_connections: set[CTP01ServerProtocol] = set()
         self.reads_received = 0
@@ -633,6 +719,26 @@ class CTP01ServerFactory(Factory):
     def authentication_failures(self) -> int:
         """Failed authorize attempts (wrong or unknown login, data before authorizing)."""
         return self.authenticator.failures
+
+    def buildProtocol(self, addr: IAddress) -> CTP01ServerProtocol | None:
+        """Admit the connection or close it before reading anything (see chronotrack.admission)."""
+        refused, key = self.admission.admit(addr, self.clock.seconds())
+        if refused is not None:
+            if self.rejections.warnings.allow(self.clock.seconds()):
+                log.warn("refused a connection from {peer}: {why}", peer=describe_peer(addr),
+                         why=key)
+            return None
+        protocol = super().buildProtocol(addr)
+        protocol.admitted_as = key
+        # One byte over the limit for the CR of a CR LF line end; lineReceived checks exactly.
+        protocol.MAX_LENGTH = self.limits.max_line_length + 1
+        return protocol
+
+    def release(self, protocol: CTP01ServerProtocol) -> None:
+        if protocol.admitted_as is not None:
+            self.admission.release(protocol.admitted_as)
+            protocol.admitted_as = None
+
 
     def pause_all(self) -> None:
         """Stop reading from every controller, and from those that connect meanwhile."""

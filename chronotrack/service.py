@@ -19,9 +19,11 @@ from chronotrack.accounts.controller_auth import ControllerAuthenticator
 from chronotrack.accounts.controller_logins import DatabaseControllerLogins
 from chronotrack.accounts.failure_throttle import FailureThrottle
 from chronotrack.accounts.secret_box import SecretKeyError, key_file_path
+from chronotrack.admission import AdmissionPolicy, admission_from_config
 from chronotrack.ctp01 import HandshakeSettings
 from chronotrack.db_service import DatabaseService
 from chronotrack.journal import JournalError, ReadJournal
+from chronotrack.line_guard import limits_from_config
 from chronotrack.pgstore import PostgresReadStore
 from chronotrack.protocol import CTP01ServerFactory
 from chronotrack.lifecycle import ListeningService, abort_startup
@@ -85,10 +87,11 @@ class CollectorService(MultiService):
         self.database_service = database_service
         self.data_dir = Path(data_dir)
         self.journal = ReadJournal(Path(data_dir) / "journal", reactor)
+        limits = limits_from_config(settings)
         self.store = PostgresReadStore(
             reactor, database_service, self.journal,
             batch_size=settings["batch_size"], batch_delay=settings["batch_delay"],
-            backlog_limit=settings["backlog_limit"])
+            backlog_limit=settings["backlog_limit"], clock_tolerance=limits.clock_tolerance)
         self.authentication = settings.get("authentication") or "none"
         self.port_description = settings.get("port") or ""
         self.logins = DatabaseControllerLogins(
@@ -96,7 +99,9 @@ class CollectorService(MultiService):
             key_file_path(self.data_dir, settings.get("secret_key_file")))
         authenticator = ControllerAuthenticator(
             self.authentication, self.logins, FailureThrottle(reactor), reactor)
-        self.factory = CTP01ServerFactory(self.store, reactor, handshake, authenticator)
+        self.factory = CTP01ServerFactory(self.store, reactor, handshake, limits,
+                                          AdmissionPolicy(admission_from_config(settings)),
+                                          authenticator)
         self.store.on_backlog_full = self.factory.pause_all
         self.store.on_backlog_drained = self.factory.resume_all
         self.retention_days = settings["retention_days"]
@@ -167,4 +172,6 @@ class CollectorService(MultiService):
             "lines_rejected": self.factory.lines_rejected,
             "authentication_failures": self.factory.authentication_failures,
             "controllers_paused": figures["controllers_paused"],
+            **self.factory.rejections.figures(),
+            **self.factory.admission.figures(),
         }

@@ -28,6 +28,9 @@ COLLECTOR_SETTINGS = (
     "ping-interval", "idle-timeout", "reply-timeout", "event-timezone", "pushmode-ack", "batch-size",
     "batch-delay", "backlog-limit", "retention-days", "messages", "max-stream-clients", "cors-origins",
     "authentication", "secret-key-file", "greeting-timeout",
+    "max-line-length", "max-connections", "max-connections-per-address", "allow",
+    "rejected-lines-stored-per-minute", "garbage-ratio", "max-rejected-per-minute", "garbage-penalty",
+    "clock-tolerance",
 )
 
 

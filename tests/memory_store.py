@@ -126,18 +126,25 @@ class MemoryReadStore:
         return defer.succeed(points)
 
     def compute_resume_points(self, stream_id: str, partner_id: int | None = None) -> dict[str, int]:
-        """Highest sequence per location, from configured points and the partner's kept reads."""
+        """Per location, the configured point or the end of the unbroken run of the partner's kept reads.
+
+        Like the real store, a gap or a jump in the kept numbers does not move the point past it.
+        """
         points: dict[str, int] = {}
-        candidates = [(key, dict(values)) for key, values in self.configured_resume_points.items()]
+        for key, values in self.configured_resume_points.items():
+            if _matches(stream_id, key):
+                for location, sequence in values.items():
+                    points[location] = max(sequence, points.get(location, 0))
+        kept: dict[str, set[int]] = {}
         for read, source in self.reads:
-            if source.partner_id != partner_id:
-                continue
-            candidates.append((source.stream_id, {read.location_name: read.sequence_number}))
-        for key, values in candidates:
-            if not _matches(stream_id, key):
-                continue
-            for location, sequence in values.items():
-                points[location] = max(sequence, points.get(location, 0))
+            if source.partner_id == partner_id and _matches(stream_id, source.stream_id):
+                kept.setdefault(read.location_name, set()).add(read.sequence_number)
+        for location, numbers in kept.items():
+            through = points.get(location, 0)
+            while through + 1 in numbers:
+                through += 1
+            if through:
+                points[location] = through
         return points
 
 

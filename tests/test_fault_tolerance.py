@@ -145,6 +145,8 @@ def test_postgresql_outage_mid_stream_is_ridden_out_and_reported(tmp_path, priva
 
 
 def test_200_controllers_at_once_each_read_stored_once(collector, pg_dsn):
+    # All 200 connect from 127.0.0.1: past the default --max-connections-per-address.
+    collector.extra_args += ("--max-connections-per-address", "200")
     collector.start()
     run_simulator(collector.ctp01_port, "--controllers", "200", "--locations", "start,finish",
                   "--reads", "50", "--rate", "100", "--linger", "1", "--quiet", timeout=300)

@@ -411,14 +411,15 @@ def test_bare_lf_line_ends_and_split_chunks_are_accepted():
     assert store.reads[0][0].gator_number == 1
 
 
-def test_invalid_utf8_is_rejected_without_crashing():
+def test_invalid_utf8_is_rejected_without_crashing_and_kept_with_its_bytes_escaped():
     store = MemoryReadStore()
     factory = make_factory(FAST, store)
     controller = Controller(factory)
     controller.handshake()
     controller.protocol.dataReceived(b"\xff\xfe garbage\r\n")
     controller.feed(READ)
-    assert factory.lines_rejected == 1 and "\ufffd" in store.rejected[0][0]
+    assert factory.lines_rejected == 1 and store.rejected[0][0] == "\\xff\\xfe garbage"
+    assert "UTF-8" in store.rejected[0][1]
     assert len(store.reads) == 1
 
 

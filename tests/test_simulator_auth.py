@@ -31,7 +31,7 @@ def run_pair(mode: str, password: str) -> tuple[MemoryReadStore, StringTransport
     factory = CTP01ServerFactory(
         store, clock, HandshakeSettings(greeting_delay=0, setting_delay=0, command_delay=0,
                                         event_timezone=timezone.utc),
-        ControllerAuthenticator(mode, logins, FailureThrottle(clock), clock))
+        authenticator=ControllerAuthenticator(mode, logins, FailureThrottle(clock), clock))
     config = SimulatorConfig(locations=("start",), reads=3, base_time=BASE, read_spacing=1.0,
                              reconnect_delay=60, linger=0.0, user_id="timer1", password=password)
     controller = SimulatedController(config, clock, 0)

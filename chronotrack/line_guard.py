@@ -1,0 +1,179 @@
+"""How much a connection's bad lines may cost: pure policy, no I/O.
+
+A hostile or broken client can send garbage as fast as TCP allows. Every line is still
+counted (by reason kind, for /status), but only a sample is stored and logged, and a
+connection whose lines are almost all garbage is closed. Good reads from a well-behaved
+controller never pass through any of these limits: only rejected lines do.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from twisted.logger import Logger
+
+from chronotrack.reads import TagRead
+
+log = Logger()
+
+MINUTE = 60.0
+# Pings, acks and errs a client may send per minute. Each one makes us write a line, log
+# or touch the database (an ack~getlocations records locations); a real controller sends
+# a handful per connection plus one ack per keepalive ping.
+REPLIES_PER_MINUTE = 120
+
+
+@dataclass(frozen=True)
+class LineLimits:
+    """Per-connection limits on lines; the defaults are the options' defaults."""
+
+    max_line_length: int = 1024  # bytes, line end excluded
+    rejected_lines_stored_per_minute: int = 20  # per connection: a sample is kept, the rest counted
+    garbage_ratio: float = 0.9  # close when more than this share of the last lines was rejected
+    garbage_window: int = 200  # how many of the last lines that share is taken over
+    max_rejected_per_minute: int = 1000  # close a connection past this many rejected lines a minute
+    clock_tolerance: float = 86400.0  # seconds a read's time may be off the server clock unflagged
+    rejected_lines_stored_per_minute_total: int = 1000  # all connections together
+    warnings_per_minute_total: int = 100  # rejection warnings in the log, all connections together
+
+
+def limits_from_config(values: dict[str, Any]) -> LineLimits:
+    """LineLimits from ``resolve_settings`` output; absent keys keep their defaults."""
+    names = ("max_line_length", "rejected_lines_stored_per_minute", "garbage_ratio",
+             "max_rejected_per_minute", "clock_tolerance")
+    return LineLimits(**{name: values[name] for name in names if values.get(name) is not None})
+
+
+class WindowBudget:
+    """At most ``limit`` uses per window of ``window`` seconds; the refusals are counted."""
+
+    def __init__(self, limit: int, window: float = MINUTE) -> None:
+        self.limit = limit
+        self.window = window
+        self._started: float | None = None
+        self._used = 0
+        self.refused = 0  # since the last use that was allowed
+
+    def allow(self, now: float) -> bool:
+        if self._started is None or now - self._started >= self.window or now < self._started:
+            self._started = now
+            self._used = 0
+        if self._used < self.limit:
+            self._used += 1
+            return True
+        self.refused += 1
+        return False
+
+    def take_refused(self) -> int:
+        refused, self.refused = self.refused, 0
+        return refused
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with one rejected line."""
+
+    store: bool
+    log: bool
+    suppressed: int  # warnings not logged since the last one that was
+    close_because: str | None = None
+
+
+class RejectionTally:
+    """The whole collector's figures and shared budgets (one per factory)."""
+
+    def __init__(self, limits: LineLimits) -> None:
+        self.limits = limits
+        self.by_kind: Counter[str] = Counter()
+        self.not_stored = 0
+        self.closed_for_garbage = 0
+        self.reads_clock_suspect = 0
+        self.stored_budget = WindowBudget(limits.rejected_lines_stored_per_minute_total)
+        self.warnings = WindowBudget(limits.warnings_per_minute_total)
+
+    def check_clock(self, peer: str, read: TagRead, now: float) -> bool:
+        """Count (and log, within the budget) a read whose time is far from the server's.
+
+        It is stored all the same; the store flags it ``clock_suspect`` by the same rule.
+        """
+        if not is_clock_suspect(read.read_timestamp, now, self.limits.clock_tolerance):
+            return False
+        self.reads_clock_suspect += 1
+        if self.warnings.allow(now):
+            log.warn("{peer}: read {location}~{sequence} has time {time}, more than {tolerance:.0f} s "
+                     "from the server clock; stored and flagged clock_suspect", peer=peer,
+                     location=read.location_name, sequence=read.sequence_number,
+                     time=read.read_time, tolerance=self.limits.clock_tolerance)
+        return True
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "rejected_by_reason": dict(sorted(self.by_kind.items())),
+            "rejected_lines_not_stored": self.not_stored,
+            "connections_closed_for_garbage": self.closed_for_garbage,
+            "reads_clock_suspect": self.reads_clock_suspect,
+        }
+
+
+class ConnectionLineGuard:
+    """One connection's recent lines: decides what each rejected line may cost."""
+
+    def __init__(self, tally: RejectionTally) -> None:
+        self.tally = tally
+        limits = tally.limits
+        self._limits = limits
+        self._recent: deque[bool] = deque(maxlen=limits.garbage_window)  # True: rejected
+        self._recent_rejected = 0
+        self._stored = WindowBudget(limits.rejected_lines_stored_per_minute)
+        self._logged = WindowBudget(limits.rejected_lines_stored_per_minute)
+        self._per_minute = WindowBudget(limits.max_rejected_per_minute)
+        self._replies = WindowBudget(REPLIES_PER_MINUTE)
+
+    def allow_reply(self, now: float) -> bool:
+        return self._replies.allow(now)
+
+    def accepted(self) -> None:
+        self._note(False)
+
+    def blank(self, now: float) -> str | None:
+        """An empty line: not a rejection, but it counts as garbage towards closing."""
+        self._note(True)
+        return self._close_because(now, counted=False)
+
+    def rejected(self, kind: str, now: float) -> Verdict:
+        tally = self.tally
+        tally.by_kind[kind] += 1
+        self._note(True)
+        store = self._stored.allow(now) and tally.stored_budget.allow(now)
+        if not store:
+            tally.not_stored += 1
+        log = self._logged.allow(now) and tally.warnings.allow(now)
+        suppressed = (self._logged.take_refused() + tally.warnings.take_refused()) if log else 0
+        return Verdict(store, log, suppressed, self._close_because(now, counted=True))
+
+    def _note(self, rejected: bool) -> None:
+        if len(self._recent) == self._recent.maxlen and self._recent[0]:
+            self._recent_rejected -= 1
+        self._recent.append(rejected)
+        self._recent_rejected += rejected
+
+    def _close_because(self, now: float, counted: bool) -> str | None:
+        if counted and not self._per_minute.allow(now):
+            return f"more than {self._limits.max_rejected_per_minute} rejected lines in a minute"
+        if (len(self._recent) == self._recent.maxlen
+                and self._recent_rejected > self._limits.garbage_ratio * len(self._recent)):
+            return (f"{self._recent_rejected} of its last {len(self._recent)} lines were rejected")
+        return None
+
+
+def is_clock_suspect(read_timestamp: datetime, now: float, tolerance: float) -> bool:
+    """A read whose time is further than ``tolerance`` seconds from the server's clock.
+
+    Kept and flagged, never rejected: a controller with a wrong clock still carries
+    real finishes. The store applies the same rule to ``received_at`` in SQL.
+    """
+    server_time = datetime.fromtimestamp(now, timezone.utc)
+    return abs((read_timestamp - server_time).total_seconds()) > tolerance
