@@ -1,0 +1,99 @@
+"""Ingest: simulators streaming as fast as they can into the real twistd collector.
+
+Rate = reads / (first byte -> last row committed). "First byte" is the earliest
+``controller_connections.connected_at`` of the run (the collector records each connection
+as it is accepted); "last row committed" is when polling ``count(*)`` first sees every
+read. The 4-controller run's database is kept for ``baseline`` (same reads). With
+``--profile`` the 4-controller run is sampled with py-spy and the top costs printed.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from bench.context import Context, connect, scalar, wait_rows
+from bench.report import Row, Target
+from tests.processes import start_simulator
+
+INGEST_TARGET = Target(">=", 50_000, "reads/s")
+LOCATIONS = "start,finish"
+
+
+def run(ctx: Context) -> None:
+    print("ingest: simulators at full speed into twistd", flush=True)
+    for controllers, reads in ctx.mode.ingest:
+        total = controllers * 2 * reads
+        collector = ctx.collector(f"ingest-{controllers}")
+        connection = connect(collector.dsn)
+        profiler = None
+        try:
+            simulator = start_simulator(collector.ctp01_port, "--controllers", str(controllers),
+                                        "--locations", LOCATIONS, "--reads", str(reads), "--rate", "0",
+                                        "--linger", "1", "--quiet",
+                                        log_path=collector.work_dir / "simulator.log")
+            if ctx.profile and controllers == 4:
+                profiler = start_profiler(collector.process.pid, collector.work_dir / "py-spy.txt")
+            finished, stored = wait_rows(connection, "SELECT count(*) FROM timing_reads", total,
+                                         timeout=300, interval=0.05)
+            first_byte = scalar(connection, "SELECT extract(epoch FROM min(connected_at)) FROM controller_connections")
+            simulator.wait(60)
+            if profiler is not None:
+                profiler.wait(120)
+            elapsed = finished - float(first_byte)
+            rate = stored / elapsed
+            failed = stored < total
+            note = f"{stored:,} reads in {elapsed:.2f} s" + (f"; only {stored} of {total} stored" if failed else "")
+            target = INGEST_TARGET if controllers == 4 else None
+            ctx.add(Row("ingest", f"{controllers} controller{'s' if controllers > 1 else ''}", rate, "reads/s",
+                        target, note, failed))
+            print(f"  {controllers:>3} controllers: {rate:,.0f} reads/s ({note})", flush=True)
+            ctx.figures[f"ingest_{controllers}"] = rate
+            if controllers == 4:
+                ctx.figures["ingest_4_dsn"] = collector.dsn  # type: ignore[assignment]
+            if profiler is not None:
+                for line in summarize_profile(collector.work_dir / "py-spy.txt"):
+                    ctx.note(line)
+        finally:
+            connection.close()
+            collector.stop()
+
+
+def start_profiler(pid: int, output: Path) -> subprocess.Popen | None:
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        print("  py-spy not installed (pip install py-spy): no profile", flush=True)
+        return None
+    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", "8", "--rate", "200",
+                             "--format", "raw", "--output", str(output), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_profile(path: Path, top: int = 12) -> list[str]:
+    """Self time per function and inclusive time per chronotrack/web function, from py-spy's raw output."""
+    if not path.exists():
+        return ["py-spy produced no profile"]
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [frame.strip() for frame in stack.split(";")]
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            if "chronotrack/" in frame or "web/" in frame:
+                inclusive[frame] += samples
+    if not total:
+        return ["py-spy profile is empty"]
+    lines = [f"profile (py-spy, 4-controller ingest, {total} samples), self time:"]
+    lines += [f"  {samples * 100 / total:5.1f}%  {frame}" for frame, samples in own.most_common(top)]
+    lines.append("profile, inclusive time in project code:")
+    lines += [f"  {samples * 100 / total:5.1f}%  {frame}" for frame, samples in inclusive.most_common(top)]
+    return lines
