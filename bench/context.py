@@ -6,6 +6,7 @@ The collector itself is ``tests.processes.CollectorProcess``: the real ``twistd`
 
 from __future__ import annotations
 
+import os
 import resource
 import threading
 import time
@@ -38,9 +39,9 @@ class Mode:
     fanout_drain_seconds: float
 
 
-QUICK = Mode("quick", ingest=((1, 10_000), (4, 5_000), (10, 2_000), (200, 100)), baseline_reads=500,
-             latency_rates=(1000, 5000), latency_seconds=4, memory_streaming_seconds=5,
-             memory_burst_reads=50_000, web_rows=1_000_000, web_requests=20, web_budget_seconds=10,
+QUICK = Mode("quick", ingest=((1, 5_000), (4, 2_500), (10, 1_000), (200, 50)), baseline_reads=500,
+             latency_rates=(1000, 5000), latency_seconds=3, memory_streaming_seconds=4,
+             memory_burst_reads=40_000, web_rows=1_000_000, web_requests=20, web_budget_seconds=6,
              web_timeout_seconds=10, fanout_clients=500, fanout_rate=200, fanout_seconds=4,
              fanout_drain_seconds=25)
 FULL = Mode("full", ingest=((1, 50_000), (4, 25_000), (10, 10_000), (200, 500)), baseline_reads=2_000,
@@ -111,6 +112,15 @@ def wait_for_schema(dsn: str, timeout: float = 60) -> None:
             time.sleep(0.05)
     finally:
         connection.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/<pid>/stat), nan when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> float:

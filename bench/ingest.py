@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.context import Context, connect, scalar, wait_rows
+from bench.context import Context, connect, cpu_seconds, scalar, wait_rows
 from bench.report import Row, Target
 from tests.processes import start_simulator
 
@@ -31,6 +31,7 @@ def run(ctx: Context) -> None:
         connection = connect(collector.dsn)
         profiler = None
         try:
+            collector_cpu = cpu_seconds(collector.process.pid)
             simulator = start_simulator(collector.ctp01_port, "--controllers", str(controllers),
                                         "--locations", LOCATIONS, "--reads", str(reads), "--rate", "0",
                                         "--linger", "1", "--quiet",
@@ -39,6 +40,8 @@ def run(ctx: Context) -> None:
                 profiler = start_profiler(collector.process.pid, collector.work_dir / "py-spy.txt")
             finished, stored = wait_rows(connection, "SELECT count(*) FROM timing_reads", total,
                                          timeout=300, interval=0.05)
+            collector_cpu = cpu_seconds(collector.process.pid) - collector_cpu
+            simulator_cpu = cpu_seconds(simulator.pid)  # still lingering: its whole run
             first_byte = scalar(connection, "SELECT extract(epoch FROM min(connected_at)) FROM controller_connections")
             simulator.wait(60)
             if profiler is not None:
@@ -46,7 +49,10 @@ def run(ctx: Context) -> None:
             elapsed = finished - float(first_byte)
             rate = stored / elapsed
             failed = stored < total
-            note = f"{stored:,} reads in {elapsed:.2f} s" + (f"; only {stored} of {total} stored" if failed else "")
+            note = (f"{stored:,} reads in {elapsed:.2f} s; CPU: collector {collector_cpu / elapsed:.0%},"
+                    f" simulator {simulator_cpu / elapsed:.0%}")
+            if failed:
+                note += f"; only {stored} of {total} stored"
             target = INGEST_TARGET if controllers == 4 else None
             ctx.add(Row("ingest", f"{controllers} controller{'s' if controllers > 1 else ''}", rate, "reads/s",
                         target, note, failed))

@@ -39,6 +39,9 @@ def run(ctx: Context) -> None:
             commit = [float(committed[tag]) - at for tag, at in sent.items() if committed.get(tag) is not None]
             events = [stream.arrivals[tag] - at for tag, at in sent.items() if tag in stream.arrivals]
             label = f"{rate:,} reads/s"
+            span = max(sent.values()) - min(sent.values())
+            ctx.note(f"latency at {label}: the bench wrote {len(sent):,} reads in {span:.2f} s"
+                     f" ({len(sent) / span if span else float('nan'):,.0f} reads/s achieved)")
             for kind, delays, target in (("commit", commit, COMMIT_TARGET), ("/stream", events, STREAM_TARGET)):
                 figures = summary_ms(delays)
                 lost = len(sent) - len(delays)

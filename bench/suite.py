@@ -15,6 +15,7 @@ events); nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -49,6 +50,21 @@ def private_postgres() -> PostgresForTests:
     return postgres
 
 
+def machine_load() -> str:
+    """Load average and CPU pressure: how much else wanted the CPUs during the run."""
+    try:
+        load = Path("/proc/loadavg").read_text().split()[:3]
+        text = f"load average {' '.join(load)}"
+    except OSError:
+        text = "load average unknown"
+    try:
+        pressure = Path("/proc/pressure/cpu").read_text().splitlines()[0].split()
+        text += f", CPU pressure {pressure[1].replace('avg10=', 'some avg10 ')}%"
+    except (OSError, IndexError):
+        pass
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller counts, 1M rows instead of 10M (< 3 min)")
@@ -74,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     version = scalar(connection, "SHOW server_version")
     connection.close()
     failed_parts = []
+    load_before = machine_load()
     try:
         for name in parts:
             try:
@@ -86,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         postgres.stop()
     elapsed = time.monotonic() - started
+    ctx.note(f"machine load at start: {load_before}; at end: {machine_load()} ({os.cpu_count()} cores)")
     table = format_table(ctx.rows)
     print()
     print(table)
