@@ -66,8 +66,8 @@ class Context:
         """A started twistd collector on a fresh database of the private server."""
         self._counter += 1
         dsn = self.postgres.create_database()
-        collector = CollectorProcess(self.work / f"{self._counter:02d}-{name}", dsn=dsn, web=web,
-                                     extra_args=extra_args).start()
+        collector = start_collector(self.work / f"{self._counter:02d}-{name}", dsn=dsn, web=web,
+                                    extra_args=extra_args)
         wait_for_schema(dsn)
         return collector
 
@@ -77,6 +77,23 @@ class Context:
     def note(self, text: str) -> None:
         print(f"  note: {text}", flush=True)
         self.notes.append(text)
+
+
+def start_collector(work_dir: Path, **options) -> CollectorProcess:
+    """CollectorProcess(...).start(), tried again when a port is taken.
+
+    tests.processes.free_port() probes each port separately, so two of its calls can
+    return the same port: the collector then stops with "Address already in use".
+    """
+    for attempt in range(3):
+        try:
+            return CollectorProcess(work_dir, **options).start()
+        except AssertionError as error:
+            if "Address already in use" not in str(error) or attempt == 2:
+                raise
+            print("  a port was taken twice (tests.processes.free_port); starting the collector again",
+                  flush=True)
+    raise AssertionError("unreachable")
 
 
 def connect(dsn: str):

@@ -27,10 +27,9 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from bench.context import Context, connect, scalar, wait_for_schema
+from bench.context import Context, connect, scalar, start_collector, wait_for_schema
 from bench.report import Row, Target, summary_ms
 from chronotrack.embedded_db import EmbeddedPostgres
-from tests.processes import CollectorProcess
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 WEB_TARGET = Target("<", 50, "ms")
@@ -47,7 +46,7 @@ def run(ctx: Context) -> None:
     server, dsn = _database(rows_wanted)
     collector = None
     try:
-        collector = CollectorProcess(ctx.work / "web-at-scale", dsn=dsn, web=True).start()  # migrates
+        collector = start_collector(ctx.work / "web-at-scale", dsn=dsn, web=True)  # migrates
         wait_for_schema(dsn)
         connection = connect(dsn)
         try:
@@ -57,7 +56,7 @@ def run(ctx: Context) -> None:
         finally:
             connection.close()
         collector.stop()
-        collector = CollectorProcess(ctx.work / "web-at-scale", dsn=dsn, web=True).start()  # new pool: auto_explain
+        collector = start_collector(ctx.work / "web-at-scale", dsn=dsn, web=True)  # new pool: auto_explain
         ctx.note(f"web at scale: {total:,} rows in timing_reads" +
                  (f" (generated now in {generated:.0f} s)" if generated else " (reused)") +
                  (f"; server log {server.cluster / 'server.log'}" if server else ""))
