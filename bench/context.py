@@ -140,6 +140,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def main_thread_schedstat(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of the process's main thread.
+
+    From /proc/<pid>/task/<pid>/schedstat; the wait tells CPU starvation (a shared machine)
+    from a process that is idle, waiting on I/O or on the database.
+    """
+    try:
+        running, waiting, _ = Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()
+    except (OSError, ValueError):
+        return float("nan"), float("nan")
+    return int(running) / 1e9, int(waiting) / 1e9
+
+
 def rss_mb(pid: int) -> float:
     """VmRSS of a process in MB (MiB), from /proc/<pid>/status."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.context import Context, connect, cpu_seconds, scalar, wait_rows
+from bench.context import Context, connect, cpu_seconds, main_thread_schedstat, scalar, wait_rows
 from bench.report import Row, Target
 from tests.processes import start_simulator
 
@@ -32,6 +32,7 @@ def run(ctx: Context) -> None:
         profiler = None
         try:
             collector_cpu = cpu_seconds(collector.process.pid)
+            sched_before = main_thread_schedstat(collector.process.pid)
             simulator = start_simulator(collector.ctp01_port, "--controllers", str(controllers),
                                         "--locations", LOCATIONS, "--reads", str(reads), "--rate", "0",
                                         "--linger", "1", "--quiet",
@@ -41,6 +42,8 @@ def run(ctx: Context) -> None:
             finished, stored = wait_rows(connection, "SELECT count(*) FROM timing_reads", total,
                                          timeout=300, interval=0.05)
             collector_cpu = cpu_seconds(collector.process.pid) - collector_cpu
+            sched_after = main_thread_schedstat(collector.process.pid)
+            reactor_wait = sched_after[1] - sched_before[1]
             simulator_cpu = cpu_seconds(simulator.pid)  # still lingering: its whole run
             first_byte = scalar(connection, "SELECT extract(epoch FROM min(connected_at)) FROM controller_connections")
             simulator.wait(60)
@@ -50,7 +53,8 @@ def run(ctx: Context) -> None:
             rate = stored / elapsed
             failed = stored < total
             note = (f"{stored:,} reads in {elapsed:.2f} s; CPU: collector {collector_cpu / elapsed:.0%},"
-                    f" simulator {simulator_cpu / elapsed:.0%}")
+                    f" simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
+                    f" {reactor_wait / elapsed:.0%} of the time")
             if failed:
                 note += f"; only {stored} of {total} stored"
             target = INGEST_TARGET if controllers == 4 else None
