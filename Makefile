@@ -33,7 +33,8 @@ browser:
 deploy-tools:
 	scripts/ensure-deploy-tools
 
-# The benchmark suite (bench/suite.py): full takes about 15-25 min and 10M rows once; QUICK=1 under 3 min.
+# The benchmark suite (bench/suite.py), results in bench/RESULTS.md. Full: about 25 min (plus about
+# 7 min once, to generate the 10M-row data set in bench/.data/). QUICK=1: under 3 min.
 bench: $(STAMP)
 	$(BIN)/python -m bench.suite $(if $(QUICK),--quick) $(BENCH_ARGS)
 

@@ -10,6 +10,10 @@ endpoints at scale and the ``/stream`` fan-out. Prints the table and inserts it,
 machine's description, as the newest section of bench/RESULTS.md. Targets are printed
 beside the figures (pass / MISS; FAIL = an error such as a 503, a timeout or lost
 events); nothing is asserted.
+
+Durations on the 2-core development machine, shared: quick about 2 min (plus about 1 min
+once to generate the 1M-row set), full about 25 min (plus about 7 min once for 10M rows).
+Options for a run can be passed through make: ``make bench BENCH_ARGS="--only web"``.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ def private_postgres() -> PostgresForTests:
                 connection.close()
                 postgres.embedded.stop_blocking()
                 postgres.embedded.start_blocking()
+            else:
+                print("warning: track_commit_timestamp is off on CHRONOTRACK_TEST_DSN's server (restart it):"
+                      " socket -> commit latencies will be missing", flush=True)
     finally:
         connection.close()
     return postgres
