@@ -13,6 +13,7 @@ import time
 
 from bench.clients import PacedController, SseClient
 from bench.context import Context, RssSampler, raise_open_file_limit
+from bench.profiling import start_profiler, summarize_profile
 from bench.report import Row, Target, summary_ms
 
 DELAY_TARGET = Target("<", 1000, "ms")
@@ -28,9 +29,10 @@ def run(ctx: Context) -> None:
           flush=True)
     collector = ctx.collector("fanout", web=True)
     try:
+        profile = collector.work_dir / "py-spy.txt"
         with RssSampler(collector.process.pid, interval=0.2) as sampler:
             result = asyncio.run(_drive(collector, clients_wanted, mode.fanout_rate, mode.fanout_seconds,
-                                        mode.fanout_drain_seconds))
+                                        mode.fanout_drain_seconds, ctx.profile and profile))
         sent, clients, connect_seconds, drain_seconds = result
         expected = len(sent) * len(clients)
         delivered = sum(len(client.arrivals.keys() & sent.keys()) for client in clients)
@@ -57,11 +59,14 @@ def run(ctx: Context) -> None:
         if len(clients) < mode.fanout_clients:
             ctx.note(f"fan-out: open-file limit {limit} allowed only {len(clients)} clients")
         print(f"  delivered {share:.1f}%, p99 {figures['p99']:.0f} ms", flush=True)
+        if ctx.profile:
+            for line in summarize_profile(profile, f"fan-out to {len(clients)} clients"):
+                ctx.note(line)
     finally:
         collector.stop()
 
 
-async def _drive(collector, count: int, rate: int, seconds: float, drain: float):
+async def _drive(collector, count: int, rate: int, seconds: float, drain: float, profile=None):
     started = time.monotonic()
     clients = [SseClient(collector.web_port) for _ in range(count)]
     for first in range(0, count, 100):  # connect in waves, like a crowd opening the page
@@ -74,6 +79,7 @@ async def _drive(collector, count: int, rate: int, seconds: float, drain: float)
     controller = PacedController(collector.ctp01_port, "fanout", "bench-fanout")
     await controller.connect()
     await asyncio.sleep(0.3)
+    profiler = start_profiler(collector.process.pid, profile, max(2, int(seconds))) if profile else None
     await controller.stream(rate, seconds)
     finished = time.monotonic()
     wanted = set(controller.sent_at)
@@ -82,6 +88,8 @@ async def _drive(collector, count: int, rate: int, seconds: float, drain: float)
             break
         await asyncio.sleep(0.2)
     drain_seconds = time.monotonic() - finished
+    if profiler is not None:
+        await asyncio.to_thread(profiler.wait, 120)
     await controller.close()
     for client in clients:
         await client.close()

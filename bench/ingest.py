@@ -9,13 +9,8 @@ read. The 4-controller run's database is kept for ``baseline`` (same reads). Wit
 
 from __future__ import annotations
 
-import collections
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 from bench.context import Context, connect, cpu_seconds, main_thread_schedstat, scalar, wait_rows
+from bench.profiling import start_profiler, summarize_profile
 from bench.report import Row, Target
 from tests.processes import start_simulator
 
@@ -65,45 +60,8 @@ def run(ctx: Context) -> None:
             if controllers == 4:
                 ctx.figures["ingest_4_dsn"] = collector.dsn  # type: ignore[assignment]
             if profiler is not None:
-                for line in summarize_profile(collector.work_dir / "py-spy.txt"):
+                for line in summarize_profile(collector.work_dir / "py-spy.txt", "4-controller ingest"):
                     ctx.note(line)
         finally:
             connection.close()
             collector.stop()
-
-
-def start_profiler(pid: int, output: Path) -> subprocess.Popen | None:
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    if not Path(py_spy).exists():
-        print("  py-spy not installed (pip install py-spy): no profile", flush=True)
-        return None
-    return subprocess.Popen([py_spy, "record", "--pid", str(pid), "--duration", "8", "--rate", "200",
-                             "--format", "raw", "--output", str(output), "--nonblocking"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def summarize_profile(path: Path, top: int = 12) -> list[str]:
-    """Self time per function and inclusive time per chronotrack/web function, from py-spy's raw output."""
-    if not path.exists():
-        return ["py-spy produced no profile"]
-    own: collections.Counter[str] = collections.Counter()
-    inclusive: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in path.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        samples = int(count)
-        total += samples
-        frames = [frame.strip() for frame in stack.split(";")]
-        own[frames[-1]] += samples
-        for frame in set(frames):
-            if "chronotrack/" in frame or "web/" in frame:
-                inclusive[frame] += samples
-    if not total:
-        return ["py-spy profile is empty"]
-    lines = [f"profile (py-spy, 4-controller ingest, {total} samples), self time:"]
-    lines += [f"  {samples * 100 / total:5.1f}%  {frame}" for frame, samples in own.most_common(top)]
-    lines.append("profile, inclusive time in project code:")
-    lines += [f"  {samples * 100 / total:5.1f}%  {frame}" for frame, samples in inclusive.most_common(top)]
-    return lines

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller counts, 1M rows instead of 10M (< 3 min)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"parts to run, of {','.join(PARTS)}")
-    parser.add_argument("--profile", action="store_true", help="py-spy on the collector during 4-controller ingest")
+    parser.add_argument("--profile", action="store_true", help="py-spy on the collector during 4-controller ingest and the fan-out")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md alone")
     parser.add_argument("--shared", default="", help="a note on what else ran on the machine")
     args = parser.parse_args(argv)
