@@ -33,8 +33,10 @@ browser:
 deploy-tools:
 	scripts/ensure-deploy-tools
 
+# The benchmark suite (bench/suite.py), results in bench/RESULTS.md. Full: about 25 min (plus about
+# 7 min once, to generate the 10M-row data set in bench/.data/). QUICK=1: under 3 min.
 bench: $(STAMP)
-	$(BIN)/python bench/throughput.py
+	$(BIN)/python -m bench.suite $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -m slow -p no:cacheprovider tests/test_soak.py

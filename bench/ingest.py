@@ -1,0 +1,67 @@
+"""Ingest: simulators streaming as fast as they can into the real twistd collector.
+
+Rate = reads / (first byte -> last row committed). "First byte" is the earliest
+``controller_connections.connected_at`` of the run (the collector records each connection
+as it is accepted); "last row committed" is when polling ``count(*)`` first sees every
+read. The 4-controller run's database is kept for ``baseline`` (same reads). With
+``--profile`` the 4-controller run is sampled with py-spy and the top costs printed.
+"""
+
+from __future__ import annotations
+
+from bench.context import Context, connect, cpu_seconds, main_thread_schedstat, scalar, wait_rows
+from bench.profiling import start_profiler, summarize_profile
+from bench.report import Row, Target
+from tests.processes import start_simulator
+
+INGEST_TARGET = Target(">=", 50_000, "reads/s")
+LOCATIONS = "start,finish"
+
+
+def run(ctx: Context) -> None:
+    print("ingest: simulators at full speed into twistd", flush=True)
+    for controllers, reads in ctx.mode.ingest:
+        total = controllers * 2 * reads
+        collector = ctx.collector(f"ingest-{controllers}")
+        connection = connect(collector.dsn)
+        profiler = None
+        try:
+            collector_cpu = cpu_seconds(collector.process.pid)
+            sched_before = main_thread_schedstat(collector.process.pid)
+            simulator = start_simulator(collector.ctp01_port, "--controllers", str(controllers),
+                                        "--locations", LOCATIONS, "--reads", str(reads), "--rate", "0",
+                                        "--linger", "1", "--quiet",
+                                        log_path=collector.work_dir / "simulator.log")
+            if ctx.profile and controllers == 4:
+                profiler = start_profiler(collector.process.pid, collector.work_dir / "py-spy.txt")
+            finished, stored = wait_rows(connection, "SELECT count(*) FROM timing_reads", total,
+                                         timeout=300, interval=0.05)
+            collector_cpu = cpu_seconds(collector.process.pid) - collector_cpu
+            sched_after = main_thread_schedstat(collector.process.pid)
+            reactor_wait = sched_after[1] - sched_before[1]
+            simulator_cpu = cpu_seconds(simulator.pid)  # still lingering: its whole run
+            first_byte = scalar(connection, "SELECT extract(epoch FROM min(connected_at)) FROM controller_connections")
+            simulator.wait(60)
+            if profiler is not None:
+                profiler.wait(120)
+            elapsed = finished - float(first_byte)
+            rate = stored / elapsed
+            failed = stored < total
+            note = (f"{stored:,} reads in {elapsed:.2f} s; CPU: collector {collector_cpu / elapsed:.0%},"
+                    f" simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
+                    f" {reactor_wait / elapsed:.0%} of the time")
+            if failed:
+                note += f"; only {stored} of {total} stored"
+            target = INGEST_TARGET if controllers == 4 else None
+            ctx.add(Row("ingest", f"{controllers} controller{'s' if controllers > 1 else ''}", rate, "reads/s",
+                        target, note, failed))
+            print(f"  {controllers:>3} controllers: {rate:,.0f} reads/s ({note})", flush=True)
+            ctx.figures[f"ingest_{controllers}"] = rate
+            if controllers == 4:
+                ctx.figures["ingest_4_dsn"] = collector.dsn  # type: ignore[assignment]
+            if profiler is not None:
+                for line in summarize_profile(collector.work_dir / "py-spy.txt", "4-controller ingest"):
+                    ctx.note(line)
+        finally:
+            connection.close()
+            collector.stop()

@@ -1,0 +1,236 @@
+"""The web endpoints on a big ``timing_reads`` (10 million rows; 1 million in quick mode).
+
+The rows are made ONCE with set-based SQL and kept between runs, in the server named by
+``CHRONOTRACK_BENCH_DSN`` (a database for the bench alone: generating empties its timing
+tables) or else in an embedded server
+under ``bench/.data/`` (git-ignored), one database per size (``bench_rows_<n>``). A
+``bench_dataset`` table records what was generated; a matching one is reused.
+
+The data: 3 partners x 2 events x 2 sessions (one closed, one active), 4 locations per
+session, one controller stream per session, sequential ids, bibs 1000-3999 lapping,
+reads received 10 ms apart up to now (so the last hour holds 360,000 reads), a roster of
+3,000 runners per event. The collector (real twistd, web on) serves the pages; each
+endpoint gets N sequential requests, then N more from 4 concurrent clients. A non-200
+answer or a timeout is a failure, marked FAIL. Slow statements (>= 100 ms) are logged
+with their plans by auto_explain to the server log (path printed) when the server allows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+
+from bench.context import Context, connect, scalar, start_collector, wait_for_schema
+from bench.report import Row, Target, summary_ms
+from chronotrack.embedded_db import EmbeddedPostgres
+
+DATA_DIR = Path(__file__).resolve().parent / ".data"
+WEB_TARGET = Target("<", 50, "ms")
+ENDPOINTS = ("/api/timing/stats", "/api/timing/sessions", "/api/timing/recent-reads", "/", "/reads",
+             "/api/results")
+CHUNK = 1_000_000
+CONCURRENCY = 4
+DATASET_VERSION = 1
+
+
+def run(ctx: Context) -> None:
+    rows_wanted = ctx.mode.web_rows
+    print(f"web at scale: {rows_wanted:,} rows in timing_reads", flush=True)
+    server, dsn = _database(rows_wanted)
+    collector = None
+    try:
+        collector = start_collector(ctx.work / "web-at-scale", dsn=dsn, web=True)  # migrates
+        wait_for_schema(dsn)
+        connection = connect(dsn)
+        try:
+            generated = ensure_rows(connection, rows_wanted)
+            total = scalar(connection, "SELECT count(*) FROM timing_reads")
+            _enable_auto_explain(connection, ctx)
+        finally:
+            connection.close()
+        collector.stop()
+        collector = start_collector(ctx.work / "web-at-scale", dsn=dsn, web=True)  # new pool: auto_explain
+        ctx.note(f"web at scale: {total:,} rows in timing_reads" +
+                 (f" (generated now in {generated:.0f} s)" if generated else " (reused)") +
+                 (f"; server log {server.cluster / 'server.log'}" if server else ""))
+        base = f"http://127.0.0.1:{collector.web_port}"
+        for path in ENDPOINTS:
+            measure_endpoint(ctx, base, path)
+    finally:
+        if collector is not None:
+            collector.stop()
+        if server is not None and server.started_here:
+            server.stop_blocking()
+
+
+def _database(rows: int) -> tuple[EmbeddedPostgres | None, str]:
+    configured = os.environ.get("CHRONOTRACK_BENCH_DSN")
+    if configured:
+        return None, configured
+    server = EmbeddedPostgres(DATA_DIR, owner=True)
+    admin_dsn = server.start_blocking()
+    name = f"bench_rows_{rows}"
+    admin = psycopg2.connect(admin_dsn)
+    admin.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
+    try:
+        if not scalar(admin, "SELECT count(*) FROM pg_database WHERE datname = %s", (name,)):
+            admin.cursor().execute(f"CREATE DATABASE {name}")
+    finally:
+        admin.close()
+    params = psycopg2.extensions.parse_dsn(admin_dsn)
+    params["dbname"] = name
+    return server, " ".join(f"{key}={value}" for key, value in params.items())
+
+
+def ensure_rows(connection, rows: int) -> float:
+    """Generate the data set unless a matching one is there; returns seconds spent (0 if reused)."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_dataset (rows BIGINT NOT NULL, version INT NOT NULL,"
+                       " made_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        cursor.execute("SELECT rows, version FROM bench_dataset")
+        if cursor.fetchall() == [(rows, DATASET_VERSION)]:
+            return 0.0
+    started = time.monotonic()
+    print(f"  generating {rows:,} rows (once; kept for later runs)", flush=True)
+    with connection.cursor() as cursor:
+        for statement in SETUP_SQL:
+            cursor.execute(statement)
+        sessions = scalar(connection, "SELECT count(*) FROM timing_sessions WHERE event_id LIKE 'bench-%%'")
+        per_session = -(-rows // sessions)
+        for low in range(0, rows, CHUNK):
+            high = min(rows, low + CHUNK) - 1
+            cursor.execute(READS_SQL, {"low": low, "high": high, "rows": rows, "per_session": per_session})
+            print(f"    {high + 1:,} rows ({time.monotonic() - started:.0f} s)", flush=True)
+        cursor.execute("VACUUM ANALYZE")
+        cursor.execute("INSERT INTO bench_dataset (rows, version) VALUES (%s, %s)", (rows, DATASET_VERSION))
+    return time.monotonic() - started
+
+
+SETUP_SQL = (
+    "TRUNCATE timing_reads, timing_locations, controller_connections, rejected_lines, bench_dataset",
+    "DELETE FROM participants",
+    "DELETE FROM timing_sessions",
+    "DELETE FROM timing_events",
+    "DELETE FROM timing_partners WHERE slug <> 'default'",
+    "ALTER SEQUENCE timing_reads_id_seq RESTART WITH 1",
+    """INSERT INTO timing_partners (slug, name)
+       SELECT 'bench-' || p, 'Bench timing partner ' || p FROM generate_series(1, 3) AS p""",
+    """INSERT INTO timing_events (timing_partner_id, event_key, event_name, public_display)
+       SELECT tp.id, 'bench-' || tp.id || '-' || e, 'Bench race ' || tp.id || '-' || e, true
+       FROM timing_partners tp CROSS JOIN generate_series(1, 2) AS e WHERE tp.slug LIKE 'bench-%'
+       ORDER BY tp.id, e""",
+    """INSERT INTO timing_sessions (session_name, event_name, event_id, status, created_at, closed_at,
+                                   timing_partner_id, timing_event_id)
+       SELECT 'Session ' || ev.id || '/' || s, ev.event_name, ev.event_key,
+              CASE WHEN s = 2 AND ev.id = (SELECT max(id) FROM timing_events) THEN 'active' ELSE 'closed' END,
+              now() - interval '2 days', NULL, ev.timing_partner_id, ev.id
+       FROM timing_events ev CROSS JOIN generate_series(1, 2) AS s WHERE ev.event_key LIKE 'bench-%'
+       ORDER BY ev.id, s""",
+    """INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
+       SELECT s.id, s.timing_partner_id, loc.name, 'BE000' || loc.n
+       FROM timing_sessions s
+       CROSS JOIN unnest(ARRAY['start', 'split-5k', 'split-10k', 'finish']) WITH ORDINALITY AS loc(name, n)""",
+    """INSERT INTO participants (timing_partner_id, timing_event_id, bib, first_name, last_name, age, gender,
+                                city, team)
+       SELECT ev.timing_partner_id, ev.id, (1000 + b)::text, 'Runner', 'Number ' || b, 18 + b % 60,
+              CASE WHEN b % 2 = 0 THEN 'F' ELSE 'M' END, 'City ' || b % 40, 'Team ' || b % 25
+       FROM timing_events ev CROSS JOIN generate_series(0, 2999) AS b WHERE ev.event_key LIKE 'bench-%'""",
+    """INSERT INTO controller_connections (peer, greeting, stream_id, event_name, connected_at, disconnected_at,
+                                          disconnect_reason, timing_partner_id)
+       SELECT '127.0.0.1:' || (40000 + s.id), 'SimpleClient~0.5.0~CTP01', 'connection:bench-' || s.id,
+              s.event_name, now() - interval '1 day', now(), 'bench', s.timing_partner_id
+       FROM timing_sessions s""",
+)
+
+# Row g (0-based) of `rows`: session k = g / per_session (sessions in id order), index i within
+# it; location i % 4; sequence i / 4 + 1 per location; received 10 ms apart, ending now.
+READS_SQL = """
+WITH s AS (SELECT id, timing_partner_id, row_number() OVER (ORDER BY id) - 1 AS k
+           FROM timing_sessions WHERE event_id LIKE 'bench-%%'),
+     r AS (SELECT g, g / %(per_session)s AS k, g %% %(per_session)s AS i,
+                  now() - (%(rows)s - 1 - g) * interval '10 milliseconds' AS received
+           FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS g),
+     named AS (SELECT r.*, (ARRAY['start', 'split-5k', 'split-10k', 'finish'])[r.i %% 4 + 1] AS location,
+                      r.i / 4 AS n, r.received - interval '1 second' AS read_at
+               FROM r)
+INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
+                          location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
+                          gator_number, raw_data, received_at, connection_id)
+SELECT s.id, s.timing_partner_id, l.id, 'connection:bench-' || s.id, x.n + 1, x.location, x.tag, x.read_time,
+       x.read_at, x.lap, l.reader_id, x.gator,
+       'CT01_33~' || (x.n + 1) || '~' || x.location || '~' || x.tag || '~' || x.read_time || '~' || x.lap
+           || '~' || l.reader_id || '~' || x.gator,
+       x.received, NULL
+FROM (SELECT named.*, (1000 + n %% 3000)::text AS tag, (n / 3000)::int AS lap, (n %% 4 + 1)::int AS gator,
+             to_char(read_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS') AS read_time
+      FROM named) AS x
+JOIN s ON s.k = x.k
+JOIN timing_locations l ON l.session_id = s.id AND l.location_name = x.location
+ORDER BY x.g
+"""
+
+
+def _enable_auto_explain(connection, ctx: Context) -> None:
+    try:
+        name = scalar(connection, "SELECT current_database()")
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER DATABASE {name} SET session_preload_libraries = 'auto_explain'")
+            cursor.execute(f"ALTER DATABASE {name} SET auto_explain.log_min_duration = '100ms'")
+            cursor.execute(f"ALTER DATABASE {name} SET auto_explain.log_analyze = on")
+    except psycopg2.Error as error:
+        ctx.note(f"web at scale: auto_explain not enabled ({str(error).strip()})")
+
+
+def fetch(url: str, timeout: float) -> tuple[float, int | str]:
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            response.read()
+            status: int | str = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    except (OSError, urllib.error.URLError) as error:
+        status = "timeout" if "timed out" in str(error) else type(error).__name__
+    return time.perf_counter() - started, status
+
+
+def measure_endpoint(ctx: Context, base: str, path: str) -> None:
+    mode = ctx.mode
+    _, first = fetch(base + path, mode.web_timeout_seconds)  # warm-up, and does it exist?
+    if first == 404:
+        ctx.add(Row("web", f"{path} (no such route yet)", None))
+        print(f"  {path}: n/a (404)", flush=True)
+        return
+    for concurrency in (1, CONCURRENCY):
+        results: list[tuple[float, int | str]] = []
+        deadline = time.monotonic() + mode.web_budget_seconds
+        per_worker = -(-mode.web_requests // concurrency)
+
+        def worker(_: int) -> list[tuple[float, int | str]]:
+            mine = []
+            while time.monotonic() < deadline and len(mine) < per_worker:
+                mine.append(fetch(base + path, mode.web_timeout_seconds))
+            return mine
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            for mine in pool.map(worker, range(concurrency)):
+                results.extend(mine)
+        ok = [seconds for seconds, status in results if status == 200]
+        bad = [status for _, status in results if status != 200]
+        figures = summary_ms(ok)
+        note = f"n={len(results)}"
+        if len(results) < mode.web_requests:
+            note += f" (budget {mode.web_budget_seconds:.0f} s)"
+        if bad:
+            note += f"; {len(bad)} failed: {', '.join(sorted({str(status) for status in bad}))}"
+        label = f"{path} {'sequential' if concurrency == 1 else f'{concurrency} concurrent'}"
+        ctx.add(Row("web", f"{label} p50", figures["p50"], "ms"),
+                Row("web", f"{label} p99", figures["p99"], "ms", WEB_TARGET, note, failed=bool(bad) or not ok))
+        print(f"  {label}: p50 {figures['p50']:.0f} ms, p99 {figures['p99']:.0f} ms ({note})", flush=True)
