@@ -186,8 +186,9 @@ class DisplayProcess:
 class EventStream:
     """A blocking Server-Sent Events client, like a browser's EventSource."""
 
-    def __init__(self, url: str, last_event_id: int | None = None, timeout: float = 30.0) -> None:
-        request = urllib.request.Request(url, headers={"Accept": "text/event-stream"})
+    def __init__(self, url: str, last_event_id: int | None = None, timeout: float = 30.0,
+                 headers: dict[str, str] | None = None) -> None:
+        request = urllib.request.Request(url, headers={"Accept": "text/event-stream", **(headers or {})})
         if last_event_id is not None:
             request.add_header("Last-Event-ID", str(last_event_id))
         self.response = urllib.request.urlopen(request, timeout=timeout)

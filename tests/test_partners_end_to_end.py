@@ -8,12 +8,29 @@ from __future__ import annotations
 
 import pytest
 
+import json
+import urllib.request
+
 from chronotrack.accounts.secret_box import SecretBox
+from chronotrack.accounts.tokens import new_api_token, token_hash
 from tests.postgres import query
-from tests.processes import CollectorProcess, start_simulator, wait_for
+from tests.processes import CollectorProcess, EventStream, start_simulator, wait_for
 
 READS_PER_LOCATION = 150
 PASSWORDS = {"acme": "acme password 1", "bolt": "bolt password 2"}
+
+
+def add_token(dsn: str, partner_id: int) -> str:
+    token = new_api_token()
+    query(dsn, "INSERT INTO api_tokens (timing_partner_id, name, token_hash) VALUES (%s, 'test', %s)",
+          (partner_id, token_hash(token)))
+    return token
+
+
+def get_json_as(url: str, token: str) -> dict:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
 
 
 def add_partner_with_controller(dsn: str, box: SecretBox, slug: str, user: str, password: str) -> int:
@@ -67,3 +84,32 @@ def test_two_partners_stream_two_events_at_once_each_read_stored_once_in_its_own
     assert sorted(query(pg_dsn, "SELECT p.slug, c.user_id FROM controller_connections c"
                                 " JOIN timing_partners p ON p.id = c.timing_partner_id")) == [
         ("acme", "acme-finish"), ("bolt", "bolt-finish")]
+
+
+def test_each_partners_token_sees_only_its_own_reads_on_the_feeds_and_the_stream(hub, pg_dsn, tmp_path):
+    """Over the real twistd's web port: the JSON feeds and /stream of one partner never show the other's."""
+    collector, partners = hub
+    tokens = {slug: add_token(pg_dsn, partner_id) for slug, partner_id in partners.items()}
+    # An operator account exists, so the hub is closed to anonymous visitors.
+    query(pg_dsn, "INSERT INTO operators (timing_partner_id, email, password_hash) VALUES (%s, 'ops@acme.example', 'x')",
+          (partners["acme"],))
+    base = f"http://127.0.0.1:{collector.web_port}"
+    stream = EventStream(f"{base}/stream", headers={"Authorization": f"Bearer {tokens['bolt']}"})
+    try:
+        for slug, bib_start in (("acme", "1000"), ("bolt", "5000")):
+            simulator = start_simulator(
+                collector.ctp01_port, "--user", f"{slug}-finish", "--password", PASSWORDS[slug],
+                "--event-id", slug, "--locations", "finish", "--reads", "20", "--bib-start", bib_start,
+                "--rate", "0", "--linger", "0.3", "--quiet", log_path=tmp_path / f"{slug}-feed.log")
+            assert simulator.wait(120) == 0
+        wait_for(lambda: query(pg_dsn, "SELECT count(*) FROM timing_reads")[0][0] >= 40, 60, "40 reads")
+        for slug, bibs in (("acme", range(1000, 1020)), ("bolt", range(5000, 5020))):
+            reads = get_json_as(f"{base}/api/timing/recent-reads?limit=100", tokens[slug])["reads"]
+            assert sorted(int(read["bib"]) for read in reads) == list(bibs), slug
+            stats = get_json_as(f"{base}/api/timing/stats", tokens[slug])
+            assert stats["total_reads"] == 20, slug
+        # bolt's stream carried bolt's reads only, in order.
+        events = stream.events(20)
+        assert sorted(int(event["data"]["bib"]) for event in events) == list(range(5000, 5020))
+    finally:
+        stream.close()
