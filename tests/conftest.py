@@ -1,6 +1,11 @@
 import shutil
 
 import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from chronotrack.database import Database
+from chronotrack.migrations import migrate
 
 from tests.postgres import PostgresForTests
 
@@ -27,3 +32,13 @@ def pg_dsn(postgres_server):
     dsn = postgres_server.create_database()
     yield dsn
     postgres_server.drop_database(dsn)
+
+
+@pytest_twisted.async_yield_fixture
+async def database(pg_dsn):
+    """A started txpostgres Database on a fresh database with the schema applied."""
+    database = Database(reactor, pg_dsn)
+    assert await database.start()
+    await migrate(database)
+    yield database
+    database.close()

@@ -14,18 +14,7 @@ from chronotrack.accounts.errors import AccountError, AlreadyExists, UnknownPart
 from chronotrack.accounts.tokens import token_hash
 from chronotrack.cli.password_input import read_new_password
 from chronotrack.cli.running import CommandFailed
-from chronotrack.database import Database
-from chronotrack.migrations import migrate
 from tests.postgres import query
-
-
-@pytest_twisted.async_yield_fixture
-async def database(pg_dsn):
-    database = Database(reactor, pg_dsn, pool_size=1)
-    assert await database.start()
-    await migrate(database)
-    yield database
-    database.close()
 
 
 # Pure checks

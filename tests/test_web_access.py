@@ -23,8 +23,6 @@ from twisted.internet.address import IPv4Address
 from twisted.web.test.requesthelper import DummyRequest
 
 from chronotrack.accounts.tokens import token_hash
-from chronotrack.database import Database
-from chronotrack.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from web.access import Access, client_address, is_secure
@@ -108,15 +106,6 @@ def request(peer: str, headers: dict[bytes, bytes]) -> DummyRequest:
 
 def log_lines(observer: EventLoggingObserver) -> list[str]:
     return [formatEvent(event) for event in observer]
-
-
-@pytest_twisted.async_yield_fixture
-async def database(pg_dsn):
-    database = Database(reactor, pg_dsn)
-    assert await database.start()
-    await migrate(database)
-    yield database
-    database.close()
 
 
 @pytest.fixture

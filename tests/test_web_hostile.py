@@ -11,14 +11,13 @@ import select
 import socket
 from types import SimpleNamespace
 
+import pytest
 import pytest_twisted
 import treq
 from twisted.internet import reactor, threads
 from twisted.internet.endpoints import serverFromString
 from twisted.web.test.requesthelper import DummyRequest
 
-from chronotrack.database import Database
-from chronotrack.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from tests.test_web_stream import open_stream
@@ -40,14 +39,11 @@ SECURITY_HEADERS = {
 # Fixtures and helpers
 
 
-@pytest_twisted.async_yield_fixture
-async def database(pg_dsn):
-    database = Database(reactor, pg_dsn)
-    assert await database.start()
-    await migrate(database)
+@pytest.fixture
+def database(database, pg_dsn):
+    """The shared migrated database (conftest), with a session open."""
     rows.insert_session(pg_dsn, event="Spring 10K")
-    yield database
-    database.close()
+    return database
 
 
 async def serve(database_source, **site_options):

@@ -18,8 +18,6 @@ from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.endpoints import serverFromString
 
-from chronotrack.database import Database
-from chronotrack.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from tests.test_web_access import PASSWORD, fetch, form_token, location, multipart, sign_in
@@ -64,15 +62,6 @@ def make_partner(dsn: str, slug: str, bibs: list[str]) -> Partner:
     return Partner(slug, operator_id, email, rows.insert_api_token(dsn, slug),
                    rows.insert_web_session(dsn, operator_id, CSRF), session,
                    rows.event_of_session(dsn, session), reads)
-
-
-@pytest_twisted.async_yield_fixture
-async def database(pg_dsn):
-    database = Database(reactor, pg_dsn)
-    assert await database.start()
-    await migrate(database)
-    yield database
-    database.close()
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from twisted.internet import reactor, task
 from twisted.internet.defer import succeed
 
 from chronotrack.database import Database
-from chronotrack.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from web.app import DisplayApp
@@ -82,15 +81,6 @@ async def get_html(stub: StubTreq, path: str):
     response, body = await fetch(stub, "GET", path)
     assert response.headers.getRawHeaders("content-type")[0].startswith("text/html")
     return response.code, body.decode("utf-8")
-
-
-@pytest_twisted.async_yield_fixture
-async def database(pg_dsn):
-    database = Database(reactor, pg_dsn)
-    assert await database.start()
-    await migrate(database)
-    yield database
-    database.close()
 
 
 @pytest.fixture

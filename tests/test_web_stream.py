@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import psycopg2
+import pytest
 import pytest_twisted
 import treq
 from twisted.internet import reactor, task
@@ -100,14 +101,11 @@ async def open_stream(url: str, headers: dict | None = None):
     return response, collector, finished
 
 
-@pytest_twisted.async_yield_fixture
-async def database(pg_dsn):
-    database = Database(reactor, pg_dsn)
-    assert await database.start()
-    await migrate(database)
+@pytest.fixture
+def database(database, pg_dsn):
+    """The shared migrated database (conftest), with a session open."""
     insert_session(pg_dsn)
-    yield database
-    database.close()
+    return database
 
 
 @pytest_twisted.async_yield_fixture
