@@ -176,6 +176,33 @@ def test_connection_caps_and_allow_list_close_connections_before_reading(tmp_pat
         collector.stop()
 
 
+# --- finding 3: slowloris, a connection that trickles bytes and never greets -------------------
+
+
+def test_a_client_trickling_one_byte_at_a_time_is_closed_at_the_greeting_deadline(tmp_path, pg_dsn):
+    """Every byte used to reset the idle timer; the greeting deadline does not move."""
+    collector = start_collector(tmp_path, pg_dsn, "--greeting-timeout", "1")
+    try:
+        slow = RawClient(collector.ctp01_port)
+        trickled = b""
+        for byte in b"SimpleClient~0.5.0~CTP01-and-on-and-on-without-a-line-end" * 10:
+            if slow.closed_by_server(0.1):
+                break
+            slow.send(bytes([byte]))
+            trickled += bytes([byte])
+        else:
+            raise AssertionError(f"still open after trickling {len(trickled)} bytes")
+        assert collector.status()["connections"] == 0
+        assert "did not greet within 1.0 s" in collector.log()
+        # A controller that greets at once is not affected.
+        run_simulator(collector.ctp01_port, "--locations", "finish", "--reads", "5", "--rate", "0",
+                      "--linger", "0.3", "--quiet")
+        wait_for(lambda: query(pg_dsn, "SELECT count(*) FROM timing_reads")[0][0] == 5, 30, "5 reads")
+        assert_no_traceback(collector)
+    finally:
+        collector.stop()
+
+
 # --- finding 2: a garbage flood beside a normal controller -------------------------------------
 
 
