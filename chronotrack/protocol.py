@@ -13,7 +13,6 @@ connection sends is stored and no command is sent until it has authorized; a fai
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import date, datetime
 from typing import Any, Callable
 
@@ -21,7 +20,6 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime
 from twisted.internet.protocol import Factory
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
@@ -56,7 +54,9 @@ from chronotrack.line_guard import (
     LineLimits,
     RejectionTally,
 )
+from chronotrack.liveness import Deadline, IdleWatch
 from chronotrack.reads import ReadSource, TagRead
+from chronotrack.spaced_lines import SpacedLines
 from chronotrack.store import ReadStore
 
 log = Logger()
@@ -76,35 +76,6 @@ def describe_peer(address: IAddress) -> str:
 def peer_host(address: IAddress) -> str:
     """The address failures are counted against (the port changes on every connection)."""
     return getattr(address, "host", str(address))
-
-
-class Deadline:
-    """Calls ``expired`` ``seconds`` after ``start`` unless ``met`` first.
-
-    Unlike the idle timeout, nothing the peer sends postpones it. While ``on_hold()`` says
-    we are not reading (back-pressure), an expiry starts the wait again instead.
-    """
-
-    def __init__(self, clock: IReactorTime, seconds: float, expired: Callable[[], None],
-                 on_hold: Callable[[], bool]) -> None:
-        self._clock, self._seconds = clock, seconds
-        self._expired, self._on_hold = expired, on_hold
-        self._call: IDelayedCall | None = None
-
-    def start(self) -> None:
-        self._call = self._clock.callLater(self._seconds, self._fire)
-
-    def met(self) -> None:
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
-
-    def _fire(self) -> None:
-        self._call = None
-        if self._on_hold():
-            self.start()
-        else:
-            self._expired()
 
 
 class CTP01ServerProtocol(LineReceiver):
@@ -138,23 +109,19 @@ class CTP01ServerProtocol(LineReceiver):
         self._row_requested = False
         self._closed = False
         self._paused = False
-        self._last_received = 0.0
         self._discarding_overlong = False
         self._after_overlong: bytes | None = None
         self._row_id: int | None = None
         self._row_known = False
         self._row_waiters: list[Callable[[int | None], Any]] = []
-        self._outbox: deque[tuple[float, str, Callable[[], None] | None]] = deque()
-        self._outbox_call: IDelayedCall | None = None
-        self._sending = False
+        self._lines: SpacedLines | None = None  # what we send, on the clock; set in connectionMade
+        self._idle: IdleWatch | None = None
         self._handshake_sent = False
         self._answered: set[str] = set()
         self._reply_timer: IDelayedCall | None = None
         self._stream_resolved = False
         self._resume_points: dict[str, int] = {}
         self._started_locations: set[str] = set()
-        self._idle_timer: IDelayedCall | None = None
-        self._keepalive: LoopingCall | None = None
         self.admitted_as: str | None = None  # the admission policy's key, set by the factory
         self._line_guard: ConnectionLineGuard | None = None
         self._line_rejected = False
@@ -189,10 +156,12 @@ class CTP01ServerProtocol(LineReceiver):
             return
         self._gate = AuthorizationGate(self.factory.authenticator, host, self.peer,
                                        self._on_authorized, self._close_refused)
-        self._last_received = self._clock.seconds()
+        self._lines = SpacedLines(self._clock, self.send)
+        self._idle = IdleWatch(self._clock, self._settings.idle_timeout, self._settings.ping_interval,
+                               lambda: self.send("ping"), self._on_silence, lambda: self._paused, self.peer)
         self.factory.open_connections.add(self)
         log.info("controller connected from {peer}", peer=self.peer)
-        self._schedule_idle_check(self._settings.idle_timeout)
+        self._idle.start()
         self._greeting_deadline = Deadline(self._clock, self._settings.greeting_timeout,
                                            self._missed_greeting_deadline, lambda: self._paused)
         self._greeting_deadline.start()
@@ -213,18 +182,17 @@ class CTP01ServerProtocol(LineReceiver):
                 lambda row_id: self._call_store("controller_disconnected", row_id, why))
 
     def _cancel_timers(self) -> None:
-        for call in (self._outbox_call, self._reply_timer, self._idle_timer):
-            if call is not None and call.active():
-                call.cancel()
-        self._outbox_call = self._reply_timer = self._idle_timer = None
+        if self._reply_timer is not None and self._reply_timer.active():
+            self._reply_timer.cancel()
+        self._reply_timer = None
         if self._greeting_deadline is not None:
             self._greeting_deadline.met()
         if self._gate is not None:
             self._gate.abandon()
-        self._outbox.clear()
-        if self._keepalive is not None and self._keepalive.running:
-            self._keepalive.stop()
-        self._keepalive = None
+        if self._lines is not None:
+            self._lines.stop()
+        if self._idle is not None:
+            self._idle.stop()
 
     def pause_reading(self) -> None:
         """Stop reading from this controller (the store's backlog is full).
@@ -239,7 +207,8 @@ class CTP01ServerProtocol(LineReceiver):
     def resume_reading(self) -> None:
         """Read from this controller again; silence while paused does not count as idle."""
         self._paused = False
-        self._last_received = self._clock.seconds()
+        if self._idle is not None:
+            self._idle.heard()
         if not self.transport.disconnecting:
             self.transport.resumeProducing()
 
@@ -255,7 +224,8 @@ class CTP01ServerProtocol(LineReceiver):
     def dataReceived(self, data: bytes) -> None:
         if self._refused:
             return
-        self._last_received = self._clock.seconds()
+        if self._idle is not None:
+            self._idle.heard()
         if self._discarding_overlong:
             _, line_end, data = data.partition(self.delimiter)
             if not line_end:
@@ -352,9 +322,9 @@ class CTP01ServerProtocol(LineReceiver):
         assert self._gate is not None
         if self.authorized:
             self._begin_stream()
-        self._queue(reply_plan(self._settings, self._gate.setting_lines()))
+        self._lines.queue(reply_plan(self._settings, self._gate.setting_lines()))
         if self.authorized:
-            self._queue(command_plan(self._settings), after=self._on_handshake_sent)
+            self._lines.queue(command_plan(self._settings), after=self._on_handshake_sent)
 
     def _begin_stream(self) -> None:
         """Greeted (and authorized, if asked): the deadline is met and the connection recorded."""
@@ -392,16 +362,14 @@ class CTP01ServerProtocol(LineReceiver):
             return
         self.partner_id, self.user_id = login.partner_id, login.user_id
         self._begin_stream()
-        self._queue([(0.0, "ack~authorize")] + command_plan(self._settings),
+        self._lines.queue([(0.0, "ack~authorize")] + command_plan(self._settings),
                     after=self._on_handshake_sent)
 
     def _close_refused(self, message: str) -> None:
         """Answer err~authorize and close; nothing this connection sent is kept."""
         self._refused = True
-        self._outbox.clear()
-        if self._outbox_call is not None and self._outbox_call.active():
-            self._outbox_call.cancel()
-        self._outbox_call = None
+        if self._lines is not None:
+            self._lines.clear()
         self.send(f"err~authorize~{message}")
         self.transport.loseConnection()
 
@@ -468,8 +436,8 @@ class CTP01ServerProtocol(LineReceiver):
         self._started_locations.update(reported)
         log.info("{peer}: stream {stream} resuming with {commands}", peer=self.peer,
                  stream=self.stream_id, commands=", ".join(commands) or "nothing new")
-        self._queue(start_plan(commands, self._settings))
-        self._start_keepalive()
+        self._lines.queue(start_plan(commands, self._settings))
+        self._idle.start_pinging()
 
     # --- replies -----------------------------------------------------------------------
 
@@ -546,7 +514,7 @@ class CTP01ServerProtocol(LineReceiver):
         self._started_locations.add(location)
         log.info("{peer}: new location {location}", peer=self.peer, location=location)
         commands = ["getlocations"] + start_commands([location], self._resume_points)
-        self._queue(start_plan(commands, self._settings))
+        self._lines.queue(start_plan(commands, self._settings))
 
     def _source_for(self, reader_id: str) -> ReadSource:
         stream_id = read_stream_id(self.connection_id, self.event_id, reader_id)
@@ -597,68 +565,8 @@ class CTP01ServerProtocol(LineReceiver):
             log.warn("closing {peer}: {because}", peer=self.peer, because=because)
         self.transport.abortConnection()
 
-    # --- sending on the clock --------------------------------------------------------------
-
-    def _queue(self, plan: list[tuple[float, str]],
-               after: Callable[[], None] | None = None) -> None:
-        """Send lines in order, each its delay after the previous one.
-
-        Lines whose delay is zero go out together with the line before them, so zero
-        delays never reorder lines.
-        """
-        if self._closed:
-            return
-        for index, (delay, line) in enumerate(plan):
-            last = index == len(plan) - 1
-            self._outbox.append((delay, line, after if last else None))
-        if not plan and after is not None:
-            after()
-            return
-        if self._outbox_call is None and not self._sending:
-            self._send_due(head_is_due=False)
-
-    def _send_due(self, head_is_due: bool = True) -> None:
-        self._outbox_call = None
-        self._sending = True  # lines queued by an ``after`` callback wait their turn
-        try:
-            while self._outbox and not self._closed:
-                delay, line, after = self._outbox[0]
-                if delay > 0 and not head_is_due:
-                    self._outbox_call = self._clock.callLater(delay, self._send_due)
-                    return
-                self._outbox.popleft()
-                head_is_due = False
-                self.send(line)
-                if after is not None:
-                    after()
-        finally:
-            self._sending = False
-
-    # --- keepalive -----------------------------------------------------------------------
-
-    def _start_keepalive(self) -> None:
-        if self._keepalive is not None or self._closed:
-            return
-        self._keepalive = LoopingCall(self.send, "ping")
-        self._keepalive.clock = self._clock
-        done = self._keepalive.start(self._settings.ping_interval, now=False)
-        done.addErrback(lambda failure: log.failure(
-            "keepalive to {peer} failed", failure, peer=self.peer))
-
-    def _schedule_idle_check(self, delay: float) -> None:
-        self._idle_timer = self._clock.callLater(delay, self._check_idle)
-
-    def _check_idle(self) -> None:
+    def _on_silence(self, silent_for: float) -> None:
         """Abort a connection silent for idle_timeout: a half-open one never closes itself."""
-        self._idle_timer = None
-        timeout = self._settings.idle_timeout
-        if self._paused:
-            self._schedule_idle_check(timeout)
-            return
-        silent_for = self._clock.seconds() - self._last_received
-        if silent_for < timeout:
-            self._schedule_idle_check(timeout - silent_for)
-            return
         log.warn("{peer} sent nothing for {seconds:.0f} s; closing the connection",
                  peer=self.peer, seconds=silent_for)
         self.transport.abortConnection()
