@@ -29,7 +29,7 @@ import psycopg2.extensions
 
 from bench.context import Context, connect, scalar, start_collector, wait_for_schema
 from bench.report import Row, Target, summary_ms
-from chronotrack.embedded_db import EmbeddedPostgres
+from chronotrack.storage.embedded_db import EmbeddedPostgres
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 WEB_TARGET = Target("<", 50, "ms")

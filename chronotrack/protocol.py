@@ -57,7 +57,7 @@ from chronotrack.line_guard import (
 from chronotrack.liveness import Deadline, IdleWatch
 from chronotrack.reads import ReadSource, TagRead
 from chronotrack.spaced_lines import SpacedLines
-from chronotrack.store import ReadStore
+from chronotrack.storage.store import ReadStore
 
 log = Logger()
 

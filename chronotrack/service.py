@@ -21,10 +21,10 @@ from chronotrack.accounts.failure_throttle import FailureThrottle
 from chronotrack.accounts.secret_box import SecretKeyError, key_file_path
 from chronotrack.admission import AdmissionPolicy, admission_from_config
 from chronotrack.ctp01 import HandshakeSettings
-from chronotrack.db_service import DatabaseService
-from chronotrack.journal import JournalError, ReadJournal
+from chronotrack.storage.db_service import DatabaseService
+from chronotrack.storage.journal import JournalError, ReadJournal
 from chronotrack.line_guard import limits_from_config
-from chronotrack.pgstore import PostgresReadStore
+from chronotrack.storage.pgstore import PostgresReadStore
 from chronotrack.protocol import CTP01ServerFactory
 from chronotrack.lifecycle import ListeningService, abort_startup
 

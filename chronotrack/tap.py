@@ -17,7 +17,7 @@ from twisted.web.server import Site
 
 from chronotrack.config import ConfigError, option_parameters, settings_from_options
 from chronotrack.ctp01 import settings_from_config
-from chronotrack.db_service import DatabaseService
+from chronotrack.storage.db_service import DatabaseService
 from chronotrack.lifecycle import ListeningService, OrderedServices
 from chronotrack.service import CollectorService
 from chronotrack.status_api import StatusApp

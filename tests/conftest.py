@@ -4,8 +4,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from chronotrack.database import Database
-from chronotrack.migrations import migrate
+from chronotrack.storage.database import Database
+from chronotrack.storage.migrations import migrate
 
 from tests.postgres import PostgresForTests
 

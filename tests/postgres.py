@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from chronotrack.embedded_db import EmbeddedPostgres
+from chronotrack.storage.embedded_db import EmbeddedPostgres
 
 
 class PostgresForTests:

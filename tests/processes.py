@@ -112,13 +112,13 @@ class CollectorProcess:
 
     def stop_embedded_database(self) -> None:
         """After a kill -9 the embedded server outlives the collector; tests clean it up."""
-        from chronotrack.embedded_db import EmbeddedPostgres
+        from chronotrack.storage.embedded_db import EmbeddedPostgres
 
         EmbeddedPostgres(self.data_dir).stop_blocking()
 
     @property
     def embedded_dsn(self) -> str:
-        from chronotrack.embedded_db import EmbeddedPostgres
+        from chronotrack.storage.embedded_db import EmbeddedPostgres
 
         return EmbeddedPostgres(self.data_dir).dsn
 

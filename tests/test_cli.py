@@ -20,7 +20,7 @@ import pytest
 
 from chronotrack.accounts.passwords import verify_password
 from chronotrack.accounts.secret_box import SecretBox
-from chronotrack.embedded_db import EmbeddedPostgres
+from chronotrack.storage.embedded_db import EmbeddedPostgres
 from tests.postgres import query
 from tests.processes import free_port
 

@@ -16,8 +16,8 @@ from chronotrack.accounts.controller_logins import (
     LoginsUnavailable,
 )
 from chronotrack.accounts.secret_box import SecretBox, SecretKeyError
-from chronotrack.database import Database
-from chronotrack.migrations import migrate
+from chronotrack.storage.database import Database
+from chronotrack.storage.migrations import migrate
 from tests.postgres import query
 
 

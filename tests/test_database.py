@@ -5,8 +5,8 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from chronotrack.database import Database, check_dsn_syntax, redact_dsn
-from chronotrack.migrations import available_migrations, migrate
+from chronotrack.storage.database import Database, check_dsn_syntax, redact_dsn
+from chronotrack.storage.migrations import available_migrations, migrate
 from tests.postgres import query
 from tests.waiting import wait_until
 

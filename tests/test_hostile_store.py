@@ -13,7 +13,7 @@ import pytest
 import pytest_twisted
 
 from chronotrack.reads import ReadSource
-from chronotrack.watermarks import contiguous_through, resume_points
+from chronotrack.storage.watermarks import contiguous_through, resume_points
 from tests.postgres import query
 from tests.test_pgstore import SOURCE, make_read, open_store  # noqa: F401
 from tests.waiting import wait_until
@@ -86,8 +86,8 @@ async def test_upgrading_computes_the_watermarks_of_reads_already_stored(pg_dsn)
     """0003 on a database with reads: each stream resumes after its unbroken run, not its highest read."""
     from twisted.internet import reactor
 
-    from chronotrack.database import Database
-    from chronotrack.migrations import migrate
+    from chronotrack.storage.database import Database
+    from chronotrack.storage.migrations import migrate
     from tests.test_migrations import create_schema_version_1, fill_like_a_race_weekend
 
     create_schema_version_1(pg_dsn)

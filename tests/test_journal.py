@@ -22,8 +22,8 @@ from twisted.internet import defer, protocol
 from twisted.internet.testing import EventLoggingObserver
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
-from chronotrack import journal as journal_module
-from chronotrack.journal import (
+from chronotrack.storage import journal as journal_module
+from chronotrack.storage.journal import (
     JournalClosedError,
     JournalEntry,
     JournalError,
@@ -99,7 +99,7 @@ def journal_messages(observer: EventLoggingObserver, level: LogLevel) -> list[st
     return [
         formatEvent(event)
         for event in observer
-        if event.get("log_namespace") == "chronotrack.journal" and event["log_level"] == level
+        if event.get("log_namespace") == "chronotrack.storage.journal" and event["log_level"] == level
     ]
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest_twisted
 from twisted.internet import reactor
 
-from chronotrack.database import Database
-from chronotrack.migrations import available_migrations, migrate
+from chronotrack.storage.database import Database
+from chronotrack.storage.migrations import available_migrations, migrate
 from tests.postgres import query
 
 

@@ -15,7 +15,7 @@ import chronotrack, web
 names = sorted(p.tapname for p in getPlugins(IServiceMaker) if p.tapname.startswith("chronotrack"))
 print("plugins", names)
 print("package", chronotrack.__file__)
-from chronotrack.migrations import available_migrations
+from chronotrack.storage.migrations import available_migrations
 print("schema", [m.name for m in available_migrations()])
 from jinja2 import Environment, FileSystemLoader
 from web.app import template_directories

@@ -5,10 +5,10 @@ from datetime import datetime, timezone
 import pytest_twisted
 from twisted.internet import reactor, task
 
-from chronotrack.database import Database
-from chronotrack.journal import ReadJournal
-from chronotrack.migrations import migrate
-from chronotrack.pgstore import PostgresReadStore
+from chronotrack.storage.database import Database
+from chronotrack.storage.journal import ReadJournal
+from chronotrack.storage.migrations import migrate
+from chronotrack.storage.pgstore import PostgresReadStore
 from chronotrack.reads import ReadSource, TagRead
 from tests.postgres import query
 from tests.waiting import wait_until

@@ -16,7 +16,7 @@ from treq.testing import StubTreq
 from twisted.internet import reactor, task
 from twisted.internet.defer import succeed
 
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from tests import rows
 from tests.postgres import query
 from web.app import DisplayApp

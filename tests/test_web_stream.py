@@ -19,8 +19,8 @@ from twisted.python.failure import Failure
 from twisted.internet.error import ConnectionLost
 from twisted.web.test.requesthelper import DummyRequest
 
-from chronotrack.database import Database
-from chronotrack.migrations import migrate
+from chronotrack.storage.database import Database
+from chronotrack.storage.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from tests.waiting import wait_until

@@ -5,7 +5,7 @@ from twisted.application.service import IServiceCollection
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 
-from chronotrack.db_service import DatabaseService
+from chronotrack.storage.db_service import DatabaseService
 from web.service import WebService
 from web.tap import Options, makeService
 

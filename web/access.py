@@ -19,7 +19,7 @@ from twisted.web.iweb import IRequest
 
 from chronotrack.accounts.failure_throttle import FailureThrottle
 from chronotrack.accounts.tokens import MAX_TOKEN_LENGTH, token_hash
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from web import queries
 from web.errors import BadCredentials, TooManyAttempts
 from web.queries import EVERYTHING, NOTHING, Scope

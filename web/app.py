@@ -22,7 +22,7 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
 from chronotrack.config import DEFAULT_MESSAGES
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from chronotrack.reads import NEW_LOCATION_TAG
 from web import queries
 from web.access import Access

@@ -17,7 +17,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from chronotrack.accounts.passwords import MAX_PASSWORD_LENGTH
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from web import queries
 from web.access import Access, Viewer
 from web.errors import BadCredentials, BadParameter, Forbidden, NotFound, NotSignedIn

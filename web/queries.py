@@ -15,7 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from twisted.logger import Logger
 
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from chronotrack.reads import GUN_TIME_TAG, NEW_LOCATION_TAG
 from web.errors import DatabaseUnavailable
 

@@ -26,7 +26,7 @@ from twisted.web.iweb import IRequest
 from chronotrack.accounts.failure_throttle import FailureThrottle
 from chronotrack.accounts.passwords import MAX_PASSWORD_LENGTH, verify_password
 from chronotrack.accounts.tokens import new_session_token, token_hash, tokens_match
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from web import queries
 from web.access import SESSION_COOKIE, Viewer, client_address, from_local_proxy, is_secure
 from web.errors import BadParameter, Forbidden, TooManyAttempts

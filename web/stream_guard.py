@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from web import queries
 from web.errors import DatabaseUnavailable
 from web.sse import EventStream

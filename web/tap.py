@@ -12,7 +12,7 @@ from pathlib import Path
 from twisted.python import usage
 
 from chronotrack.config import option_parameters, settings_from_options
-from chronotrack.db_service import DatabaseService
+from chronotrack.storage.db_service import DatabaseService
 from chronotrack.lifecycle import OrderedServices
 from web.collector_status import http_collector_status
 from web.service import WebService, make_web_service

@@ -8,7 +8,7 @@ from datetime import datetime
 from chronotrack.accounts.errors import AccountError, text_problem
 from chronotrack.accounts.partners import partner_id
 from chronotrack.accounts.tokens import new_api_token, token_hash
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 
 MAX_NAME_LENGTH = 100
 

@@ -16,7 +16,7 @@ from typing import Callable, Protocol
 from twisted.internet.defer import Deferred, fail
 
 from chronotrack.accounts.secret_box import SecretBox
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 
 LOOKUP_SQL = ("SELECT timing_partner_id, user_id, password_encrypted"
               " FROM controller_credentials WHERE user_id = %s")

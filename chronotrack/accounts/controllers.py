@@ -13,7 +13,7 @@ from datetime import datetime
 
 from chronotrack.accounts.errors import AccountError, AlreadyExists
 from chronotrack.accounts.partners import partner_id
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 
 USER_ID_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")  # the same rule as the table's CHECK
 MAX_PASSWORD_LENGTH = 128

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from chronotrack.accounts.errors import AccountError, AlreadyExists
 from chronotrack.accounts.partners import partner_id
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 
 MAX_EMAIL_LENGTH = 254
 _EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s.][^@\s]*")

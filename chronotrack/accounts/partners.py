@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chronotrack.accounts.errors import AccountError, AlreadyExists, UnknownPartner, text_problem
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")  # the same rule as the table's CHECK
 MAX_NAME_LENGTH = 200

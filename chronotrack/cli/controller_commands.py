@@ -13,7 +13,7 @@ from chronotrack.cli.output import print_table, when
 from chronotrack.cli.password_input import read_new_password
 from chronotrack.cli.running import EXIT_OK, EXIT_REFUSED, CommandFailed, DATABASE_SETTINGS, \
     add_database_options, resolve, run_on_database
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 
 
 def add_parsers(commands) -> None:

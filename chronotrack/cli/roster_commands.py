@@ -16,7 +16,7 @@ from typing import TextIO
 from chronotrack.accounts.errors import UnknownPartner
 from chronotrack.cli.running import EXIT_FAILED, EXIT_OK, CommandFailed, add_database_options, resolve, \
     run_on_database
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from web import queries
 from web.errors import DatabaseUnavailable
 from web.roster import ParsedRoster, parse_roster

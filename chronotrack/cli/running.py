@@ -18,9 +18,9 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from txpostgres.reconnection import ConnectionDead
 
 from chronotrack.config import SETTINGS_BY_NAME, ConfigError, resolve_settings
-from chronotrack.database import Database, redact_dsn
-from chronotrack.embedded_db import EmbeddedDatabaseError, EmbeddedPostgres
-from chronotrack.migrations import migrate
+from chronotrack.storage.database import Database, redact_dsn
+from chronotrack.storage.embedded_db import EmbeddedDatabaseError, EmbeddedPostgres
+from chronotrack.storage.migrations import migrate
 
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the request itself cannot be carried out: bad value, taken name, nothing to remove

@@ -1,7 +1,7 @@
 """The small storage interface the protocol talks to.
 
 The protocol never sees txpostgres: it hands reads and facts about controllers to an
-object with these methods. ``chronotrack.pgstore.PostgresReadStore`` is the real one;
+object with these methods. ``chronotrack.storage.pgstore.PostgresReadStore`` is the real one;
 unit tests of the protocol use ``tests.memory_store.MemoryReadStore``.
 
 Every method returns a Deferred. ``record_read`` fires once the read is safe (journaled

@@ -14,7 +14,7 @@ from importlib import resources
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.logger import Logger
 
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 
 log = Logger()
 

@@ -13,9 +13,9 @@ from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.logger import Logger
 
-from chronotrack.database import Database, check_dsn_syntax, redact_dsn
-from chronotrack.embedded_db import EmbeddedPostgres
-from chronotrack.migrations import migrate
+from chronotrack.storage.database import Database, check_dsn_syntax, redact_dsn
+from chronotrack.storage.embedded_db import EmbeddedPostgres
+from chronotrack.storage.migrations import migrate
 from chronotrack.lifecycle import abort_startup
 
 log = Logger()

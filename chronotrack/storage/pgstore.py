@@ -29,8 +29,8 @@ from twisted.python.failure import Failure
 from txpostgres.reconnection import ConnectionDead
 from txpostgres.txpostgres import RollbackFailed
 
-from chronotrack import watermarks
-from chronotrack.journal import JournalEntry, JournalPosition, ReadJournal
+from chronotrack.storage import watermarks
+from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
 from chronotrack.reads import ReadSource, TagRead
 
 log = Logger()
@@ -525,7 +525,7 @@ class PostgresReadStore:
 
     def resume_points(self, stream_key: str, partner_id: int | None = None) -> Deferred[dict[str, int]]:
         """Per location of the partner's stream, the last sequence number of the unbroken
-        run from 1 that is stored or journaled here (see chronotrack.watermarks).
+        run from 1 that is stored or journaled here (see chronotrack.storage.watermarks).
 
         Only the partner's own reads count, so one partner's client can never move another's
         resume point, and neither a gap nor a spoofed jump moves it past a read not kept. A

@@ -1,0 +1,1 @@
+"""Where reads are kept: the journal, the PostgreSQL store and its pool, the schema, the embedded server."""
