@@ -42,7 +42,7 @@
     return place ? label + " · " + place : label;
   }
 
-  function rowFor(result) {
+  function rowFor(result, startMat) {
     var tr = document.createElement("tr");
     tr.dataset.bib = result.bib;
     tr.appendChild(cell("num r-place", String(result.place)));
@@ -56,6 +56,7 @@
       name.appendChild(team);
     }
     (result.flags || []).forEach(function (flag) {
+      if (!startMat && flag === "no_start_read") { return; }  // no start mat: every row would say so
       var badge = document.createElement("span");
       badge.className = "badge badge-warn result-flag";
       badge.textContent = String(flag).replace(/_/g, " ");
@@ -71,11 +72,12 @@
 
   function render(body) {
     var fragment = document.createDocumentFragment();
-    body.results.forEach(function (result) { fragment.appendChild(rowFor(result)); });
+    var startMat = !!body.event.start_location;
+    body.results.forEach(function (result) { fragment.appendChild(rowFor(result, startMat)); });
     rowsBody.replaceChildren(fragment);
     $("results-empty").hidden = body.results.length > 0;
     if ($("results-finishers")) { $("results-finishers").textContent = String(body.event.finishers); }
-    if ($("results-gun")) { $("results-gun").textContent = body.event.gun_time || "not yet"; }
+    if ($("results-gun")) { $("results-gun").textContent = body.event.gun_time_text || "not yet"; }
     if ($("results-finish")) { $("results-finish").textContent = body.event.finish_location || "not yet"; }
     var tags = $("unknown-tags");
     if (tags) {

@@ -334,6 +334,8 @@ async def test_the_results_page_is_server_rendered_searchable_and_has_no_inline_
     assert '<a href="/results" aria-current="page">Results</a>' in html
     assert f'data-api="/api/results?event={race.event}"' in html
     assert "Tags not in the roster" in html and '<li class="mono">777</li>' in html
+    assert '<span id="results-gun">2024-05-04 08:00:00.00 UTC</span>' in html
+    assert html.count("no start read</span>") == 2  # 104 and 777 of five runners with a start mat
     assert 'name="csrf_token" value="' + CSRF in html  # the settings form, for an operator
     _, html = await fetch(stub, "GET", "/results?q=Hopper&gender=F", cookies=race.acme.cookies)
     assert html.count('<tr data-bib="') == 1 and "Grace Hopper" in html
@@ -369,3 +371,12 @@ async def test_a_public_display_shows_its_events_results_to_anyone_and_nothing_e
     rows.display_slug(pg_dsn, race.event, public=False)
     response, _ = await fetch(stub, "GET", f"/results?display={slug}")
     assert response.code == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_before_any_session_the_page_says_there_is_no_event_yet_and_the_api_is_404(database):
+    stub = StubTreq(DisplayApp(reactor, SimpleNamespace(database=database)).resource())  # open mode, empty hub
+    response, html = await fetch(stub, "GET", "/results")
+    assert response.code == 200 and "No event yet" in html
+    response, body = await fetch(stub, "GET", "/api/results")
+    assert response.code == 404 and json.loads(body)["success"] is False

@@ -58,6 +58,15 @@ def row_json(row: ResultRow) -> dict[str, Any]:
             "in_roster": row.in_roster, "flags": list(row.flags)}
 
 
+def clock_text(moment: datetime | None) -> str | None:
+    """``2024-05-04 08:00:00.00 UTC``: a gun time as a timer reads it (hundredths, its own offset)."""
+    if moment is None:
+        return None
+    offset = moment.strftime("%z")
+    zone = "UTC" if offset in ("+0000", "") else f"UTC{offset[:3]}:{offset[3:]}"
+    return f"{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond // 10_000:02d} {zone}"
+
+
 def csv_cell(value: Any) -> Any:
     """A cell a spreadsheet shows as text: one that would start a formula gets a leading apostrophe."""
     if isinstance(value, str) and value.startswith(FORMULA_STARTS):
@@ -140,6 +149,7 @@ class ResultsPages:
         race = results.race
         return {"id": event.id, "name": event.title, "key": event.key, "partner": event.partner_name,
                 "gun_time": race.gun_time.isoformat() if race.gun_time else None,
+                "gun_time_text": clock_text(race.gun_time),
                 "finish_location": race.finish_location, "start_location": race.start_location,
                 "finishers": len(results.rows()), "last_read_id": results.high_id,
                 "settings": results.settings.to_json()}
