@@ -118,7 +118,9 @@ def race(pg_dsn, database):
 
 @pytest.fixture
 def display(database, race):
-    return DisplayApp(reactor, SimpleNamespace(database=database), ("Welcome",))
+    display = DisplayApp(reactor, SimpleNamespace(database=database), ("Welcome",))
+    yield display
+    display.close_streams()  # stops the live feed the results cache subscribed to
 
 
 @pytest.fixture
@@ -375,8 +377,34 @@ async def test_a_public_display_shows_its_events_results_to_anyone_and_nothing_e
 
 @pytest_twisted.ensureDeferred
 async def test_before_any_session_the_page_says_there_is_no_event_yet_and_the_api_is_404(database):
-    stub = StubTreq(DisplayApp(reactor, SimpleNamespace(database=database)).resource())  # open mode, empty hub
+    display = DisplayApp(reactor, SimpleNamespace(database=database))
+    stub = StubTreq(display.resource())  # open mode, empty hub
     response, html = await fetch(stub, "GET", "/results")
     assert response.code == 200 and "No event yet" in html
     response, body = await fetch(stub, "GET", "/api/results")
     assert response.code == 404 and json.loads(body)["success"] is False
+    display.close_streams()
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_that_come_while_an_event_is_built_wait_for_that_build(display, race, monkeypatch):
+    from twisted.internet.defer import Deferred, DeferredList, ensureDeferred
+
+    from web import results_queries
+
+    gate: Deferred = Deferred()
+    all_reads = results_queries.event_reads
+
+    async def slow_reads(database, event, after_id=0):
+        if after_id == 0:
+            await gate  # the build's one big query, held until everyone has asked
+        return await all_reads(database, event, after_id)
+
+    monkeypatch.setattr(results_queries, "event_reads", slow_reads)
+    browsers = [StubTreq(display.resource()) for _ in range(3)]
+    answers = DeferredList([ensureDeferred(api(browser, "/api/results", race.acme)) for browser in browsers],
+                           fireOnOneErrback=True, consumeErrors=True)
+    await wait_until(lambda: len(display.results_cache._building.get(race.event, [])) == 2)
+    gate.callback(None)
+    assert [len(body["results"]) for _, body in await answers] == [6, 6, 6]
+    assert display.results_cache.full_builds == 1

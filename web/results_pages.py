@@ -171,7 +171,7 @@ class ResultsPages:
             "results": [row_json(row) for row in shown], "unknown_tags": results.unknown_tags()})
 
     @app.route("/results.csv", methods=["GET"])
-    async def results_csv(self, request: IRequest) -> bytes:
+    async def results_csv_download(self, request: IRequest) -> bytes:
         filters = self._filters(request)
         database = self.database()
         _, _, event, _ = await self._results_target(request, database)
@@ -256,5 +256,8 @@ def parse_settings_form(request: IRequest) -> StoredSettings:
     if years not in ("5", "10"):
         raise BadParameter("age_group_years", "must be 5 or 10")
     settings = StoredSettings(finish, start, gun_time, window, place_by, int(years))
-    settings.event_settings()  # the scoring core's own checks
+    try:
+        settings.event_settings()  # the scoring core's own checks
+    except ValueError as error:
+        raise BadParameter("settings", str(error)) from None
     return settings
