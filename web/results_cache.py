@@ -5,8 +5,17 @@ its results page is asked for every few seconds by every phone at the finish. So
 process keeps, per event, one ``chronotrack.results.RaceResults`` (the incremental table):
 
 - **Built once**, on the first request for the event: its settings, its roster and every
-  read of the event in one query ordered by id, fed to ``add_read`` in that order
-  (``full_builds`` counts these). Requests that arrive meanwhile wait for the same build.
+  read of the event in one query ordered by id (``full_builds`` counts these). Requests
+  that arrive meanwhile wait for the same build. Scoring happens in a worker thread, so a
+  big race never stalls the reactor (the collector, the other pages, the streams), and in
+  one pass: the reads go to ``add_read`` in id order but with the gun reads last, so the
+  race is scored once when the gun arrives instead of being re-placed read by read
+  (``RaceResults`` keeps reads while no gun time is known and re-scores from them once).
+  Each location is announced first, in the order the reads first showed it, so "the last
+  location seen" means what it would have meant in id order. The outcome equals feeding
+  the reads in id order (tests/test_results_cache.py checks it against
+  ``compute_results``). With a gun time set by hand there is no such shortcut: every
+  finish read is placed as it comes, still off the reactor thread.
 - **Fed by the live feed**: the cache subscribes to ``LiveReads`` (the same fan-out the
   ``/stream`` screens use, one fetch per notify for everybody) and hands each new read of a
   cached event to ``add_read``. Reads that arrive while an event is being built are kept
@@ -32,12 +41,15 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from chronotrack.database import Database
-from chronotrack.reads import TagRead
+from chronotrack.reads import NEW_LOCATION_TAG, TagRead
 from chronotrack.results import RaceResults, ResultRow
+from web.roster import Participant
 from web import results_queries
 from web.live import LiveReads
 from web.queries import DisplayRead, Event
@@ -49,10 +61,25 @@ DEFAULT_CAPACITY = 4
 SEEN_WINDOW = 2000
 
 
+def scoring_order(reads: list[tuple[int, TagRead]]) -> list[TagRead]:
+    """The reads of a whole event in the order that scores it in one pass (see the module docstring):
+    each location announced where reads first showed it, then every read in id order, gun reads last."""
+    announced: dict[str, TagRead] = {}
+    runners: list[TagRead] = []
+    guns: list[TagRead] = []
+    for _, read in reads:
+        if read.location_name not in announced:
+            announced[read.location_name] = scored_read(read.location_name, NEW_LOCATION_TAG, read.read_time,
+                                                        read.read_timestamp, 0, read.reader_id, 0)
+        (guns if read.is_gun_time else runners).append(read)
+    return [*announced.values(), *runners, *guns]
+
+
 class EventResults:
     """One event's results: the live table, and the ids of the reads it has taken in."""
 
-    def __init__(self, event: Event, settings: StoredSettings, roster: list, version: tuple[Any, ...]) -> None:
+    def __init__(self, event: Event, settings: StoredSettings, roster: list[Participant],
+                 version: tuple[Any, ...]) -> None:
         self.event = event
         self.settings = settings
         self.version = version
@@ -62,6 +89,17 @@ class EventResults:
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
         self._rows: list[ResultRow] | None = None
         self._unknown: list[str] | None = None
+
+    def build(self, reads: list[tuple[int, TagRead]]) -> EventResults:
+        """Take in every read of the event so far (ids ascending), in one pass; any thread."""
+        for read in scoring_order(reads):
+            self.race.add_read(read)
+        if reads:
+            self.high_id = reads[-1][0]
+            floor = self.high_id - SEEN_WINDOW
+            self._recent_ids = {read_id for read_id, _ in reads if read_id > floor}
+        self.read_count = len(reads)
+        return self
 
     def apply(self, read_id: int, read: TagRead) -> bool:
         """Take one read in unless it was already; True when it was new."""
@@ -93,7 +131,8 @@ class EventResults:
 class ResultsCache:
     """``await cache.results(database, event)``: the event's ``EventResults``, current as of now."""
 
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.reactor = reactor  # its thread pool scores whole events; None (or a test clock): in line
         self.capacity = capacity
         self.full_builds = 0  # whole events scored from all their reads
         self.live_reads_applied = 0  # reads taken in from the live feed
@@ -150,6 +189,12 @@ class ResultsCache:
             return entry
         return await self._build(database, event, version)
 
+    def _in_thread(self, work: Callable[..., EventResults], *args: Any) -> Deferred[EventResults]:
+        pool = getattr(self.reactor, "getThreadPool", None)
+        if pool is None:
+            return succeed(work(*args))
+        return deferToThreadPool(self.reactor, pool(), work, *args)
+
     async def _build(self, database: Database, event: Event, version: tuple[Any, ...]) -> EventResults:
         waiters = self._building.get(event.id)
         if waiters is not None:  # someone is building it already: wait for theirs
@@ -162,9 +207,7 @@ class ResultsCache:
             settings = await results_queries.stored_settings(database, event)
             roster = await results_queries.event_roster(database, event)
             reads = await results_queries.event_reads(database, event)
-            entry = EventResults(event, settings, roster, version)
-            for read_id, read in reads:
-                entry.apply(read_id, read)
+            entry = await self._in_thread(EventResults(event, settings, roster, version).build, reads)
             for read_id, read in self._arrived_while_building.get(event.id, ()):
                 entry.apply(read_id, read)
         except BaseException as error:

@@ -89,6 +89,7 @@ class ResultsPages:
     """Routes on ``OperatorPages.app``; ``DisplayApp`` provides the plumbing."""
 
     # Provided by DisplayApp / OperatorPages
+    reactor: Any
     database: Callable[[], Database]
     live_reads: Callable[..., LiveReads]
     _render: Callable[..., bytes]
@@ -100,7 +101,7 @@ class ResultsPages:
     @property
     def results_cache(self) -> ResultsCache:
         if self._results_cache is None:
-            self._results_cache = ResultsCache()
+            self._results_cache = ResultsCache(self.reactor)
         return self._results_cache
 
     # Which event, and its results
