@@ -76,6 +76,8 @@
     body.results.forEach(function (result) { fragment.appendChild(rowFor(result, startMat)); });
     rowsBody.replaceChildren(fragment);
     $("results-empty").hidden = body.results.length > 0;
+    $("results-more").hidden = body.count <= body.results.length;
+    $("results-matching").textContent = String(body.count);
     if ($("results-finishers")) { $("results-finishers").textContent = String(body.event.finishers); }
     if ($("results-gun")) { $("results-gun").textContent = body.event.gun_time_text || "not yet"; }
     if ($("results-finish")) { $("results-finish").textContent = body.event.finish_location || "not yet"; }

@@ -184,6 +184,8 @@ async def test_api_results_search_by_name_or_bib_and_filter_by_gender_and_divisi
     assert await bibs("/api/results?gender=M") == ["102", "104"]
     assert await bibs("/api/results?division=F35-39") == ["101", "105"]
     assert await bibs("/api/results?gender=F&q=paula") == ["105"]
+    body = await api(stub, "/api/results?limit=2&gender=F", race.acme)
+    assert body["count"] == 3 and [row["bib"] for row in body["results"]] == ["101", "105"]
     body = await api(stub, "/api/results?division=Masters", race.acme)
     assert [row["place"] for row in body["results"]] == [4]  # filtering keeps the overall place
 
@@ -207,7 +209,7 @@ async def test_api_results_is_scoped_to_the_viewers_partner(display, stub, race)
 @pytest.mark.parametrize("params, name", [
     ("event=abc", "event"), ("event=0", "event"), ("event=99999999999999999999", "event"),
     ("gender=M1", "gender"), ("gender=" + "F" * 30, "gender"), ("q=%00ada", "q"), ("q=" + "a" * 101, "q"),
-    ("q=%FF", "q"), ("division=" + "x" * 61, "division"),
+    ("q=%FF", "q"), ("division=" + "x" * 61, "division"), ("limit=0", "limit"), ("limit=x", "limit"),
 ])
 @pytest_twisted.ensureDeferred
 async def test_api_results_refuses_bad_parameters_with_400_naming_them(stub, race, params, name):
@@ -334,7 +336,7 @@ async def test_the_results_page_is_server_rendered_searchable_and_has_no_inline_
     assert '<script src="/static/results.js" defer></script>' in html
     assert "<script>" not in html and " style=" not in html and " on" + "click" not in html
     assert '<a href="/results" aria-current="page">Results</a>' in html
-    assert f'data-api="/api/results?event={race.event}"' in html
+    assert f'data-api="/api/results?limit=500&amp;event={race.event}"' in html
     assert "Tags not in the roster" in html and '<li class="mono">777</li>' in html
     assert '<span id="results-gun">2024-05-04 08:00:00.00 UTC</span>' in html
     assert html.count("no start read</span>") == 2  # 104 and 777 of five runners with a start mat
@@ -408,3 +410,15 @@ async def test_requests_that_come_while_an_event_is_built_wait_for_that_build(di
     gate.callback(None)
     assert [len(body["results"]) for _, body in await answers] == [6, 6, 6]
     assert display.results_cache.full_builds == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_big_race_shows_its_first_rows_and_asks_for_a_search(stub, race, monkeypatch):
+    from web import results_pages
+
+    monkeypatch.setattr(results_pages, "PAGE_ROWS", 2)
+    _, html = await fetch(stub, "GET", "/results", cookies=race.acme.cookies)
+    assert html.count('<tr data-bib="') == 2 and 'id="results-more">' in html
+    assert 'Showing the first 2 of <span id="results-matching">6</span>' in html
+    _, html = await fetch(stub, "GET", "/results?q=Hopper", cookies=race.acme.cookies)
+    assert html.count('<tr data-bib="') == 1 and 'id="results-more" hidden>' in html

@@ -89,6 +89,7 @@ class EventResults:
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
         self._rows: list[ResultRow] | None = None
         self._unknown: list[str] | None = None
+        self._memo: dict[str, Any] = {}  # what pages derive from the rows, until the next change
 
     def build(self, reads: list[tuple[int, TagRead]]) -> EventResults:
         """Take in every read of the event so far (ids ascending), in one pass; any thread."""
@@ -114,6 +115,7 @@ class EventResults:
                 floor = self.high_id - SEEN_WINDOW
                 self._recent_ids = {seen for seen in self._recent_ids if seen > floor}
         self._rows = self._unknown = None
+        self._memo.clear()
         return True
 
     def rows(self) -> list[ResultRow]:
@@ -121,6 +123,12 @@ class EventResults:
         if self._rows is None:
             self._rows = self.race.rows()
         return self._rows
+
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once until a read changes the results (JSON rows, say)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
 
     def unknown_tags(self) -> list[str]:
         if self._unknown is None:

@@ -45,6 +45,8 @@ MAX_SEARCH_LENGTH = 100
 MAX_DIVISION_LENGTH = 60
 MAX_LOCATION_LENGTH = 100
 MAX_DUPLICATE_WINDOW_SECONDS = 86400
+PAGE_ROWS = 500  # rows the page shows (a phone, a big race): search or filter for the rest
+MAX_RESULTS_LIMIT = 1_000_000
 CSV_COLUMNS = ("place", "bib", "name", "gender", "gender_place", "division", "division_place", "gun_time",
                "chip_time", "gun_time_s", "chip_time_s", "age", "team", "city", "state", "flags")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -159,17 +161,20 @@ class ResultsPages:
 
     @app.route("/api/results", methods=["GET"])
     async def api_results(self, request: IRequest) -> bytes:
+        """``count`` finishers match; ``results`` holds the first ``limit`` of them (all by default)."""
         filters = self._filters(request)
+        limit = int_param(request, "limit", None, 1, MAX_RESULTS_LIMIT)
         database = self.database()
         _, _, event, _ = await self._results_target(request, database)
         results = await self._event_results(database, event)
         rows = results.rows()
         shown = self._shown(rows, filters)
+        as_json = results.memo("json", lambda: {row.bib: row_json(row) for row in rows})
         return self._json(request, {
             "success": True, "event": self._event_json(event, results), "count": len(shown),
-            "filters": filters, "divisions": divisions(rows),
-            "genders": sorted({row.gender for row in rows if row.gender}),
-            "results": [row_json(row) for row in shown], "unknown_tags": results.unknown_tags()})
+            "filters": filters, "divisions": results.memo("divisions", lambda: divisions(rows)),
+            "genders": results.memo("genders", lambda: sorted({row.gender for row in rows if row.gender})),
+            "results": [as_json[row.bib] for row in shown[:limit]], "unknown_tags": results.unknown_tags()})
 
     @app.route("/results.csv", methods=["GET"])
     async def results_csv_download(self, request: IRequest) -> bytes:
@@ -194,13 +199,17 @@ class ResultsPages:
         if event is not None:
             results = await self._event_results(database, event)
             rows = results.rows()
-            context.update(results=results, rows=self._shown(rows, filters), divisions=divisions(rows),
+            shown = self._shown(rows, filters)
+            context.update(results=results, rows=shown[:PAGE_ROWS], matching=len(shown), page_rows=PAGE_ROWS,
+                           divisions=divisions(rows),
                            genders=sorted({row.gender for row in rows if row.gender}),
                            event_json=self._event_json(event, results))
             if viewer is not None and viewer.may_change:
                 context["settings_form"] = {"settings": results.settings,
                                             "locations": await results_queries.event_locations(database, event)}
-        query = [("event", str(event.id))] if event is not None and slug is None else []
+        query = [("limit", str(PAGE_ROWS))]
+        if event is not None and slug is None:
+            query.append(("event", str(event.id)))
         if slug is not None:
             query.append(("display", slug))
         context["api_query"] = "&".join(f"{name}={value}" for name, value in query)
