@@ -119,7 +119,8 @@
   // Typing a name or bib narrows the table at once; the address follows, so a reload keeps it.
   if (form) {
     var typing = null;
-    form.addEventListener("input", function () {
+    form.addEventListener("input", function (event) {
+      if (event.target.name === "event") { form.submit(); return; }  // another event: another page
       if (typing !== null) { window.clearTimeout(typing); }
       typing = window.setTimeout(function () {
         typing = null;

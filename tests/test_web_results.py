@@ -422,3 +422,27 @@ async def test_a_big_race_shows_its_first_rows_and_asks_for_a_search(stub, race,
     assert 'Showing the first 2 of <span id="results-matching">6</span>' in html
     _, html = await fetch(stub, "GET", "/results?q=Hopper", cookies=race.acme.cookies)
     assert html.count('<tr data-bib="') == 1 and 'id="results-more" hidden>' in html
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_per_request_catch_up_starts_above_what_the_live_feed_delivered(pg_dsn, display, stub, race,
+                                                                                   monkeypatch):
+    """A quiet event on a busy hub: its catch-up query does not walk the other events' new reads."""
+    from web import results_queries
+
+    await api(stub, "/api/results", race.acme)
+    others = [insert_read(pg_dsn, race.zeta_session, str(950 + n), "finish", "08:21:00") for n in range(5)]
+    live = display.live_reads()
+    await wait_until(lambda: (live.last_id or 0) >= others[-1])
+    asked_after = []
+    all_reads = results_queries.event_reads
+
+    async def recording(database, event, after_id=0):
+        asked_after.append(after_id)
+        return await all_reads(database, event, after_id)
+
+    monkeypatch.setattr(results_queries, "event_reads", recording)
+    await api(stub, "/api/results", race.acme)
+    body = await api(stub, "/api/results", race.acme)
+    assert asked_after[-1] >= others[-1] and len(body["results"]) == 6
+    assert display.results_cache.full_builds == 1

@@ -21,8 +21,10 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   cached event to ``add_read``. Reads that arrive while an event is being built are kept
   and applied after it; read ids already applied are skipped, so a read that comes both
   from the build query and from the feed counts once.
-- **Caught up per request**: before answering, the reads above the highest id applied are
-  fetched (a primary-key range: normally none). A notify that was lost, or a request that
+- **Caught up per request**: before answering, the event's reads above both the highest id
+  applied and the feed's own mark (every read up to ``LiveReads.last_id`` has been handed
+  to the cache already) are fetched: a primary-key range at the top of the table, normally
+  empty, however many reads other events took since. A lost notify, or a request that
   comes before the feed delivered a read just stored, still sees it.
 - **Rebuilt when what it was built from changes**: each request compares the roster's size
   and newest ``updated_at`` and the settings' ``updated_at`` with those at build time (one
@@ -85,6 +87,7 @@ class EventResults:
         self.version = version
         self.race = RaceResults(settings.event_settings(), roster)
         self.high_id = 0
+        self.checked_through = 0  # every read of the event up to this id has been taken in
         self.read_count = 0
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
         self._rows: list[ResultRow] | None = None
@@ -192,10 +195,17 @@ class ResultsCache:
         entry = self._entries.get(event.id)
         if entry is not None and entry.version == version:
             self._entries.move_to_end(event.id)
-            for read_id, read in await results_queries.event_reads(database, event, entry.high_id):
+            delivered_through = self._delivered_through()
+            after = max(entry.high_id, entry.checked_through)
+            for read_id, read in await results_queries.event_reads(database, event, after):
                 entry.apply(read_id, read)
+            entry.checked_through = max(entry.checked_through, delivered_through)
             return entry
         return await self._build(database, event, version)
+
+    def _delivered_through(self) -> int:
+        """The id up to which the live feed has handed every read over (late commits aside)."""
+        return (self._live.last_id or 0) if self._live is not None else 0
 
     def _in_thread(self, work: Callable[..., EventResults], *args: Any) -> Deferred[EventResults]:
         pool = getattr(self.reactor, "getThreadPool", None)
@@ -211,6 +221,7 @@ class ResultsCache:
             return await waiter
         self._building[event.id] = []
         self._arrived_while_building[event.id] = []
+        delivered_through = self._delivered_through()  # before the query: it sees at least these
         try:
             settings = await results_queries.stored_settings(database, event)
             roster = await results_queries.event_roster(database, event)
@@ -225,6 +236,7 @@ class ResultsCache:
                     waiter.errback(error)
             raise
         self._arrived_while_building.pop(event.id, None)
+        entry.checked_through = delivered_through
         self.full_builds += 1
         log.info("results of event {event} built from {reads} reads and {runners} runners",
                  event=event.id, reads=len(reads), runners=len(roster))
