@@ -33,6 +33,7 @@ from web.live import LiveReads
 from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
 from web.params import int_param, parse_bounded_int, text_param
 from web.queries import DisplayRead, Scope
+from web.results_pages import ResultsPages
 from web.scoped_live import ScopedLive
 from web.sign_in import SignIn, login_url, retry_after_header
 from web.sse import KEEPALIVE_SECONDS, CATCH_UP_LIMIT, EventStream, parse_last_event_id
@@ -50,9 +51,10 @@ STATIC_FILES = {
     "display.js": b"text/javascript; charset=utf-8",
     "display.css": b"text/css; charset=utf-8",
     "site.css": b"text/css; charset=utf-8",
+    "results.js": b"text/javascript; charset=utf-8",
 }
 PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster",
-               b"/login": "Sign in"}
+               b"/login": "Sign in", b"/results": "Results"}
 
 
 def template_directories() -> list[Path]:
@@ -112,8 +114,9 @@ _format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
 _format_time_of_day = _formatter("%H:%M")
 
 
-class DisplayApp(OperatorPages):
-    """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``."""
+class DisplayApp(ResultsPages, OperatorPages):
+    """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``,
+    the results (page, JSON, CSV, settings) from ``ResultsPages``."""
 
     app = OperatorPages.app  # one Klein app for both, so one error hook answers for every route
 

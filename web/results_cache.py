@@ -1,0 +1,250 @@
+"""Each event's live results kept in the web process, so a request never re-scores the race.
+
+Scoring from scratch costs every read of the event; a big race has hundreds of thousands and
+its results page is asked for every few seconds by every phone at the finish. So the web
+process keeps, per event, one ``chronotrack.results.RaceResults`` (the incremental table):
+
+- **Built once**, on the first request for the event: its settings, its roster and every
+  read of the event in one query ordered by id (``full_builds`` counts these). Requests
+  that arrive meanwhile wait for the same build. Scoring happens in a worker thread, so a
+  big race never stalls the reactor (the collector, the other pages, the streams), and in
+  one pass: the reads go to ``add_read`` in id order but with the gun reads last, so the
+  race is scored once when the gun arrives instead of being re-placed read by read
+  (``RaceResults`` keeps reads while no gun time is known and re-scores from them once).
+  Each location is announced first, in the order the reads first showed it, so "the last
+  location seen" means what it would have meant in id order. The outcome equals feeding
+  the reads in id order (tests/test_results_cache.py checks it against
+  ``compute_results``). With a gun time set by hand there is no such shortcut: every
+  finish read is placed as it comes, still off the reactor thread.
+- **Fed by the live feed**: the cache subscribes to ``LiveReads`` (the same fan-out the
+  ``/stream`` screens use, one fetch per notify for everybody) and hands each new read of a
+  cached event to ``add_read``. Reads that arrive while an event is being built are kept
+  and applied after it; read ids already applied are skipped, so a read that comes both
+  from the build query and from the feed counts once.
+- **Caught up per request**: before answering, the event's reads above both the highest id
+  applied and the feed's own mark (every read up to ``LiveReads.last_id`` has been handed
+  to the cache already) are fetched: a primary-key range at the top of the table, normally
+  empty, however many reads other events took since. A lost notify, or a request that
+  comes before the feed delivered a read just stored, still sees it.
+- **Rebuilt when what it was built from changes**: each request compares the roster's size
+  and newest ``updated_at`` and the settings' ``updated_at`` with those at build time (one
+  query of index probes), so a roster import or a settings change from any process (the
+  ``chronotrack roster`` command, another display) rebuilds the event at its next request.
+  The settings form also drops the event at once.
+- **Bounded**: at most ``capacity`` events (least recently asked for goes first); a new
+  database connection (``LiveReads`` replaced) empties the cache.
+
+Read ids from a late commit more than ``SEEN_WINDOW`` below the highest id applied are
+taken as applied already (the live feed itself re-fetches only 1000 ids below a late notify).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any, Callable
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+
+from chronotrack.database import Database
+from chronotrack.reads import NEW_LOCATION_TAG, TagRead
+from chronotrack.results import RaceResults, ResultRow
+from web.roster import Participant
+from web import results_queries
+from web.live import LiveReads
+from web.queries import DisplayRead, Event
+from web.results_queries import StoredSettings, scored_read
+
+log = Logger()
+
+DEFAULT_CAPACITY = 4
+SEEN_WINDOW = 2000
+
+
+def scoring_order(reads: list[tuple[int, TagRead]]) -> list[TagRead]:
+    """The reads of a whole event in the order that scores it in one pass (see the module docstring):
+    each location announced where reads first showed it, then every read in id order, gun reads last."""
+    announced: dict[str, TagRead] = {}
+    runners: list[TagRead] = []
+    guns: list[TagRead] = []
+    for _, read in reads:
+        if read.location_name not in announced:
+            announced[read.location_name] = scored_read(read.location_name, NEW_LOCATION_TAG, read.read_time,
+                                                        read.read_timestamp, 0, read.reader_id, 0)
+        (guns if read.is_gun_time else runners).append(read)
+    return [*announced.values(), *runners, *guns]
+
+
+class EventResults:
+    """One event's results: the live table, and the ids of the reads it has taken in."""
+
+    def __init__(self, event: Event, settings: StoredSettings, roster: list[Participant],
+                 version: tuple[Any, ...]) -> None:
+        self.event = event
+        self.settings = settings
+        self.version = version
+        self.race = RaceResults(settings.event_settings(), roster)
+        self.high_id = 0
+        self.checked_through = 0  # every read of the event up to this id has been taken in
+        self.read_count = 0
+        self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
+        self._rows: list[ResultRow] | None = None
+        self._unknown: list[str] | None = None
+        self._memo: dict[str, Any] = {}  # what pages derive from the rows, until the next change
+
+    def build(self, reads: list[tuple[int, TagRead]]) -> EventResults:
+        """Take in every read of the event so far (ids ascending), in one pass; any thread."""
+        for read in scoring_order(reads):
+            self.race.add_read(read)
+        if reads:
+            self.high_id = reads[-1][0]
+            floor = self.high_id - SEEN_WINDOW
+            self._recent_ids = {read_id for read_id, _ in reads if read_id > floor}
+        self.read_count = len(reads)
+        return self
+
+    def apply(self, read_id: int, read: TagRead) -> bool:
+        """Take one read in unless it was already; True when it was new."""
+        if read_id <= self.high_id - SEEN_WINDOW or read_id in self._recent_ids:
+            return False
+        self.race.add_read(read)
+        self.read_count += 1
+        self._recent_ids.add(read_id)
+        if read_id > self.high_id:
+            self.high_id = read_id
+            if len(self._recent_ids) > 2 * SEEN_WINDOW:
+                floor = self.high_id - SEEN_WINDOW
+                self._recent_ids = {seen for seen in self._recent_ids if seen > floor}
+        self._rows = self._unknown = None
+        self._memo.clear()
+        return True
+
+    def rows(self) -> list[ResultRow]:
+        """Every finisher in place order (kept until the next read changes anything)."""
+        if self._rows is None:
+            self._rows = self.race.rows()
+        return self._rows
+
+    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once until a read changes the results (JSON rows, say)."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def unknown_tags(self) -> list[str]:
+        if self._unknown is None:
+            self._unknown = self.race.unknown_tags()
+        return self._unknown
+
+
+class ResultsCache:
+    """``await cache.results(database, event)``: the event's ``EventResults``, current as of now."""
+
+    def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY) -> None:
+        self.reactor = reactor  # its thread pool scores whole events; None (or a test clock): in line
+        self.capacity = capacity
+        self.full_builds = 0  # whole events scored from all their reads
+        self.live_reads_applied = 0  # reads taken in from the live feed
+        self._entries: OrderedDict[int, EventResults] = OrderedDict()
+        self._building: dict[int, list[Deferred]] = {}
+        self._arrived_while_building: dict[int, list[tuple[int, TagRead]]] = {}
+        self._live: LiveReads | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def __contains__(self, event_id: int) -> bool:
+        return event_id in self._entries
+
+    # The live feed
+
+    def use_live(self, live: LiveReads) -> None:
+        """Take new reads from ``live``; a different feed (a new database) empties the cache."""
+        if live is self._live:
+            return
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._entries.clear()
+        self._live = live
+        self._unsubscribe = live.subscribe(self._new_reads)
+
+    def _new_reads(self, reads: list[DisplayRead]) -> None:
+        for read in reads:
+            event_id = read.event_id
+            if event_id is None:
+                continue
+            entry = self._entries.get(event_id)
+            waiting = self._arrived_while_building.get(event_id)
+            if entry is None and waiting is None:
+                continue
+            scored = (read.id, scored_read(read.location, read.bib, read.time, read.timestamp, read.lap,
+                                           read.reader, read.gator))
+            if entry is not None and entry.apply(*scored):
+                self.live_reads_applied += 1
+            if waiting is not None:  # being (re)built: the build's query may have missed it
+                waiting.append(scored)
+
+    # Asking
+
+    def forget(self, event_id: int) -> None:
+        """Drop an event (its settings changed): the next request builds it afresh."""
+        self._entries.pop(event_id, None)
+
+    async def results(self, database: Database, event: Event) -> EventResults:
+        version = await results_queries.event_version(database, event)
+        entry = self._entries.get(event.id)
+        if entry is not None and entry.version == version:
+            self._entries.move_to_end(event.id)
+            delivered_through = self._delivered_through()
+            after = max(entry.high_id, entry.checked_through)
+            for read_id, read in await results_queries.event_reads(database, event, after):
+                entry.apply(read_id, read)
+            entry.checked_through = max(entry.checked_through, delivered_through)
+            return entry
+        return await self._build(database, event, version)
+
+    def _delivered_through(self) -> int:
+        """The id up to which the live feed has handed every read over (late commits aside)."""
+        return (self._live.last_id or 0) if self._live is not None else 0
+
+    def _in_thread(self, work: Callable[..., EventResults], *args: Any) -> Deferred[EventResults]:
+        pool = getattr(self.reactor, "getThreadPool", None)
+        if pool is None:
+            return succeed(work(*args))
+        return deferToThreadPool(self.reactor, pool(), work, *args)
+
+    async def _build(self, database: Database, event: Event, version: tuple[Any, ...]) -> EventResults:
+        waiters = self._building.get(event.id)
+        if waiters is not None:  # someone is building it already: wait for theirs
+            waiter: Deferred[EventResults] = Deferred()
+            waiters.append(waiter)
+            return await waiter
+        self._building[event.id] = []
+        self._arrived_while_building[event.id] = []
+        delivered_through = self._delivered_through()  # before the query: it sees at least these
+        try:
+            settings = await results_queries.stored_settings(database, event)
+            roster = await results_queries.event_roster(database, event)
+            reads = await results_queries.event_reads(database, event)
+            entry = await self._in_thread(EventResults(event, settings, roster, version).build, reads)
+            for read_id, read in self._arrived_while_building.get(event.id, ()):
+                entry.apply(read_id, read)
+        except BaseException as error:
+            self._arrived_while_building.pop(event.id, None)
+            for waiter in self._building.pop(event.id, []):
+                if not waiter.called:
+                    waiter.errback(error)
+            raise
+        self._arrived_while_building.pop(event.id, None)
+        entry.checked_through = delivered_through
+        self.full_builds += 1
+        log.info("results of event {event} built from {reads} reads and {runners} runners",
+                 event=event.id, reads=len(reads), runners=len(roster))
+        self._entries[event.id] = entry
+        self._entries.move_to_end(event.id)
+        while len(self._entries) > self.capacity:
+            self._entries.popitem(last=False)
+        for waiter in self._building.pop(event.id, []):
+            if not waiter.called:
+                waiter.callback(entry)
+        return entry

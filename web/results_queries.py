@@ -1,0 +1,134 @@
+"""The SQL behind results: an event's settings, its reads for scoring, its roster, and what changed.
+
+Same rules as ``web.queries``: parameters only, failures become ``DatabaseUnavailable``
+(a 503), and whatever a viewer names is looked up within the viewer's ``Scope``. The reads
+and roster of an event are fetched for an ``Event`` already found in scope, and narrowed to
+its partner as well, so a caller that skipped the check still gets nothing of another partner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from chronotrack.database import Database
+from chronotrack.reads import TagRead
+from chronotrack.results import EventSettings, PlaceBy
+from web.queries import _EVENT_SELECT, Event, Scope, _rows
+from web.roster import Participant
+
+
+@dataclass(frozen=True)
+class StoredSettings:
+    """An event's results settings as the form shows them (None: the default applies)."""
+
+    finish_location: str | None = None
+    start_location: str | None = None  # "" = no start mat
+    gun_time: datetime | None = None
+    duplicate_window_seconds: int = 60
+    place_by: str = "gun"
+    age_group_years: int = 5
+
+    def event_settings(self) -> EventSettings:
+        return EventSettings(finish_location=self.finish_location, start_location=self.start_location,
+                             gun_time=self.gun_time,
+                             duplicate_window=timedelta(seconds=self.duplicate_window_seconds),
+                             place_by=PlaceBy(self.place_by), age_group_years=self.age_group_years)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"finish_location": self.finish_location, "start_location": self.start_location,
+                "gun_time": self.gun_time.isoformat() if self.gun_time else None,
+                "duplicate_window_s": self.duplicate_window_seconds, "place_by": self.place_by,
+                "age_group_years": self.age_group_years}
+
+
+async def current_event(database: Database, scope: Scope) -> Event | None:
+    """The event results show when none is named: the newest active session's, else the newest session's."""
+    if scope.event_id is not None:
+        rows = await _rows(database, f"{_EVENT_SELECT} WHERE e.id = %s", (scope.event_id,))
+        return Event(*rows[0]) if rows else None
+    where, params = scope.where("s.timing_partner_id")
+    rows = await _rows(database, f"""
+        {_EVENT_SELECT}
+        WHERE e.id = (SELECT s.timing_event_id FROM timing_sessions s {where}
+                      ORDER BY (s.status = 'active') DESC, s.id DESC LIMIT 1)""", params)
+    return Event(*rows[0]) if rows else None
+
+
+async def stored_settings(database: Database, event: Event) -> StoredSettings:
+    rows = await _rows(database, """
+        SELECT finish_location, start_location, gun_time, duplicate_window_seconds, place_by, age_group_years
+        FROM event_results_settings WHERE timing_event_id = %s AND timing_partner_id = %s""",
+                       (event.id, event.partner_id))
+    return StoredSettings(*rows[0]) if rows else StoredSettings()
+
+
+async def save_settings(database: Database, scope: Scope, event_id: int, settings: StoredSettings) -> bool:
+    """Insert or replace an event's settings; False (nothing written) when the event is not in ``scope``."""
+    conditions, params = scope.conditions("e.timing_partner_id", "e.id")
+    narrowed = "".join(f" AND {condition}" for condition in conditions)
+    rows = await _rows(database, f"""
+        INSERT INTO event_results_settings AS r (timing_event_id, timing_partner_id, finish_location, start_location,
+                                                 gun_time, duplicate_window_seconds, place_by, age_group_years)
+        SELECT e.id, e.timing_partner_id, %s, %s, %s, %s, %s, %s FROM timing_events e WHERE e.id = %s{narrowed}
+        ON CONFLICT (timing_event_id) DO UPDATE SET
+            finish_location = EXCLUDED.finish_location, start_location = EXCLUDED.start_location,
+            gun_time = EXCLUDED.gun_time, duplicate_window_seconds = EXCLUDED.duplicate_window_seconds,
+            place_by = EXCLUDED.place_by, age_group_years = EXCLUDED.age_group_years,
+            updated_at = clock_timestamp()
+        RETURNING r.timing_event_id""",
+                       [settings.finish_location, settings.start_location, settings.gun_time,
+                        settings.duplicate_window_seconds, settings.place_by, settings.age_group_years,
+                        event_id, *params])
+    return bool(rows)
+
+
+_SCORED_READ_SELECT = """
+    SELECT r.id, r.location_name, r.tag_code, r.read_time, r.read_timestamp, r.lap_count, r.reader_id,
+           r.gator_number
+    FROM timing_reads r JOIN timing_sessions s ON s.id = r.session_id
+    WHERE s.timing_event_id = %s AND s.timing_partner_id = %s AND r.timing_partner_id = %s AND r.id > %s
+    ORDER BY r.id
+"""
+
+
+def scored_read(location: str, tag: str, read_time: str, timestamp: datetime, lap: int, reader: str,
+                gator: int) -> TagRead:
+    """A stored read as the scoring core takes it (it needs location, tag and timestamp)."""
+    return TagRead(format_id="", sequence_number=0, location_name=location, tag_code=tag, read_time=read_time,
+                   read_timestamp=timestamp, lap_count=lap, reader_id=reader, gator_number=gator, raw_data="")
+
+
+async def event_reads(database: Database, event: Event, after_id: int = 0) -> list[tuple[int, TagRead]]:
+    """Every read of ``event`` above ``after_id``, in id order: one query, however many sessions it had."""
+    rows = await _rows(database, _SCORED_READ_SELECT, (event.id, event.partner_id, event.partner_id, after_id))
+    return [(row[0], scored_read(*row[1:])) for row in rows]
+
+
+async def event_roster(database: Database, event: Event) -> list[Participant]:
+    rows = await _rows(database, """
+        SELECT bib, first_name, last_name, age, gender, city, state, division, team
+        FROM participants WHERE timing_event_id = %s AND timing_partner_id = %s""", (event.id, event.partner_id))
+    return [Participant(*row) for row in rows]
+
+
+async def event_version(database: Database, event: Event) -> tuple[Any, ...]:
+    """What the cached results were built from besides the reads: the roster's size and newest
+    change, the settings' last change. A roster import or a settings change from any process
+    changes it (one index probe per table)."""
+    rows = await _rows(database, """
+        SELECT (SELECT count(*) FROM participants WHERE timing_event_id = %s),
+               (SELECT max(updated_at) FROM participants WHERE timing_event_id = %s),
+               (SELECT updated_at FROM event_results_settings WHERE timing_event_id = %s)""",
+                       (event.id, event.id, event.id))
+    return tuple(rows[0])
+
+
+async def event_locations(database: Database, event: Event) -> list[str]:
+    """The locations the event's reads came from, for the settings form."""
+    rows = await _rows(database, """
+        SELECT DISTINCT r.location_name FROM timing_reads r JOIN timing_sessions s ON s.id = r.session_id
+        WHERE s.timing_event_id = %s AND r.timing_partner_id = %s
+        ORDER BY 1""", (event.id, event.partner_id))
+    return [row[0] for row in rows]
