@@ -19,8 +19,8 @@ import pytest_twisted
 from treq.testing import StubTreq
 from twisted.internet import reactor
 
-from chronotrack.database import Database
-from chronotrack.migrations import migrate
+from chronotrack.storage.database import Database
+from chronotrack.storage.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from tests.test_web_access import PASSWORD, fetch

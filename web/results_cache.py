@@ -48,7 +48,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from chronotrack.reads import NEW_LOCATION_TAG, TagRead
 from chronotrack.results import RaceResults, ResultRow
 from web.roster import Participant

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from chronotrack.results import ResultRow, divisions, filter_rows, search
 from web import queries, results_queries
 from web.access import Viewer

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from chronotrack.database import Database
+from chronotrack.storage.database import Database
 from chronotrack.reads import TagRead
 from chronotrack.results import EventSettings, PlaceBy
 from web.queries import _EVENT_SELECT, Event, Scope, _rows
