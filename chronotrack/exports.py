@@ -104,7 +104,7 @@ def export_page(export_format: str, reads: Sequence[ExportRead]) -> bytes:
     return csv_page(reads) if export_format == "csv" else ct01_page(reads)
 
 
-_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE_IN_FILENAME = re.compile(r"[^A-Za-z0-9]+")
 
 
 def export_filename(kind: str, target_id: int, title: str, export_format: str) -> str:
