@@ -54,7 +54,8 @@ class ExportPages:
         pace = _Pace()
         request.registerProducer(pace, True)
         try:
-            count = await exports.write_export(database, target, export_format, pace.writer(request), location)
+            count = await exports.write_export(database, target, export_format, pace.writer(request), location,
+                                               page_size=exports.PAGE_SIZE)
         except CancelledError:
             raise  # the browser went away: nothing more to send
         except Exception:
@@ -63,8 +64,8 @@ class ExportPages:
             return
         finally:
             request.unregisterProducer()
-        log.info("session {session} exported as {format} ({count} reads) by {who}", session=target.id,
-                 format=export_format, count=count, who=viewer.email or viewer.kind)
+        log.info("session {session} exported as {export_format} ({count} reads) by {who}", session=target.id,
+                 export_format=export_format, count=count, who=viewer.email or viewer.kind)
 
     async def _session_in_scope(self, database: Database, scope, session_id: int) -> exports.ExportTarget:
         if session_id > MAX_ID or scope.event_id is not None:
