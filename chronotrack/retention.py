@@ -26,12 +26,14 @@ BATCH_SIZE = 5_000
 BATCH_PAUSE = 0.01  # seconds between two batches: the reactor serves controllers and pages meanwhile
 
 # Each table in the order it is cleared, with the rows that have expired. A connection record is
-# kept while a read still points at it (its reads carry its peer and greeting).
+# kept while a read that stays points at it (its reads carry its peer and greeting); reads past
+# the cut-off are gone by the time connections are cleared, so a dry run counts the same rows.
 _EXPIRED = {
     "timing_reads": "received_at < %(cutoff)s",
     "rejected_lines": "received_at < %(cutoff)s",
     "controller_connections": ("connected_at < %(cutoff)s AND NOT EXISTS (SELECT 1 FROM timing_reads r"
-                               " WHERE r.connection_id = controller_connections.id)"),
+                               " WHERE r.connection_id = controller_connections.id"
+                               " AND r.received_at >= %(cutoff)s)"),
 }
 TABLES = tuple(_EXPIRED)
 # The oldest first, along the table's index on the time column (timing_reads_by_received,
