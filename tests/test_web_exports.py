@@ -14,16 +14,22 @@ from types import SimpleNamespace
 
 import pytest
 import pytest_twisted
+import treq
 from treq.testing import StubTreq
 from twisted.internet import reactor
+from twisted.internet.endpoints import serverFromString
+from twisted.web._newclient import ResponseFailed
+from twisted.web.iweb import UNKNOWN_LENGTH
 
 from chronotrack import exports
 from chronotrack.ctp01 import parse_tag_line
 from tests import rows
+from tests.postgres import query
 from tests.test_exports import EVENT_DAY, READ_FIELDS, database, fields, insert_ct01_read, stored_reads  # noqa: F401
 from tests.test_web_access import fetch, location
 from tests.test_web_partners import make_partner
 from web.app import DisplayApp
+from web.service import WebService
 
 assert database  # the fixture, imported for the tests below
 
@@ -148,3 +154,57 @@ async def test_the_download_is_written_a_page_at_a_time(stub, partners, monkeypa
     response, body = await fetch(stub, "GET", f"/sessions/{acme.session}/export.ct01", cookies=acme.cookies)
     assert response.code == 200
     assert pages == [2, 2, 1] and body.count("\r\n") == 5
+
+
+# Over a real port
+
+
+@pytest_twisted.async_yield_fixture
+async def served(database, partners):
+    display = DisplayApp(reactor, SimpleNamespace(database=database), ("Welcome",))
+    service = WebService(reactor, serverFromString(reactor, "tcp:0:interface=127.0.0.1"), display)
+    service.startService()
+    port = await service.when_listening()
+    yield f"http://127.0.0.1:{port.getHost().port}"
+    await service.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_large_download_arrives_whole_in_chunks_over_a_real_port(pg_dsn, served, partners):
+    acme, _ = partners
+    query(pg_dsn, """
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT s.id, s.timing_partner_id, 'connection:big', n, 'km-' || (n %% 42), n::text, '09:00:00.00',
+               '2024-05-04 09:00:00+00', 0, 'AAAAAA', 1, 'CT01_33~' || n || '~km-' || (n %% 42) || '~' || n
+               || '~09:00:00.00~0~AAAAAA~1'
+        FROM timing_sessions s, generate_series(1000, 20999) AS n WHERE s.id = %s""", (acme.session,))
+    response = await treq.get(f"{served}/sessions/{acme.session}/export.csv", headers=acme.bearer,
+                              persistent=False)
+    assert response.code == 200
+    assert response.length is UNKNOWN_LENGTH  # streamed as it is read: no length known up front
+    found = list(csv.DictReader(io.StringIO((await response.content()).decode("utf-8"), newline="")))
+    assert len(found) == 20000 + 5
+    assert [int(row["sequence_number"]) for row in found[5:]] == list(range(1000, 21000))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_download_that_fails_part_way_is_cut_off_not_finished(served, partners, monkeypatch):
+    acme, _ = partners
+    real_page = exports.export_page
+    pages = []
+
+    def failing(export_format, reads):
+        pages.append(len(reads))
+        if len(pages) == 2:
+            raise RuntimeError("the database went away")
+        return real_page(export_format, reads)
+
+    monkeypatch.setattr(exports, "PAGE_SIZE", 2)
+    monkeypatch.setattr(exports, "export_page", failing)
+    response = await treq.get(f"{served}/sessions/{acme.session}/export.ct01", headers=acme.bearer,
+                              persistent=False)
+    assert response.code == 200  # the first page was on its way
+    with pytest.raises(ResponseFailed):
+        await response.content()  # the client knows the file is incomplete
+    assert pages == [2, 2]

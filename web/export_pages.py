@@ -52,6 +52,8 @@ class ExportPages:
         request.setHeader(b"Content-Disposition", f'attachment; filename="{filename}"'.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-store")
         pace = _Pace()
+        gone: list[object] = []
+        request.notifyFinish().addBoth(gone.append)
         request.registerProducer(pace, True)
         try:
             count = await exports.write_export(database, target, export_format, pace.writer(request), location,
@@ -59,6 +61,9 @@ class ExportPages:
         except CancelledError:
             raise  # the browser went away: nothing more to send
         except Exception:
+            if gone:
+                log.info("download of session {session} closed by the browser", session=target.id)
+                return
             log.failure("export of session {session} failed part-way; dropping the download", session=target.id)
             request.channel.transport.abortConnection()  # no final chunk: the file is known to be incomplete
             return
