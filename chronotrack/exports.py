@@ -205,7 +205,7 @@ _PAGE_QUERY = """
     JOIN timing_sessions s ON s.id = r.session_id
     JOIN timing_events e ON e.id = s.timing_event_id
     LEFT JOIN participants p ON p.timing_event_id = s.timing_event_id AND p.bib = r.tag_code
-    WHERE r.session_id = %s AND r.id > %s{location}
+    WHERE r.timing_partner_id = %s AND r.session_id = %s AND r.id > %s{location}
     ORDER BY r.id
     LIMIT %s
 """
@@ -216,14 +216,15 @@ async def read_pages(database: Database, target: ExportTarget, location: str | N
     """The target's reads in id order (session after session), ``page_size`` at a time.
 
     Each page is one short query that starts after the last id seen, so a read stored while the
-    export runs is either in it or after it, and nothing holds a transaction open meanwhile.
+    export runs is either in it or after it, and nothing holds a transaction open meanwhile. The
+    partner condition lets it walk timing_reads_by_partner (partner, id) from that id on.
     """
     location_condition, location_params = (" AND r.location_name = %s", [location]) if location else ("", [])
     sql = _PAGE_QUERY.format(location=location_condition)
     for session_id in target.session_ids:
         after = 0
         while True:
-            rows = await database.run_query(sql, [session_id, after, *location_params, page_size])
+            rows = await database.run_query(sql, [target.partner_id, session_id, after, *location_params, page_size])
             if not rows:
                 break
             yield [ExportRead(*row) for row in rows]

@@ -106,7 +106,8 @@ def test_ct01_lines_are_the_raw_line_with_exactly_one_cr_lf():
 
 def test_export_filenames_are_plain_ascii_whatever_the_event_is_called():
     assert exports.export_filename("session", 12, "Spring 10K", "csv") == "session-12-spring-10k.csv"
-    assert exports.export_filename("session", 3, 'Évry "10K"\r\n; rm -rf /', "ct01") == "session-3-vry-10k-rm-rf.ct01.txt"
+    assert exports.export_filename("session", 3, 'Évry "10K"\r\n; rm -rf /', "ct01") == \
+        "session-3-vry-10k-rm-rf.ct01.txt"
     assert exports.export_filename("event", 4, "", "csv") == "event-4.csv"
 
 

@@ -87,7 +87,11 @@ def run_export(arguments: argparse.Namespace) -> int:
             return count
         return await _export_to_file(database, target, arguments)
 
-    count = run_on_database(settings, work)
+    try:
+        count = run_on_database(settings, work)
+    except BrokenPipeError:  # `chronotrack export ... | head`: the reader has all it wants
+        sys.stdout = open(os.devnull, "w")  # nothing left to flush at exit
+        raise CommandFailed("the output was closed before the export finished") from None
     where = f" to {arguments.output}" if arguments.output else ""
     print(f"exported {count} read{'' if count == 1 else 's'}{where}", file=sys.stderr)
     return EXIT_OK
