@@ -222,7 +222,14 @@ async def read_pages(database: Database, target: ExportTarget, location: str | N
     location_condition, location_params = (" AND r.location_name = %s", [location]) if location else ("", [])
     sql = _PAGE_QUERY.format(location=location_condition)
     for session_id in target.session_ids:
-        after = 0
+        # Start at the session's first read, not at the table's: the pages walk ids upwards. "id + 0"
+        # keeps the planner on the session's own index (timing_reads_by_location) instead of walking
+        # the primary key from the table's first read until this session's turns up.
+        first = await database.run_query("SELECT min(id + 0) FROM timing_reads WHERE session_id = %s",
+                                         (session_id,))
+        if first[0][0] is None:
+            continue
+        after = first[0][0] - 1
         while True:
             rows = await database.run_query(sql, [target.partner_id, session_id, after, *location_params, page_size])
             if not rows:
