@@ -217,7 +217,7 @@ async def read_pages(database: Database, target: ExportTarget, location: str | N
 
     Each page is one short query that starts after the last id seen, so a read stored while the
     export runs is either in it or after it, and nothing holds a transaction open meanwhile. The
-    partner condition lets it walk timing_reads_by_partner (partner, id) from that id on.
+    partner condition is a second fence: a page never holds another partner's read.
     """
     location_condition, location_params = (" AND r.location_name = %s", [location]) if location else ("", [])
     sql = _PAGE_QUERY.format(location=location_condition)
