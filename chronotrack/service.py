@@ -141,7 +141,7 @@ class CollectorService(MultiService):
             self._retention.start(RETENTION_CHECK_INTERVAL, now=True)
 
     def _delete_expired(self):
-        return self.store.delete_expired(self.retention_days)
+        return self.store.delete_expired(self.retention_days, keep_going=lambda: bool(self.running))
 
     @inlineCallbacks
     def stopService(self):

@@ -29,6 +29,7 @@ from web.access import Access
 from web.charts import bar_chart
 from web.errors import (BadCredentials, BadParameter, DatabaseUnavailable, Forbidden, NotFound, NotSignedIn,
                         TooManyAttempts)
+from web.export_pages import ExportPages
 from web.live import LiveReads
 from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
 from web.params import int_param, parse_bounded_int, text_param
@@ -114,9 +115,9 @@ _format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
 _format_time_of_day = _formatter("%H:%M")
 
 
-class DisplayApp(ResultsPages, OperatorPages):
+class DisplayApp(ResultsPages, OperatorPages, ExportPages):
     """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``,
-    the results (page, JSON, CSV, settings) from ``ResultsPages``."""
+    the results (page, JSON, CSV, settings) from ``ResultsPages``, the downloads from ``ExportPages``."""
 
     app = OperatorPages.app  # one Klein app for both, so one error hook answers for every route
 

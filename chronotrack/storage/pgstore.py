@@ -22,14 +22,14 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import psycopg2
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, inlineCallbacks, succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres.reconnection import ConnectionDead
 from txpostgres.txpostgres import RollbackFailed
 
-from chronotrack.storage import watermarks
+from chronotrack.storage import retention, watermarks
 from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
 from chronotrack.reads import ReadSource, TagRead
 
@@ -582,26 +582,15 @@ class PostgresReadStore:
             "current_session": self.current_session_id,
         }
 
-    def delete_expired(self, retention_days: int) -> Deferred[None]:
-        """Raw timing data older than the retention period goes."""
+    def delete_expired(self, retention_days: int, keep_going: Callable[[], bool] = lambda: True) -> Deferred[None]:
+        """Raw timing data older than the retention period goes, in batches (see chronotrack.storage.retention).
+
+        Between batches it stops early when the database goes away or ``keep_going()`` says so.
+        """
         if not self._can_write():
             return succeed(None)
-
-        @inlineCallbacks
-        def purge(cursor):
-            yield cursor.execute("DELETE FROM timing_reads WHERE received_at < now() - make_interval(days => %s)",
-                                 (retention_days,))
-            reads = cursor.rowcount
-            yield cursor.execute("DELETE FROM rejected_lines WHERE received_at < now() - make_interval(days => %s)",
-                                 (retention_days,))
-            yield cursor.execute("DELETE FROM controller_connections WHERE connected_at < now()"
-                                 " - make_interval(days => %s)"
-                                 " AND NOT EXISTS (SELECT 1 FROM timing_reads r WHERE r.connection_id"
-                                 " = controller_connections.id)", (retention_days,))
-            return reads
-
-        d = self.database_source.database.run_interaction(purge)
-        d.addCallback(lambda count: count and log.info(
-            "retention: deleted {count} reads older than {days} days", count=count, days=retention_days))
+        d = ensureDeferred(retention.delete_expired(self.database_source.database, retention_days, self.reactor,
+                                                    keep_going=lambda: self._can_write() and keep_going()))
+        d.addCallback(retention.log_report)
         d.addErrback(lambda failure: log.failure("retention clean-up failed", failure))
         return d
