@@ -29,7 +29,7 @@ from web import queries, results_queries
 from web.access import Viewer
 from web.errors import BadParameter, NotFound
 from web.live import LiveReads
-from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
+from web.operator_pages import MAX_ID, OperatorPages
 from web.params import CONTROL_CHARACTERS, int_param, parse_bounded_int, text_param
 from web.queries import Event, Scope
 from web.results_cache import EventResults, ResultsCache
