@@ -83,8 +83,13 @@ def makeService(options: Options, reactor=None) -> IService:
         def collector_status() -> Deferred:
             return Deferred.fromCoroutine(collector.status_figures())
 
-        make_web_service(reactor, settings["web"], database, settings["messages"],
-                         collector_status=collector_status, max_stream_clients=settings["max_stream_clients"],
-                         cors_origins=settings["cors_origins"]).setServiceParent(root)
+        web = make_web_service(reactor, settings["web"], database, settings["messages"],
+                               collector_status=collector_status,
+                               max_stream_clients=settings["max_stream_clients"],
+                               cors_origins=settings["cors_origins"])
+        web.setServiceParent(root)
+        display_app = getattr(web, "display_app", None)
+        if display_app is not None:
+            collector.metrics.stream_clients = lambda: display_app.open_streams
     return root
 
