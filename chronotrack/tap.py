@@ -18,6 +18,7 @@ from twisted.web.server import Site
 from chronotrack.config import ConfigError, option_parameters, settings_from_options
 from chronotrack.ctp01 import settings_from_config
 from chronotrack.db_service import DatabaseService
+from chronotrack.logs import JSON_OBSERVER
 from chronotrack.lifecycle import ListeningService, OrderedServices
 from chronotrack.service import CollectorService
 from chronotrack.status_api import StatusApp
@@ -30,7 +31,7 @@ COLLECTOR_SETTINGS = (
     "authentication", "secret-key-file", "greeting-timeout",
     "max-line-length", "max-connections", "max-connections-per-address", "allow",
     "rejected-lines-stored-per-minute", "garbage-ratio", "max-rejected-per-minute", "garbage-penalty",
-    "clock-tolerance",
+    "clock-tolerance", "log-format",
 )
 
 
@@ -42,10 +43,21 @@ class Options(usage.Options):
 
     def postOptions(self):
         self.settings = settings_from_options(self, COLLECTOR_SETTINGS)
+        self._choose_log_format()
         try:
             self.handshake = settings_from_config(self.settings)
         except ConfigError as error:
             raise usage.UsageError(str(error)) from error
+
+
+    def _choose_log_format(self) -> None:
+        """--log-format json sets twistd's own --logger (twistd starts logging after parsing
+        the options, from its ``logger`` option), unless --logger was given explicitly."""
+        parent = getattr(self, "parent", None)
+        if self.settings["log_format"] != "json" or parent is None:
+            return
+        if parent.get("logger") is None:
+            parent["logger"] = JSON_OBSERVER
 
 
 def listener(reactor, description: str, factory, purpose: str) -> ListeningService:
