@@ -6,6 +6,7 @@ makes then connects with psycopg2 and tries everything it must not be able to do
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import psycopg2
@@ -135,8 +136,23 @@ def test_a_partner_role_sees_only_that_partners_rows(pg_dsn, tmp_path, race):
     assert as_role(pg_dsn, role, "SELECT count(*) FROM reads_with_runners") == [(2,)]
     assert as_role(pg_dsn, role, "SELECT partner, bib FROM latest_reads") == [("beta", "9")]
     assert as_role(pg_dsn, role, "SELECT partner, reads FROM event_summary") == [("beta", 2)]
-    # A leaky function in the WHERE clause does not see the other partner's rows (security barrier).
     assert as_role(pg_dsn, role, "SELECT count(*) FROM reads_with_runners WHERE partner = 'acme'") == [(0,)]
+    # A cheap leaky function of the role's own in the WHERE clause sees only the rows the
+    # partner filter lets through: the views are security barriers.
+    connection = psycopg2.connect(role_dsn(pg_dsn, role))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("SET default_transaction_read_only = off")
+            cursor.execute("CREATE FUNCTION pg_temp.leak(text) RETURNS boolean LANGUAGE plpgsql COST 0.0000001"
+                           " AS $$ BEGIN RAISE NOTICE 'leak %', $1; RETURN true; END $$")
+            for view, column in (("reads_with_runners", "bib"), ("latest_reads", "bib"),
+                                 ("event_summary", "event_name")):
+                cursor.execute(f"SELECT * FROM {view} WHERE pg_temp.leak({column})")
+        leaked = set(re.findall(r"leak (.*)", "".join(connection.notices)))
+    finally:
+        connection.close()
+    assert leaked and leaked <= {"9", "Beta Relay"}, leaked
 
     updated = make_role(pg_dsn, tmp_path, role, "--partner", "acme")  # run again: the partner changes
     assert updated.returncode == 0 and f"updated read-only role {role}" in updated.stdout
