@@ -18,8 +18,8 @@ from twisted.web.server import Site
 from chronotrack.config import ConfigError, option_parameters, settings_from_options
 from chronotrack.ctp01 import settings_from_config
 from chronotrack.db_service import DatabaseService
-from chronotrack.logs import JSON_OBSERVER
 from chronotrack.lifecycle import ListeningService, OrderedServices
+from chronotrack.logs import JSON_OBSERVER
 from chronotrack.service import CollectorService
 from chronotrack.status_api import StatusApp
 from web.service import make_web_service
@@ -48,7 +48,6 @@ class Options(usage.Options):
             self.handshake = settings_from_config(self.settings)
         except ConfigError as error:
             raise usage.UsageError(str(error)) from error
-
 
     def _choose_log_format(self) -> None:
         """--log-format json sets twistd's own --logger (twistd starts logging after parsing
