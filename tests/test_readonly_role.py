@@ -70,7 +70,8 @@ def race(pg_dsn, tmp_path):
         query(pg_dsn, "INSERT INTO controller_credentials (timing_partner_id, user_id, password_encrypted)"
                       " VALUES (%s, %s, 'secret-box')", (partner_id, f"box-{slug}"))
         [(operator_id,)] = query(pg_dsn, "INSERT INTO operators (timing_partner_id, email, password_hash)"
-                                         " VALUES (%s, %s, 'argon2-hash') RETURNING id", (partner_id, f"o@{slug}.example"))
+                                         " VALUES (%s, %s, 'argon2-hash') RETURNING id",
+                                 (partner_id, f"o@{slug}.example"))
         query(pg_dsn, "INSERT INTO web_sessions (operator_id, token_hash, csrf_token, expires_at)"
                       " VALUES (%s, %s, 'csrf', now() + interval '1 day')", (operator_id, f"session-{slug}"))
         query(pg_dsn, "INSERT INTO api_tokens (timing_partner_id, token_hash) VALUES (%s, %s)",
