@@ -21,10 +21,11 @@ import pytest
 from chronotrack.simulator import SimulatorConfig, build_session
 from tests.postgres import query
 from tests.processes import CollectorProcess, start_simulator, wait_for
+from tests.test_metrics import scrape, value
 
 LOCATIONS = ("start", "finish")
 READS = 500  # per location per controller: 6 controllers x 2 locations x 500 = 6000 reads
-RATE = "60"  # reads per second per location: about 8 s of streaming, long enough to restart both
+RATE = "40"  # reads per second per location: about 12 s of streaming, long enough to restart both
 
 
 class Relay:
@@ -175,4 +176,11 @@ def test_two_collectors_share_the_load_resume_each_others_streams_and_store_ever
     for collector, mover in ((two, "m"), (one, "n")):
         assert re.search(rf"stream connection:{mover}-0 resuming with", collector.log()), \
             f"{mover} was not resumed by the other collector"
+    # Both carried load after their restart, and each says so on /metrics; nothing is left waiting.
+    for collector in (one, two):
+        samples = scrape(collector.status_port)
+        assert value(samples, "chronotrack_reads_stored_total") > 0
+        assert value(samples, "chronotrack_reads_waiting") == 0
+        assert value(samples, "chronotrack_controllers_connected") == 0
+        assert value(samples, "chronotrack_database_up") == 1
     assert time.monotonic() - started < 120
