@@ -20,7 +20,7 @@ import pytest
 
 from chronotrack.simulator import SimulatorConfig, build_session
 from tests.postgres import query
-from tests.processes import CollectorProcess, start_simulator, wait_for
+from tests.processes import CollectorProcess, get_json, start_simulator, wait_for
 from tests.test_metrics import scrape, value
 
 LOCATIONS = ("start", "finish")
@@ -30,9 +30,14 @@ RATE = "40"  # reads per second per location: about 12 s of streaming, long enou
 
 class Relay:
     """A TCP relay: the n-th connection goes to ``targets[(first + n) % 2]``, or to the other
-    target when that one does not answer (a collector restarting)."""
+    target when that one is not ready (a collector restarting).
 
-    def __init__(self, targets: list[int], first: int = 0) -> None:
+    Ready means /status says the database is connected and the schema in place, as a load
+    balancer checking readiness would: a collector still starting answers a controller from
+    memory only, with a bare ``start`` (see the report of this test's commit).
+    """
+
+    def __init__(self, targets: list[CollectorProcess], first: int = 0) -> None:
         self.targets = targets
         self.first = first
         self.routes: list[int] = []
@@ -43,23 +48,39 @@ class Relay:
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def _ready(target: CollectorProcess) -> bool:
+        try:
+            status = get_json(f"http://127.0.0.1:{target.status_port}/status", timeout=1)
+        except (OSError, ValueError):
+            return False
+        return bool(status.get("database_connected") and status.get("schema_ready"))
+
+    def _connect(self) -> socket.socket | None:
+        turn = self.first + len(self.routes)
+        order = [self.targets[(turn + step) % len(self.targets)] for step in range(len(self.targets))]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not self._closed:
+            for target in order:
+                if not self._ready(target):
+                    continue
+                try:
+                    upstream = socket.create_connection(("127.0.0.1", target.ctp01_port), timeout=2)
+                except OSError:
+                    continue
+                upstream.settimeout(None)
+                self.routes.append(target.ctp01_port)
+                return upstream
+            time.sleep(0.1)
+        return None
+
     def _accept_loop(self) -> None:
         while not self._closed:
             try:
                 client, _ = self._server.accept()
             except (socket.timeout, OSError):
                 continue
-            turn = self.first + len(self.routes)
-            order = [self.targets[(turn + step) % len(self.targets)] for step in range(len(self.targets))]
-            upstream = None
-            for port in order:
-                try:
-                    upstream = socket.create_connection(("127.0.0.1", port), timeout=2)
-                    upstream.settimeout(None)
-                    self.routes.append(port)
-                    break
-                except OSError:
-                    continue
+            upstream = self._connect()
             if upstream is None:
                 client.close()
                 continue
@@ -117,7 +138,7 @@ def test_two_collectors_share_the_load_resume_each_others_streams_and_store_ever
     one, two = collectors
     one.start()
     two.start()
-    relays = [Relay([one.ctp01_port, two.ctp01_port], first=0), Relay([one.ctp01_port, two.ctp01_port], first=1)]
+    relays = [Relay([one, two], first=0), Relay([one, two], first=1)]
     runs = {
         "a": simulator(one.ctp01_port, "a", 2, tmp_path / "a.log"),
         "b": simulator(two.ctp01_port, "b", 2, tmp_path / "b.log"),
