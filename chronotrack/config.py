@@ -78,6 +78,12 @@ def _allow_list(text: str):
     return parse_allow_list(text)
 
 
+def _log_format(text: str) -> str:
+    from chronotrack.logs import log_format
+
+    return log_format(text)
+
+
 def _message_list(text: str) -> tuple[str, ...]:
     messages = tuple(part.strip() for part in text.split("|") if part.strip())
     if not messages:
@@ -120,7 +126,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", "tcp:61611",
             "Endpoint the controllers connect to (CTP01)."),
     Setting("status", "tcp:61612:interface=127.0.0.1",
-            "Endpoint of the status API (/health, /status); 'none' turns it off."),
+            "Endpoint of the status API (/health, /status, Prometheus /metrics); 'none' turns it off."),
     Setting("web", "tcp:5000:interface=127.0.0.1",
             "Endpoint of the race display web layer; 'none' turns it off."),
     Setting("dsn", None,
@@ -183,6 +189,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("clock-tolerance", "86400",
             "Seconds a read's time may be from the server's clock before the read is "
             "flagged clock_suspect (it is stored all the same).", _positive_float),
+    Setting("log-format", "text",
+            "Log output: text (twistd's usual lines) or json (one JSON object per line with time, "
+            "level, namespace, message and fields, for journald and log shippers). Same as twistd's "
+            "--logger chronotrack.logs.json_observer; json goes to standard output.", _log_format),
     Setting("pushmode-ack", "false",
             "Ask controllers to acknowledge start/stop commands (pushmode-ack=true).", _bool),
     Setting("batch-size", "500",

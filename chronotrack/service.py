@@ -24,6 +24,7 @@ from chronotrack.ctp01 import HandshakeSettings
 from chronotrack.storage.db_service import DatabaseService
 from chronotrack.storage.journal import JournalError, ReadJournal
 from chronotrack.line_guard import limits_from_config
+from chronotrack.metrics import CollectorMetrics
 from chronotrack.storage.pgstore import PostgresReadStore
 from chronotrack.protocol import CTP01ServerFactory
 from chronotrack.lifecycle import ListeningService, abort_startup
@@ -104,6 +105,8 @@ class CollectorService(MultiService):
                                           authenticator)
         self.store.on_backlog_full = self.factory.pause_all
         self.store.on_backlog_drained = self.factory.resume_all
+        self.metrics = CollectorMetrics(self)
+        self.store.on_batch_written = self.metrics.observe_batch
         self.retention_days = settings["retention_days"]
         self._retention = LoopingCall(self._delete_expired)
         self._retention.clock = reactor

@@ -1,4 +1,4 @@
-"""The collector's status API: ``/health`` and ``/status`` for monitoring (127.0.0.1:61612)."""
+"""The collector's status API: ``/health``, ``/status`` and ``/metrics`` for monitoring (127.0.0.1:61612)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,18 @@ from typing import Any
 from klein import Klein
 from twisted.internet.interfaces import IReactorTime
 
+from chronotrack.metrics import CONTENT_TYPE
+
 
 def iso_now(clock: IReactorTime) -> str:
     return datetime.fromtimestamp(clock.seconds(), timezone.utc).isoformat()
 
 
 class StatusApp:
-    """JSON only; ``collector`` is the running CollectorService (figures, database check)."""
+    """``collector`` is the running CollectorService (figures, database check, metrics).
+
+    ``/health`` and ``/status`` answer JSON; ``/metrics`` the Prometheus text format.
+    """
 
     app = Klein()
 
@@ -39,6 +44,13 @@ class StatusApp:
         body = {"service": "timing-collector", "status": "running", **figures,
                 "timestamp": iso_now(self.clock)}
         return self._json(request, body)
+
+    @app.route("/metrics", methods=["GET"])
+    async def metrics(self, request):
+        body = await self.collector.metrics.render(self.clock)
+        request.setHeader(b"Content-Type", CONTENT_TYPE.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        return body
 
     @app.handle_errors
     def failed(self, request, failure):

@@ -19,6 +19,7 @@ from chronotrack.config import ConfigError, option_parameters, settings_from_opt
 from chronotrack.ctp01 import settings_from_config
 from chronotrack.storage.db_service import DatabaseService
 from chronotrack.lifecycle import ListeningService, OrderedServices
+from chronotrack.logs import JSON_OBSERVER
 from chronotrack.service import CollectorService
 from chronotrack.status_api import StatusApp
 from web.service import make_web_service
@@ -30,7 +31,7 @@ COLLECTOR_SETTINGS = (
     "authentication", "secret-key-file", "greeting-timeout",
     "max-line-length", "max-connections", "max-connections-per-address", "allow",
     "rejected-lines-stored-per-minute", "garbage-ratio", "max-rejected-per-minute", "garbage-penalty",
-    "clock-tolerance",
+    "clock-tolerance", "log-format",
 )
 
 
@@ -42,10 +43,20 @@ class Options(usage.Options):
 
     def postOptions(self):
         self.settings = settings_from_options(self, COLLECTOR_SETTINGS)
+        self._choose_log_format()
         try:
             self.handshake = settings_from_config(self.settings)
         except ConfigError as error:
             raise usage.UsageError(str(error)) from error
+
+    def _choose_log_format(self) -> None:
+        """--log-format json sets twistd's own --logger (twistd starts logging after parsing
+        the options, from its ``logger`` option), unless --logger was given explicitly."""
+        parent = getattr(self, "parent", None)
+        if self.settings["log_format"] != "json" or parent is None:
+            return
+        if parent.get("logger") is None:
+            parent["logger"] = JSON_OBSERVER
 
 
 def listener(reactor, description: str, factory, purpose: str) -> ListeningService:
@@ -83,8 +94,13 @@ def makeService(options: Options, reactor=None) -> IService:
         def collector_status() -> Deferred:
             return Deferred.fromCoroutine(collector.status_figures())
 
-        make_web_service(reactor, settings["web"], database, settings["messages"],
-                         collector_status=collector_status, max_stream_clients=settings["max_stream_clients"],
-                         cors_origins=settings["cors_origins"]).setServiceParent(root)
+        web = make_web_service(reactor, settings["web"], database, settings["messages"],
+                               collector_status=collector_status,
+                               max_stream_clients=settings["max_stream_clients"],
+                               cors_origins=settings["cors_origins"])
+        web.setServiceParent(root)
+        display_app = getattr(web, "display_app", None)
+        if display_app is not None:
+            collector.metrics.stream_clients = lambda: display_app.open_streams
     return root
 

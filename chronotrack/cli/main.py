@@ -13,12 +13,14 @@ from typing import Sequence
 
 from chronotrack.accounts.errors import AccountError
 from chronotrack.cli import (controller_commands, export_commands, operator_commands, partner_commands,
-                             retention_command, roster_commands, simulate_command, token_commands)
+                             readonly_commands, retention_command, roster_commands, simulate_command,
+                             token_commands)
 from chronotrack.cli.running import EXIT_INTERRUPTED, EXIT_REFUSED, EXIT_STATUS_HELP, CommandFailed
 
 PROGRAM = "chronotrack"
 DESCRIPTION = ("Administer the race-timing hub: timing partners, controller logins, operators, "
-               "API tokens, the roster, exports, raw-data retention, and the controller simulator.")
+               "API tokens, the roster, exports, raw-data retention, read-only database roles, and the "
+               "controller simulator.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=EXIT_STATUS_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (partner_commands, controller_commands, operator_commands, token_commands, roster_commands,
-                  export_commands, retention_command, simulate_command):
+                  export_commands, retention_command, readonly_commands, simulate_command):
         group.add_parsers(commands)
     return parser
 

@@ -172,6 +172,8 @@ class PostgresReadStore:
         self.on_backlog_full = on_backlog_full
         self.on_backlog_drained = on_backlog_drained
         self.clock_tolerance = clock_tolerance
+        # Told (reads, seconds) once per batch PostgreSQL committed: the metrics' histograms.
+        self.on_batch_written: Callable[[int, float], Any] | None = None
 
         self._incoming: list[tuple[JournalEntry, Deferred]] = []
         self._flush_call = None
@@ -333,17 +335,21 @@ class PostgresReadStore:
         self._writing = True
         size = min(self.batch_size, len(self._backlog))
         waiting = [self._backlog[index] for index in range(size)]
+        sent_at = self.reactor.seconds()
         d = self.database_source.database.run_interaction(_insert_reads, [w.entry for w in waiting],
                                                           self.clock_tolerance)
-        d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting,), errbackArgs=(waiting,))
+        d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, sent_at),
+                       errbackArgs=(waiting,))
 
     def _count_written(self, session_id: int, inserted: int, attempted: int) -> None:
         self.current_session_id = session_id
         self.reads_stored += inserted
         self.duplicates_skipped += attempted - inserted
 
-    def _written(self, result: tuple[int, int], waiting: list[_Waiting]) -> None:
+    def _written(self, result: tuple[int, int], waiting: list[_Waiting], sent_at: float | None = None) -> None:
         self._count_written(*result, attempted=len(waiting))
+        if self.on_batch_written is not None and sent_at is not None:
+            self.on_batch_written(len(waiting), self.reactor.seconds() - sent_at)
         self._drop_written(waiting)
         self._writing = False
         self._check_backlog()
