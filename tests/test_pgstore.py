@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 import pytest_twisted
 from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred
 
 from chronotrack.storage.database import Database
 from chronotrack.storage.journal import ReadJournal
@@ -252,3 +253,49 @@ async def test_backlog_limit_pauses_and_resumes_controllers(pg_dsn, tmp_path):
     assert events == ["pause"]
     await store.stop()
     dead.close()
+
+
+class LateDatabaseSource(DatabaseSource):
+    """A database whose schema becomes ready only when the test says so (a collector starting up)."""
+
+    def __init__(self, database):
+        super().__init__(database)
+        self.ready = Deferred()
+
+    def when_schema_ready(self):
+        return self.ready
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_resume_asked_while_the_database_starts_waits_for_it_instead_of_a_whole_replay(
+        pg_dsn, tmp_path, open_store):
+    """A collector whose port opened before its database would answer from memory: ``start~loc`` from 1."""
+    database, store = await open_store()
+    for seq in range(1, 11):
+        store.record_read(make_read(seq), SOURCE)
+    await wait_until(lambda: store.reads_stored == 10)
+    late = LateDatabaseSource(database)
+    starting = PostgresReadStore(reactor, late, ReadJournal(tmp_path / "journal-2", reactor), resume_wait=60)
+    await starting.start()
+    try:
+        asked = starting.resume_points("connection:ctl-1")
+        await task.deferLater(reactor, 0.1, lambda: None)
+        assert not asked.called, "answered before the database was there"
+        late.ready.callback(database)
+        assert await asked == {"finish": 10}
+    finally:
+        await starting.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_a_database_a_resume_answers_from_memory_once_the_wait_is_over(pg_dsn, tmp_path):
+    database = Database(reactor, pg_dsn)
+    await database.start()
+    store = PostgresReadStore(reactor, LateDatabaseSource(database), ReadJournal(tmp_path / "journal", reactor),
+                              resume_wait=0.1)
+    await store.start()
+    try:
+        assert await store.resume_points("connection:ctl-1") == {}
+    finally:
+        await store.stop()
+        database.close()

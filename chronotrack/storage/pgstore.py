@@ -37,6 +37,7 @@ log = Logger()
 
 RETRY_DELAY = 1.0  # seconds before retrying a failed write, whatever the failure
 SHUTDOWN_DRAIN_TIMEOUT = 10.0
+RESUME_WAIT = 5.0  # seconds a resume waits for the database before answering from memory
 MAX_QUEUED_FACTS = 10_000  # rejected lines etc. held while the database is down
 
 _RECOVERED = "recovered"  # journal position of entries recovered at start-up
@@ -162,7 +163,8 @@ class PostgresReadStore:
                  batch_size: int = 500, batch_delay: float = 0.005, backlog_limit: int = 200_000,
                  on_backlog_full: Callable[[], Any] | None = None,
                  on_backlog_drained: Callable[[], Any] | None = None,
-                 clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE) -> None:
+                 clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
+                 resume_wait: float = RESUME_WAIT) -> None:
         self.reactor = reactor
         self.database_source = database_source
         self.journal = journal
@@ -172,6 +174,7 @@ class PostgresReadStore:
         self.on_backlog_full = on_backlog_full
         self.on_backlog_drained = on_backlog_drained
         self.clock_tolerance = clock_tolerance
+        self.resume_wait = resume_wait
         # Told (reads, seconds) once per batch PostgreSQL committed: the metrics' histograms.
         self.on_batch_written: Callable[[int, float], Any] | None = None
 
@@ -188,6 +191,7 @@ class PostgresReadStore:
         self._queued_facts: deque[tuple[str, tuple]] = deque(maxlen=MAX_QUEUED_FACTS)
         self._journal_open = journal is None
         self._drained_waiters: list[Deferred] = []
+        self._writable_waiters: list[tuple[Deferred, Any]] = []
 
         self.reads_received = 0
         self.reads_stored = 0
@@ -225,11 +229,28 @@ class PostgresReadStore:
 
     def _on_reconnect(self) -> None:
         self._replay_queued_facts()
+        self._wake_writable_waiters()
         self._write_next()
+
+    def _database_within(self, seconds: float) -> Deferred[None]:
+        """Fires once the database can be written to, or after ``seconds``, whichever is first."""
+        waiter: Deferred[None] = Deferred()
+        timer = self.reactor.callLater(seconds, lambda: waiter.called or waiter.callback(None))
+        self._writable_waiters.append((waiter, timer))
+        return waiter
+
+    def _wake_writable_waiters(self) -> None:
+        waiters, self._writable_waiters = self._writable_waiters, []
+        for waiter, timer in waiters:
+            if timer.active():
+                timer.cancel()
+            if not waiter.called:
+                waiter.callback(None)
 
     @inlineCallbacks
     def stop(self):
         """Flush what is pending to the journal and, if possible, to the database."""
+        self._wake_writable_waiters()
         self._flush_incoming()
         while self._journal_writes_in_flight:
             yield deferLater(self.reactor, 0.01, lambda: None)
@@ -549,20 +570,30 @@ class PostgresReadStore:
             sql = ("SELECT stream_id, location_name, contiguous_through FROM stream_watermarks"
                    f" WHERE {partner} AND stream_id LIKE %s")
             params = (partner_id, _like_prefix(prefix))
-        # Taken before the query: a read written meanwhile is then in one or the other.
-        pending = self._pending_of(partner_id, stream_key, prefix)
-        if not self._can_write():
-            return succeed(watermarks.resume_points((), pending, prefix))
-        d = self.database_source.database.run_query(sql, params)
 
-        def merge(rows):
-            return watermarks.resume_points(rows, pending, prefix)
+        def ask() -> Deferred[dict[str, int]]:
+            # Taken before the query: a read written meanwhile is then in one or the other.
+            pending = self._pending_of(partner_id, stream_key, prefix)
+            if not self._can_write():
+                log.warn("resuming {stream} from this collector's memory only: the database is not "
+                         "reachable", stream=stream_key)
+                return succeed(watermarks.resume_points((), pending, prefix))
+            d = self.database_source.database.run_query(sql, params)
 
-        def database_failed(failure):
-            log.warn("resume points from memory only: {reason}", reason=failure.getErrorMessage())
-            return watermarks.resume_points((), pending, prefix)
+            def merge(rows):
+                return watermarks.resume_points(rows, pending, prefix)
 
-        return d.addCallbacks(merge, database_failed)
+            def database_failed(failure):
+                log.warn("resume points from memory only: {reason}", reason=failure.getErrorMessage())
+                return watermarks.resume_points((), pending, prefix)
+
+            return d.addCallbacks(merge, database_failed)
+
+        if self._can_write():
+            return ask()
+        # Starting up, or the database is away for a moment: an answer from memory alone would
+        # make the controller replay its whole session, so wait a little for the database first.
+        return self._database_within(self.resume_wait).addCallback(lambda _: ask())
 
     def _pending_of(self, partner_id: int | None, stream_key: str,
                     prefix: str | None) -> dict[tuple[str, str], set[int]]:
