@@ -109,6 +109,7 @@ class CTP01ServerProtocol(LineReceiver):
         self._row_requested = False
         self._closed = False
         self._paused = False
+        self._awaiting_resume_points = False  # the store may wait for its database meanwhile
         self._discarding_overlong = False
         self._after_overlong: bytes | None = None
         self._row_id: int | None = None
@@ -158,7 +159,7 @@ class CTP01ServerProtocol(LineReceiver):
                                        self._on_authorized, self._close_refused)
         self._lines = SpacedLines(self._clock, self.send)
         self._idle = IdleWatch(self._clock, self._settings.idle_timeout, self._settings.ping_interval,
-                               lambda: self.send("ping"), self._on_silence, lambda: self._paused, self.peer)
+                               lambda: self.send("ping"), self._on_silence, self._not_listening, self.peer)
         self.factory.open_connections.add(self)
         log.info("controller connected from {peer}", peer=self.peer)
         self._idle.start()
@@ -419,9 +420,21 @@ class CTP01ServerProtocol(LineReceiver):
         partner_id, user_id = self.partner_id, self.user_id
         self._with_row_id(lambda row_id: self._call_store(
             "controller_identified", row_id, key, event_name, partner_id, user_id))
+        self._awaiting_resume_points = True
         points = self._call_store("resume_points", key, partner_id)
+        points.addBoth(self._resume_points_known)
         points.addCallback(self._start_stream)
         points.addErrback(self._internal_error, "starting the stream")
+
+    def _not_listening(self) -> bool:
+        """While we are the ones keeping the controller waiting, its silence is not idleness."""
+        return self._paused or self._awaiting_resume_points
+
+    def _resume_points_known(self, result: Any) -> Any:
+        self._awaiting_resume_points = False
+        if self._idle is not None:
+            self._idle.heard()
+        return result
 
     def _start_stream(self, points: dict[str, int] | None) -> None:
         if self._closed:

@@ -531,6 +531,26 @@ def test_no_delayed_calls_after_losing_a_connection_waiting_for_resume_points():
     assert controller.sent() == []
 
 
+def test_a_controller_kept_waiting_for_resume_points_is_not_closed_as_idle():
+    """The store may wait for its database; the controller's silence meanwhile is ours, not its."""
+    store = MemoryReadStore()
+    store.hold_resume_points = True
+    factory = make_factory(FAST, store)
+    controller = Controller(factory)
+    controller.feed(GREETING)
+    factory.clock.advance(0)
+    controller.feed("ack~geteventinfo~B~E1~x", "ack~getlocations~start", "ack~getconnectionid~C")
+    factory.clock.advance(FAST.idle_timeout * 3)
+    assert not controller.transport.disconnecting
+    [(_, held)] = store.held_resume_points
+    held.callback({"start": 3})
+    assert "start~start~4" in controller.sent()
+    factory.clock.advance(FAST.idle_timeout - 0.1)
+    assert not controller.transport.disconnecting  # the silence starts over from the answer
+    factory.clock.advance(0.2)
+    assert controller.transport.disconnecting
+
+
 def test_disconnect_is_recorded_and_the_connection_forgotten():
     store = MemoryReadStore()
     factory = make_factory(FAST, store)
