@@ -11,16 +11,13 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, timezone
-from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
 
 from chronotrack import exports
 from chronotrack.ctp01 import parse_tag_bytes, parse_tag_line
 from chronotrack.storage.database import Database
-from chronotrack.storage.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from tests.test_cli import assert_clean_failure, run
@@ -49,15 +46,6 @@ def stored_reads(dsn: str, session_ids: list[int], location: str | None = None) 
 
 def fields(read) -> tuple:
     return tuple(getattr(read, name) for name in READ_FIELDS)
-
-
-@pytest_twisted.async_yield_fixture
-async def database(pg_dsn):
-    database = Database(reactor, pg_dsn)
-    assert await database.start()
-    await migrate(database)
-    yield database
-    database.close()
 
 
 @pytest.fixture

@@ -19,8 +19,6 @@ import pytest_twisted
 from treq.testing import StubTreq
 from twisted.internet import reactor
 
-from chronotrack.storage.database import Database
-from chronotrack.storage.migrations import migrate
 from tests import rows
 from tests.postgres import query
 from tests.test_web_access import PASSWORD, fetch
@@ -78,15 +76,6 @@ def insert_runner(dsn: str, event: int, bib: str, first: str, last: str, age: in
         ON CONFLICT (timing_event_id, bib) DO UPDATE SET first_name = EXCLUDED.first_name,
             last_name = EXCLUDED.last_name, updated_at = clock_timestamp()""",
           (bib, first, last, age, gender, division, event))
-
-
-@pytest_twisted.async_yield_fixture
-async def database(pg_dsn):
-    database = Database(reactor, pg_dsn)
-    assert await database.start()
-    await migrate(database)
-    yield database
-    database.close()
 
 
 @pytest.fixture
