@@ -25,6 +25,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from chronotrack.accounts.tokens import token_hash
 from tests import rows
 from tests.postgres import query
+from tests.test_web_routes import settle
 from web.access import Access, client_address, is_secure
 from web.app import DisplayApp
 from web.errors import Forbidden
@@ -37,15 +38,6 @@ LOGIN_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 # Helpers
-
-
-async def settle(stub: StubTreq, deferred):
-    done = []
-    deferred.addBoth(lambda result: done.append(True) or result)
-    while not done:
-        stub.flush()
-        await task.deferLater(reactor, 0.005, lambda: None)
-    return await deferred
 
 
 async def fetch(browser: StubTreq, method: str, path: str, **kwargs):
