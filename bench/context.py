@@ -66,8 +66,9 @@ class Context:
         """A started twistd collector on a fresh database of the private server."""
         self._counter += 1
         dsn = self.postgres.create_database()
+        # Every simulated controller connects from 127.0.0.1: lift the per-address cap.
         collector = start_collector(self.work / f"{self._counter:02d}-{name}", dsn=dsn, web=web,
-                                    extra_args=extra_args)
+                                    extra_args=("--max-connections-per-address", "1000", *extra_args))
         wait_for_schema(dsn)
         return collector
 
