@@ -16,9 +16,6 @@ from tests import rows
 from tests.postgres import query
 from tests.processes import CollectorProcess, run_simulator, start_simulator, wait_for
 from tests.test_cli import assert_clean_failure, run
-from tests.test_exports import database  # noqa: F401  (the migrated database fixture)
-
-assert database
 
 KEPT_TABLES = ("timing_sessions", "timing_events", "timing_partners", "participants", "stream_watermarks",
                "timing_locations")

@@ -25,13 +25,11 @@ from chronotrack import exports
 from chronotrack.ctp01 import parse_tag_line
 from tests import rows
 from tests.postgres import query
-from tests.test_exports import EVENT_DAY, READ_FIELDS, database, fields, insert_ct01_read, stored_reads  # noqa: F401
+from tests.test_exports import EVENT_DAY, fields, insert_ct01_read, stored_reads
 from tests.test_web_access import fetch, location
 from tests.test_web_partners import make_partner
 from web.app import DisplayApp
 from web.service import WebService
-
-assert database  # the fixture, imported for the tests below
 
 
 @pytest.fixture
