@@ -4,6 +4,7 @@
 import pytest
 import pytest_twisted
 from twisted.internet import reactor, task
+from twisted.internet.defer import Deferred
 
 from chronotrack.storage.database import Database, check_dsn_syntax, redact_dsn
 from chronotrack.storage.migrations import available_migrations, migrate
@@ -99,3 +100,33 @@ async def test_start_with_database_down_keeps_retrying_then_connects(private_pos
     finally:
         if database is not None:
             database.close()
+
+
+def test_stopping_during_a_connect_attempt_neither_raises_nor_revives_the_connection():
+    """txpostgres refuses to cancel a connect it is polling (_CancelInProgress) and finishes it
+    later: closing the database at that moment must not fail, and the late connection is closed."""
+    from twisted.internet.task import Clock
+    from txpostgres import txpostgres
+
+    from chronotrack.storage.database import _Detector
+
+    class Reconnectable:
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    def refuse_to_cancel(deferred):
+        raise txpostgres._CancelInProgress()
+
+    detector = _Detector(Clock(), on_death=None)
+    detector.reconnectable = Reconnectable()
+    recovered = []
+    detector.addRecoveryHandler(lambda: recovered.append(True))
+    attempt = Deferred(refuse_to_cancel)
+    detector._retrying = attempt
+    attempt.addCallback(detector._reconnected)
+
+    detector.stop()  # must not raise
+    attempt.callback(None)  # the connect under way completes after all
+    assert detector.reconnectable.closed and recovered == []

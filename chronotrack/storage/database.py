@@ -74,14 +74,29 @@ class _Detector(reconnection.DeadConnectionDetector):
         call = retrying.RetryingCall(self.reconnect)
         call.reactor = self.reactor
         self._retrying = call.start(self.reconnectionIterator())
-        self._retrying.addCallback(lambda _: self.connectionRecovered())
+        self._retrying.addCallback(self._reconnected)
         self._retrying.addErrback(lambda failure: failure.trap(CancelledError))
+
+    def _reconnected(self, _) -> None:
+        if self.stopped:
+            # A connect attempt that was under way when we stopped: nobody wants it.
+            try:
+                self.reconnectable.close()
+            except Exception:
+                pass  # it may not have got far enough to close (AttributeError)
+            return
+        self.connectionRecovered()
 
     def stop(self) -> None:
         self.stopped = True
         self.connectionIsDead = True
         if self._retrying is not None:
-            self._retrying.cancel()
+            try:
+                self._retrying.cancel()
+            except txpostgres._CancelInProgress:
+                # txpostgres lets a connect that is being polled finish before it can be
+                # cancelled; ``_reconnected`` closes it when it does.
+                pass
 
 
 class _Connection(txpostgres.Connection):
