@@ -29,7 +29,9 @@ from web.access import Access
 from web.charts import bar_chart
 from web.errors import (BadCredentials, BadParameter, DatabaseUnavailable, Forbidden, NotFound, NotSignedIn,
                         TooManyAttempts)
+from web.designer_pages import DesignerPages
 from web.export_pages import ExportPages
+from web.image_pages import ImagePages
 from web.live import LiveReads
 from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
 from web.params import int_param, parse_bounded_int, text_param
@@ -53,6 +55,10 @@ STATIC_FILES = {
     "display.css": b"text/css; charset=utf-8",
     "site.css": b"text/css; charset=utf-8",
     "results.js": b"text/javascript; charset=utf-8",
+    "layout.js": b"text/javascript; charset=utf-8",
+    "designer.js": b"text/javascript; charset=utf-8",
+    "designer.css": b"text/css; charset=utf-8",
+    "layout_preview.js": b"text/javascript; charset=utf-8",
 }
 PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster",
                b"/login": "Sign in", b"/results": "Results"}
@@ -115,7 +121,7 @@ _format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
 _format_time_of_day = _formatter("%H:%M")
 
 
-class DisplayApp(ResultsPages, OperatorPages, ExportPages):
+class DisplayApp(ResultsPages, OperatorPages, ExportPages, DesignerPages, ImagePages):
     """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``,
     the results (page, JSON, CSV, settings) from ``ResultsPages``, the downloads from ``ExportPages``."""
 

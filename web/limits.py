@@ -14,6 +14,8 @@ MIB = 1024 * 1024
 DEFAULT_BODY_BYTES = 64 * 1024
 ROSTER_FILE_BYTES = 5 * MIB  # what the roster route accepts as a file
 UPLOAD_BODY_BYTES = ROSTER_FILE_BYTES + 64 * 1024  # the file plus its multipart envelope
+IMAGE_FILE_BYTES = 2 * MIB  # what an event image upload accepts (chronotrack.display.images)
+IMAGE_BODY_BYTES = IMAGE_FILE_BYTES + 64 * 1024
 REFUSED_BODY_DISCARD_BYTES = 1 * MIB  # read and dropped after a 413, then the connection is cut
 DEFAULT_MAX_STREAM_CLIENTS = 1000
 STREAM_RETRY_AFTER_SECONDS = 10
@@ -27,6 +29,7 @@ class BodyLimit:
 
 DEFAULT_LIMIT = BodyLimit(DEFAULT_BODY_BYTES, f"Request bodies may be at most {DEFAULT_BODY_BYTES // 1024} KB.")
 UPLOAD_LIMIT = BodyLimit(UPLOAD_BODY_BYTES, f"Roster files may be at most {ROSTER_FILE_BYTES // MIB} MB.")
+IMAGE_LIMIT = BodyLimit(IMAGE_BODY_BYTES, f"Images may be at most {IMAGE_FILE_BYTES // MIB} MB.")
 
 
 def is_upload(method: bytes, path: bytes) -> bool:
@@ -34,7 +37,14 @@ def is_upload(method: bytes, path: bytes) -> bool:
     return method.upper() == b"POST" and (path == b"/roster" or path.endswith(b"/roster"))
 
 
+def is_image_upload(method: bytes, path: bytes) -> bool:
+    """Image uploads (``POST /api/events/<id>/images``) carry up to 2 MB."""
+    return method.upper() == b"POST" and path.startswith(b"/api/events/") and path.endswith(b"/images")
+
+
 def body_limit(method: bytes, path: bytes) -> BodyLimit:
+    if is_image_upload(method, path):
+        return IMAGE_LIMIT
     return UPLOAD_LIMIT if is_upload(method, path) else DEFAULT_LIMIT
 
 
