@@ -130,8 +130,8 @@ def _field(field: Any, path: str) -> dict[str, Any]:
     image_id = _optional_id(field.get("image_id"), path + ".image_id")
     if kind == "image" and image_id is None:
         raise LayoutError(path + ".image_id", "an image field needs the id of one of the event's images")
-    if kind != "image" and image_id is not None:
-        raise LayoutError(path + ".image_id", "only an image field has an image")
+    if kind not in ("image", "logo") and image_id is not None:
+        raise LayoutError(path + ".image_id", "only an image or logo field has an image")
     text = field.get("text", "")
     if not isinstance(text, str) or len(text) > MAX_TEXT_LENGTH:
         raise LayoutError(path + ".text", f"must be text of at most {MAX_TEXT_LENGTH} characters")
