@@ -127,3 +127,8 @@ def test_the_input_is_not_changed():
     before = copy.deepcopy(value)
     validate_layout(value)
     assert value == before
+
+
+def test_the_image_urls_the_api_adds_may_come_back_and_are_dropped():
+    served = {**layout(), "images": {"4": "/images/" + "a" * 64 + ".png"}}
+    assert "images" not in validate_layout(served)

@@ -2,7 +2,7 @@
 
 A mixin of ``DisplayApp`` on the same Klein app. An upload is at most 2 MB (``HubRequest``
 refuses a bigger body with 413 before reading it, web/limits.py); its bytes are checked and
-re-encoded in a thread (``chronotrack.display.images.clean_image``) so a big picture never
+re-encoded in a thread, two at most at once (``chronotrack.display.images.clean_image``) so a big picture never
 stalls the reactor. Images are served at ``/images/<sha256>.<ext>``: the address is the
 hash of the stored bytes, so it never changes meaning and is cached for a year.
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from twisted.internet.threads import deferToThread
+from twisted.internet.defer import DeferredSemaphore
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -29,6 +30,9 @@ log = Logger()
 
 app = OperatorPages.app
 
+# A 4096 x 4096 picture takes 64 MB to decode: two at a time keep a burst of uploads from
+# filling the memory or every thread of the reactor's pool.
+PARALLEL_IMAGE_DECODES = 2
 IMAGE_FILE_NAME = re.compile(r"^([0-9a-f]{64})\.(png|jpg|webp)$")
 _FILE_NAME_IN_DISPOSITION = re.compile(rb'filename="([^"]{0,400})"')
 
@@ -36,8 +40,20 @@ _FILE_NAME_IN_DISPOSITION = re.compile(rb'filename="([^"]{0,400})"')
 class ImagePages:
     """Routes on ``OperatorPages.app``; ``DisplayApp`` provides the plumbing."""
 
+    reactor: Any
     database: Callable[[], Database]
     _json: Callable[[IRequest, dict[str, Any]], bytes]
+
+    _image_decodes: DeferredSemaphore | None = None
+
+    async def _clean_off_the_reactor(self, data: bytes):
+        """``clean_image`` in the reactor's thread pool (a test clock without one: in line)."""
+        if self._image_decodes is None:
+            self._image_decodes = DeferredSemaphore(PARALLEL_IMAGE_DECODES)
+        pool = getattr(self.reactor, "getThreadPool", None)
+        if pool is None:
+            return clean_image(data)
+        return await self._image_decodes.run(deferToThreadPool, self.reactor, pool(), clean_image, data)
 
     async def _api_changer(self, request: IRequest, database: Database) -> Viewer:
         """Whoever may change things through the JSON API (same-site, not a read-only token, CSRF)."""
@@ -73,7 +89,7 @@ class ImagePages:
         data = uploads[0]
         try:
             check_upload_size(len(data))
-            cleaned = await deferToThread(clean_image, data)
+            cleaned = await self._clean_off_the_reactor(data)
         except ImageRefused as refused:
             if refused.too_large:
                 request.setResponseCode(413)

@@ -38,6 +38,7 @@ WEIGHTS = (400, 700, 900)
 ALIGNMENTS = ("left", "center", "right")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 TOP_KEYS = {"version", "aspect", "background", "font", "fields"}
+SERVED_KEYS = {"images"}  # added by the API when it serves a layout (image id -> URL): accepted back, dropped
 BACKGROUND_KEYS = {"color", "image_id"}
 FIELD_KEYS = {"kind", "x", "y", "w", "h", "size", "weight", "color", "align", "image_id", "text"}
 
@@ -68,7 +69,7 @@ def validate_layout(value: Any) -> dict[str, Any]:
         raise LayoutError("layout", "must be a JSON object")
     if len(json.dumps(value, separators=(",", ":"))) > MAX_LAYOUT_BYTES:
         raise LayoutError("layout", f"must be at most {MAX_LAYOUT_BYTES // 1024} KB of JSON")
-    _no_unknown_keys(value, TOP_KEYS, "")
+    _no_unknown_keys(value, TOP_KEYS | SERVED_KEYS, "")
     if value.get("version") != LAYOUT_VERSION or isinstance(value.get("version"), bool):
         raise LayoutError("version", f"must be {LAYOUT_VERSION}")
     if value.get("aspect", ASPECT) != ASPECT:
