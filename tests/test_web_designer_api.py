@@ -364,3 +364,23 @@ async def test_the_designer_and_preview_pages_need_a_sign_in_and_show_the_operat
     assert b"Finish &lt;b&gt;" in html and b"Finish <b>" not in html
     bad, html = await call("GET", f"{base}/designer?event=abc", cookies=acme.cookies())
     assert bad.code == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_public_display_scope_reads_its_own_events_layout_only(base, partners, database, pg_dsn):
+    """What a public screen (one partner, one event) may load: that event's layouts, nothing else."""
+    from web import designer_queries
+    from web.queries import Scope
+
+    acme, zeta = partners
+    code, created = await call_json("POST", f"{base}/api/events/{acme.event}/layouts",
+                                    json={"name": "Finish", "layout": a_layout()}, **acme.changing())
+    layout_id = created["layout"]["id"]
+    acme_id = query(pg_dsn, "SELECT id FROM timing_partners WHERE slug = 'acme'")[0][0]
+    other_event = rows.insert_event(pg_dsn, "second", "Acme Half", partner="acme")
+    screen = Scope(frozenset([acme_id]), acme.event)
+    found = await designer_queries.layout(database, screen, layout_id)
+    assert found is not None and found.layout["fields"][0]["x"] == 10
+    assert await designer_queries.layout(database, Scope(frozenset([acme_id]), other_event), layout_id) is None
+    zeta_id = query(pg_dsn, "SELECT id FROM timing_partners WHERE slug = 'zeta'")[0][0]
+    assert await designer_queries.layout(database, Scope(frozenset([zeta_id]), acme.event), layout_id) is None

@@ -1,7 +1,8 @@
-"""The SQL of event images and display layouts, every query narrowed to the viewer's partners.
+"""The SQL of event images and display layouts, every query narrowed to the viewer's scope.
 
 Like ``web.queries``: parameters only, and any driver failure becomes DatabaseUnavailable
 (a 503). A row of another partner is simply not found, so a caller cannot leak or change it.
+A public display's scope (one partner, one event) works too: a screen may read its layout.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ _IMAGE_COLUMNS = "id, timing_event_id, original_name, content_type, width, heigh
 async def store_image(database: Database, scope: Scope, event_id: int, name: str,
                       image: CleanImage) -> StoredImage | None:
     """The image stored in the event (the same bytes again: the row already there); None if not the viewer's event."""
-    where, params = scope.where("timing_partner_id", extra=["id = %s"], extra_params=[event_id])
+    where, params = scope.where("timing_partner_id", "id", extra=["id = %s"], extra_params=[event_id])
     rows = await _rows(database, f"""
         WITH event AS (SELECT id, timing_partner_id FROM timing_events {where}),
         added AS (
@@ -70,7 +71,8 @@ async def store_image(database: Database, scope: Scope, event_id: int, name: str
 
 
 async def event_images(database: Database, scope: Scope, event_id: int) -> list[StoredImage]:
-    where, params = scope.where("timing_partner_id", extra=["timing_event_id = %s"], extra_params=[event_id])
+    where, params = scope.where("timing_partner_id", "timing_event_id", extra=["timing_event_id = %s"],
+                                extra_params=[event_id])
     rows = await _rows(database, f"SELECT {_IMAGE_COLUMNS} FROM event_images {where} ORDER BY id LIMIT %s",
                        [*params, MAX_IMAGES_LISTED])
     return [StoredImage(*row) for row in rows]
@@ -80,7 +82,8 @@ async def images_by_id(database: Database, scope: Scope, event_id: int, ids: set
     """The event's images among ``ids`` (those of other events or partners are left out)."""
     if not ids:
         return {}
-    where, params = scope.where("timing_partner_id", extra=["timing_event_id = %s", "id = ANY(%s::bigint[])"],
+    where, params = scope.where("timing_partner_id", "timing_event_id",
+                                extra=["timing_event_id = %s", "id = ANY(%s::bigint[])"],
                                 extra_params=[event_id, sorted(ids)])
     rows = await _rows(database, f"SELECT {_IMAGE_COLUMNS} FROM event_images {where}", params)
     return {row[0]: StoredImage(*row) for row in rows}
@@ -125,20 +128,21 @@ def _layout(row: tuple) -> StoredLayout:
 
 
 async def event_layouts(database: Database, scope: Scope, event_id: int) -> list[StoredLayout]:
-    where, params = scope.where("timing_partner_id", extra=["timing_event_id = %s"], extra_params=[event_id])
+    where, params = scope.where("timing_partner_id", "timing_event_id", extra=["timing_event_id = %s"],
+                                extra_params=[event_id])
     rows = await _rows(database, f"SELECT {_LAYOUT_COLUMNS} FROM display_layouts {where} ORDER BY name LIMIT %s",
                        [*params, MAX_LAYOUTS_LISTED])
     return [_layout(row) for row in rows]
 
 
 async def layout(database: Database, scope: Scope, layout_id: int) -> StoredLayout | None:
-    where, params = scope.where("timing_partner_id", extra=["id = %s"], extra_params=[layout_id])
+    where, params = scope.where("timing_partner_id", "timing_event_id", extra=["id = %s"], extra_params=[layout_id])
     rows = await _rows(database, f"SELECT {_LAYOUT_COLUMNS} FROM display_layouts {where}", params)
     return _layout(rows[0]) if rows else None
 
 
 async def layout_named(database: Database, scope: Scope, event_id: int, name: str) -> StoredLayout | None:
-    where, params = scope.where("timing_partner_id", extra=["timing_event_id = %s", "name = %s"],
+    where, params = scope.where("timing_partner_id", "timing_event_id", extra=["timing_event_id = %s", "name = %s"],
                                 extra_params=[event_id, name])
     rows = await _rows(database, f"SELECT {_LAYOUT_COLUMNS} FROM display_layouts {where}", params)
     return _layout(rows[0]) if rows else None
@@ -147,7 +151,7 @@ async def layout_named(database: Database, scope: Scope, event_id: int, name: st
 async def create_layout(database: Database, scope: Scope, event_id: int, name: str,
                         content: dict[str, Any]) -> StoredLayout | None:
     """The new layout; None when the event is not the viewer's or the name is taken in it."""
-    where, params = scope.where("timing_partner_id", extra=["id = %s"], extra_params=[event_id])
+    where, params = scope.where("timing_partner_id", "id", extra=["id = %s"], extra_params=[event_id])
     rows = await _rows(database, f"""
         INSERT INTO display_layouts (timing_partner_id, timing_event_id, name, layout)
         SELECT timing_partner_id, id, %s, %s::jsonb FROM timing_events {where}
@@ -164,7 +168,7 @@ async def update_layout(database: Database, scope: Scope, layout_id: int, name: 
     if expected_updated_at is not None:
         extra.append("updated_at = %s")
         extra_params.append(expected_updated_at)
-    where, params = scope.where("timing_partner_id", extra=extra, extra_params=extra_params)
+    where, params = scope.where("timing_partner_id", "timing_event_id", extra=extra, extra_params=extra_params)
     rows = await _rows(database, f"""
         UPDATE display_layouts SET name = %s, layout = %s::jsonb, updated_at = clock_timestamp() {where}
         RETURNING {_LAYOUT_COLUMNS}""", [name, json.dumps(content), *params])
@@ -172,6 +176,6 @@ async def update_layout(database: Database, scope: Scope, layout_id: int, name: 
 
 
 async def delete_layout(database: Database, scope: Scope, layout_id: int) -> bool:
-    where, params = scope.where("timing_partner_id", extra=["id = %s"], extra_params=[layout_id])
+    where, params = scope.where("timing_partner_id", "timing_event_id", extra=["id = %s"], extra_params=[layout_id])
     rows = await _rows(database, f"DELETE FROM display_layouts {where} RETURNING id", params)
     return bool(rows)
