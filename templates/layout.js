@@ -24,6 +24,8 @@
     message: "Message", logo: "Logo", image: "Image", event_name: "Event name", clock: "Clock"
   };
   var COLOR = /^#[0-9a-fA-F]{6}$/;
+  var SMALLEST_FIT = 0.25;  /* a long name may shrink to a quarter of its size before it is cut with "…" */
+  var clocks = typeof WeakMap === "function" ? new WeakMap() : null;
   var SAFE_URL = /^\/images\/[0-9a-f]{64}\.(png|jpg|webp)$/;
 
   function ordinal(n) {
@@ -128,10 +130,37 @@
     return element;
   }
 
+  /* Shrink a text field's font until its text fits the box (long names), measured once drawn. */
+  function fitText(element, field) {
+    var text = element.firstChild;
+    if (!text || !text.textContent || !element.isConnected) { return; }
+    var size = field.size || 5;
+    var smallest = size * SMALLEST_FIT;
+    for (var tries = 0; tries < 8 && text.scrollWidth > text.clientWidth + 1 && size > smallest; tries += 1) {
+      size = Math.max(smallest, size * Math.max(0.5, (text.clientWidth / text.scrollWidth) * 0.98));
+      element.style.fontSize = size.toFixed(2) + "cqh";
+    }
+  }
+
+  /* Clock fields without a runner's clock time tick every second, until the next render. */
+  function tickClocks(container, fields) {
+    if (clocks && clocks.has(container)) {
+      window.clearInterval(clocks.get(container));
+      clocks.delete(container);
+    }
+    if (!clocks || !fields.length) { return; }
+    clocks.set(container, window.setInterval(function () {
+      if (!container.isConnected) { window.clearInterval(clocks.get(container)); clocks.delete(container); return; }
+      var text = clockText();
+      fields.forEach(function (element) { if (element.firstChild) { element.firstChild.textContent = text; } });
+    }, 1000));
+  }
+
   /* Draw `layout` for `runner` into `container`, replacing what was there. */
   function render(container, layout, runner, branding) {
     layout = layout || { fields: [] };
     branding = branding || {};
+    runner = runner || {};
     while (container.firstChild) { container.removeChild(container.firstChild); }
     var style = container.style;
     if (!style.position || style.position === "static") { style.position = "relative"; }
@@ -149,11 +178,15 @@
     } else {
       style.backgroundImage = "none";
     }
+    var ticking = [];
     (layout.fields || []).forEach(function (field, index) {
       var element = drawField(field, layout, runner, branding);
       element.dataset.index = String(index);
       container.appendChild(element);
+      if (field.kind !== "logo" && field.kind !== "image") { fitText(element, field); }
+      if (field.kind === "clock" && !runner.clock_time) { ticking.push(element); }
     });
+    tickClocks(container, ticking);
     return container;
   }
 

@@ -1,8 +1,8 @@
 """The display designer in a real headless Chromium, against ``twistd chronotrack-display`` as a
 separate process on a real PostgreSQL: a signed-in operator drags a field, nudges it with the
 keyboard, changes its colour, uploads a logo and saves a template; reloading the designer
-loads it again; the full-screen preview draws it with the latest finisher, the field where it
-was dropped. All under the strict CSP, and on a 390 px phone without sideways scrolling.
+loads it again; the full-screen preview draws it with the latest finisher (a long name shrunk to
+fit), the field where it was dropped. All under the strict CSP, and on a 390 px phone without sideways scrolling.
 Screenshots of the designer and the preview go to test-artifacts/."""
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ def prepare(dsn: str, logo: Path) -> str:
     operator = rows.insert_operator(dsn, "ops@example.org", PASSWORD)
     rows.insert_session(dsn, event="Spring 10K")
     rows.insert_runner(dsn, "101", "Ada", "Lovelace")
+    rows.insert_runner(dsn, "105", "Maximiliana-Wilhelmina", "Featherstonehaugh-Cholmondeley")
     insert_read(dsn, "guntime", "start", "08:00:00.00")
     insert_read(dsn, "101", "finish", "08:31:07.42")
+    insert_read(dsn, "105", "finish", "08:33:02.88")  # the latest finisher, with a long name
     image = Image.new("RGB", (300, 120), (250, 200, 20))
     for x in range(100, 200):
         for y in range(30, 90):
@@ -143,9 +145,13 @@ def drive_browser(base: str, dsn: str, cookie: str, logo: Path) -> None:
             preview = page.goto(base + f"/layouts/{layout_id}/preview")
             assert preview.status == 200
             stage = page.locator("#layout-preview")
-            expect(stage.locator('.chrono-field[data-kind="name"]')).to_have_text("Ada Lovelace")
+            name_field = stage.locator('.chrono-field[data-kind="name"]')
+            expect(name_field).to_have_text("Maximiliana-Wilhelmina Featherstonehaugh-Cholmondeley")
+            fits = "el => [el.firstChild.scrollWidth, el.firstChild.clientWidth]"
+            widths = name_field.evaluate(fits)
+            assert widths[0] <= widths[1] + 1, f"the long name is cut off: {widths}"  # shrunk to fit, not clipped
             shown_time = stage.locator('.chrono-field[data-kind="time"]')
-            expect(shown_time).to_have_text("0:31:07.42")
+            expect(shown_time).to_have_text("0:33:02.88")
             expect(shown_time).to_have_css("color", "rgb(255, 51, 102)")
             stage_box = stage.bounding_box()
             assert abs(stage_box["width"] - 1920) < 2 and abs(stage_box["height"] - 1080) < 2
@@ -163,7 +169,9 @@ def drive_browser(base: str, dsn: str, cookie: str, logo: Path) -> None:
             assert widths[0] <= widths[1], f"horizontal scroll on a 390 px phone: {widths}"
             page.screenshot(path=str(ARTIFACTS / "designer-390x844.png"), full_page=True)
             page.goto(base + f"/layouts/{layout_id}/preview")
-            expect(page.locator('#layout-preview .chrono-field[data-kind="name"]')).to_have_text("Ada Lovelace")
+            expect(name_field).to_have_text("Maximiliana-Wilhelmina Featherstonehaugh-Cholmondeley")
+            widths = name_field.evaluate(fits)
+            assert widths[0] <= widths[1] + 1, f"the long name is cut off on a phone: {widths}"
             page.screenshot(path=str(ARTIFACTS / "layout-preview-390x844.png"))
             assert page.evaluate("window.__violations") == []
             assert errors == [], errors
