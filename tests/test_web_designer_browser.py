@@ -181,6 +181,26 @@ def drive_browser(base: str, dsn: str, cookie: str, logo: Path) -> None:
             page.fill("#brand-url", "https://race.example.org")
             page.click("#brand-form button[type=submit]")
             expect(page.locator("#brand-status")).to_contain_text("not available on this hub")
+
+            # Once the hub has it (the outbound branch), its answer restyles the layout. Stubbed in the
+            # browser here, with the contract's answer shape, as this branch has no such endpoint.
+            requests: list[dict] = []
+
+            def brand_answer(route):
+                requests.append({"body": route.request.post_data_json,
+                                 "csrf": route.request.headers.get("x-csrf-token")})
+                route.fulfill(status=200, content_type="application/json",
+                              body=json.dumps({"success": True, "colors": ["#f5f5f0", "#1a2b3c", "#c8102e"],
+                                               "fonts": ["Georgia", "Arial"], "url": "https://race.example.org/"}))
+
+            page.route("**/api/events/*/brand-from-url", brand_answer)
+            page.click("#brand-form button[type=submit]")
+            expect(page.locator("#brand-status")).to_contain_text("Applied the colours")
+            assert requests == [{"body": {"url": "https://race.example.org"}, "csrf": CSRF}]
+            expect(page.locator("#canvas")).to_have_css("background-color", "rgb(245, 245, 240)")
+            expect(page.locator('#canvas .chrono-field[data-kind="name"]')).to_have_css("color", "rgb(17, 17, 17)")
+            expect(time_field).to_have_css("color", "rgb(26, 43, 60)")  # the next colour that reads on it
+            assert "Georgia" in page.locator("#canvas").evaluate("el => getComputedStyle(el).fontFamily")
             assert page.evaluate("window.__violations") == []
         finally:
             browser.close()
