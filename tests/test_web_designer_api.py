@@ -384,3 +384,22 @@ async def test_a_public_display_scope_reads_its_own_events_layout_only(base, par
     assert await designer_queries.layout(database, Scope(frozenset([acme_id]), other_event), layout_id) is None
     zeta_id = query(pg_dsn, "SELECT id FROM timing_partners WHERE slug = 'zeta'")[0][0]
     assert await designer_queries.layout(database, Scope(frozenset([zeta_id]), acme.event), layout_id) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_public_display_reads_its_events_layout_without_signing_in(base, partners, pg_dsn):
+    acme, zeta = partners
+    code, created = await call_json("POST", f"{base}/api/events/{acme.event}/layouts",
+                                    json={"name": "Finish", "layout": a_layout()}, **acme.changing())
+    layout_id = created["layout"]["id"]
+    slug = rows.display_slug(pg_dsn, acme.event, public=True)
+    code, answer = await call_json("GET", f"{base}/api/layouts/{layout_id}?display={slug}")
+    assert code == 200 and answer["layout"]["layout"]["fields"][0]["x"] == 10
+    code, _ = await call_json("GET", f"{base}/api/layouts/{layout_id}")
+    assert code == 401  # without the display's code: a sign-in or a token
+    zeta_slug = rows.display_slug(pg_dsn, zeta.event, public=True)
+    code, _ = await call_json("GET", f"{base}/api/layouts/{layout_id}?display={zeta_slug}")
+    assert code == 404  # another event's public display does not open this layout
+    rows.display_slug(pg_dsn, acme.event, public=False)
+    code, _ = await call_json("GET", f"{base}/api/layouts/{layout_id}?display={slug}")
+    assert code == 404  # switched off: gone

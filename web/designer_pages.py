@@ -23,7 +23,7 @@ from web import designer_queries, queries
 from web.designer_queries import StoredLayout
 from web.errors import BadParameter, NotFound
 from web.operator_pages import MAX_ID, OperatorPages
-from web.params import CONTROL_CHARACTERS, int_param
+from web.params import CONTROL_CHARACTERS, int_param, text_param
 
 log = Logger()
 
@@ -137,10 +137,16 @@ class DesignerPages:
 
     @app.route("/api/layouts/<int:layout_id>", methods=["GET"])
     async def api_layout(self, request: IRequest, layout_id: int) -> bytes:
+        """A layout; with ``?display=<code>`` a public display's screen (no sign-in) gets its own event's."""
         database = self.database()
-        viewer = await self._reader(request, database)  # type: ignore[attr-defined]
-        stored = await self._owned_layout(database, viewer.scope, layout_id)
-        images = await self._layout_images(database, viewer.scope, stored)
+        slug = text_param(request, "display", 100)
+        if slug is not None:
+            event = await self._public_event(database, slug)  # type: ignore[attr-defined]
+            scope = queries.Scope(frozenset([event.partner_id]), event.id)
+        else:
+            scope = (await self._reader(request, database)).scope  # type: ignore[attr-defined]
+        stored = await self._owned_layout(database, scope, layout_id)
+        images = await self._layout_images(database, scope, stored)
         return self._json(request, {"success": True, "layout": stored.to_json(images)})
 
     @app.route("/api/layouts/<int:layout_id>", methods=["PUT"])
