@@ -24,8 +24,8 @@
   var DEFAULT_COLORS = { time: "#facc15", place: "#facc15" };
 
   var state = {
-    layout: newLayout(), id: null, updatedAt: null, selected: -1, images: [], overwrite: false,
-    grid: 2.5
+    layout: newLayout(), id: null, name: null, updatedAt: null, selected: -1, images: [], overwrite: false,
+    deleting: false, grid: 2.5
   };
 
   function newLayout() {
@@ -322,6 +322,7 @@
       delete layout.images;
       state.layout = layout;
       state.id = stored.id;
+      state.name = stored.name;
       state.updatedAt = stored.updated_at;
       state.selected = -1;
       state.overwrite = false;
@@ -342,6 +343,7 @@
     } else {
       state.layout = newLayout();
       state.id = null;
+      state.name = null;
       state.updatedAt = null;
       state.selected = -1;
       rememberInAddress();
@@ -349,12 +351,17 @@
     }
   });
 
+  root.addEventListener("click", function (event) {
+    if (event.target.id !== "layout-delete") { state.deleting = false; }
+  }, true);
+
   document.getElementById("layout-save").addEventListener("click", function () {
     var name = document.getElementById("layout-name").value.trim();
     if (!name) { say("Give the layout a name first."); return; }
     var body = { name: name, layout: state.layout };
     var request;
-    if (state.id && document.getElementById("layout-list").value === String(state.id)) {
+    /* The loaded layout under its own name: save over it; under a new name: save a copy. */
+    if (state.id && name === state.name) {
       body.updated_at = state.updatedAt;
       if (state.overwrite) { body.overwrite = true; }
       request = api("PUT", "/api/layouts/" + state.id, body);
@@ -372,6 +379,7 @@
       if (result.status !== 200 && result.status !== 201) { say("Not saved: " + problem(result)); return; }
       var stored = result.data.layout;
       state.id = stored.id;
+      state.name = stored.name;
       state.updatedAt = stored.updated_at;
       state.overwrite = false;
       rememberInAddress();
@@ -381,10 +389,17 @@
 
   document.getElementById("layout-delete").addEventListener("click", function () {
     if (!state.id) { say("Nothing to delete: this layout was never saved."); return; }
+    if (!state.deleting) {  /* a second press confirms (no window.confirm: it blocks the page) */
+      state.deleting = true;
+      say("Press Delete again to delete “" + state.name + "”.");
+      return;
+    }
+    state.deleting = false;
     var id = state.id;
     api("DELETE", "/api/layouts/" + id).then(function (result) {
       if (result.status !== 200) { say("Not deleted: " + problem(result)); return; }
       state.id = null;
+      state.name = null;
       state.updatedAt = null;
       rememberInAddress();
       loadList(null).then(function () { say("Deleted."); });

@@ -141,6 +141,19 @@ def drive_browser(base: str, dsn: str, cookie: str, logo: Path) -> None:
             reloaded = time_field.bounding_box()
             assert abs(reloaded["x"] - moved["x"]) < 2 and abs(reloaded["y"] - moved["y"]) < 2
 
+            # Under a new name it is saved as a copy; Delete, pressed twice, removes the copy only.
+            page.fill("#layout-name", "Finish copy")
+            page.click("#layout-save")
+            expect(page.locator("#designer-status")).to_contain_text("Saved “Finish copy”")
+            expect(page.locator("#layout-list option")).to_have_count(3)  # "New layout" and the two
+            page.click("#layout-delete")
+            expect(page.locator("#designer-status")).to_contain_text("Press Delete again")
+            assert query(dsn, "SELECT count(*) FROM display_layouts")[0][0] == 2
+            page.click("#layout-delete")
+            expect(page.locator("#designer-status")).to_contain_text("Deleted")
+            expect(page.locator("#layout-list option")).to_have_count(2)
+            assert query(dsn, "SELECT id, name FROM display_layouts") == [(layout_id, "Finish line")]
+
             # The full-screen preview: the latest finisher, the field where it was dropped.
             preview = page.goto(base + f"/layouts/{layout_id}/preview")
             assert preview.status == 200
