@@ -87,8 +87,9 @@ class DesignerPages:
                                error.message) from None
         wanted = image_ids(layout)
         found = await designer_queries.images_by_id(database, scope, event_id, wanted)
-        for missing in sorted(wanted - set(found)):
-            raise BadParameter("layout.images", f"image {missing} is not one of this event's images")
+        missing = sorted(wanted - set(found))
+        if missing:
+            raise BadParameter("layout.images", f"image {missing[0]} is not one of this event's images")
         return layout, found
 
     async def _layout_images(self, database: Database, scope: queries.Scope,
