@@ -468,41 +468,10 @@
 
   // Colours from the event's website (served by the outbound part of the hub, when it is there)
 
-  function luminance(hex) {
-    var channels = [1, 3, 5].map(function (at) {
-      var c = parseInt(hex.substr(at, 2), 16) / 255;
-      return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4);
-    });
-    return 0.2126 * channels[0] + 0.7152 * channels[1] + 0.0722 * channels[2];
-  }
-
-  function fontFor(families) {
-    var first = (families && families[0]) || "";
-    if (/mono|courier|code/i.test(first)) { return "mono"; }
-    if (/condensed|narrow|oswald|bebas|league gothic/i.test(first)) { return "condensed"; }
-    if (/rounded|nunito|quicksand|varela/i.test(first)) { return "rounded"; }
-    if (/serif/i.test(first) && !/sans/i.test(first)) { return "serif"; }
-    if (/georgia|times|garamond|merriweather|playfair|lora|baskerville/i.test(first)) { return "serif"; }
-    return first ? "sans" : state.layout.font;
-  }
-
   function applyBrand(colors, fonts) {
-    var valid = (colors || []).filter(function (color) { return /^#[0-9a-fA-F]{6}$/.test(color); })
-      .map(function (color) { return color.toLowerCase(); });
-    if (!valid.length) { return false; }
-    var background = valid[0];
-    var text = luminance(background) > 0.4 ? "#111111" : "#ffffff";
-    var accent = valid.slice(1).find(function (color) {
-      var a = luminance(color) + 0.05, b = luminance(background) + 0.05;
-      return Math.max(a, b) / Math.min(a, b) >= 3;
-    }) || text;
-    state.layout.background.color = background;
-    state.layout.font = fontFor(fonts);
-    state.layout.fields.forEach(function (field) {
-      field.color = (field.kind === "time" || field.kind === "place") ? accent : text;
-    });
+    if (!window.ChronoBrand || !window.ChronoBrand.apply(state.layout, colors, fonts)) { return false; }
     document.getElementById("layout-font").value = state.layout.font;
-    document.getElementById("layout-background").value = background;
+    document.getElementById("layout-background").value = state.layout.background.color;
     draw();
     return true;
   }
@@ -514,7 +483,8 @@
     if (!/^https?:\/\//i.test(url)) { brandStatus.textContent = "Enter the website's address, starting with https://"; return; }
     brandStatus.textContent = "Looking at " + url + "…";
     api("POST", "/api/events/" + eventId + "/brand-from-url", { url: url }).then(function (result) {
-      if (result.status === 404 || result.status === 405) {
+      var missingRoute = (result.status === 404 && (result.data || {}).error === "not found") || result.status === 405;
+      if (missingRoute) {
         brandStatus.textContent = "Taking colours from a website is not available on this hub yet; pick the colours by hand.";
       } else if (result.status !== 200 || !result.data.success) {
         brandStatus.textContent = "Could not take the colours: " + problem(result);

@@ -57,6 +57,7 @@ STATIC_FILES = {
     "results.js": b"text/javascript; charset=utf-8",
     "layout.js": b"text/javascript; charset=utf-8",
     "designer.js": b"text/javascript; charset=utf-8",
+    "designer_brand.js": b"text/javascript; charset=utf-8",
     "designer.css": b"text/css; charset=utf-8",
     "layout_preview.js": b"text/javascript; charset=utf-8",
 }
