@@ -102,5 +102,6 @@ def makeService(options: Options, reactor=None) -> IService:
         display_app = getattr(web, "display_app", None)
         if display_app is not None:
             collector.metrics.stream_clients = lambda: display_app.open_streams
+            display_app.configure_outbound(settings)
     return root
 

@@ -26,6 +26,7 @@ from chronotrack.storage.database import Database
 from chronotrack.reads import NEW_LOCATION_TAG
 from web import queries
 from web.access import Access
+from web.brand_pages import BrandPages
 from web.charts import bar_chart
 from web.errors import (BadCredentials, BadParameter, DatabaseUnavailable, Forbidden, NotFound, NotSignedIn,
                         TooManyAttempts)
@@ -115,7 +116,7 @@ _format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
 _format_time_of_day = _formatter("%H:%M")
 
 
-class DisplayApp(ResultsPages, OperatorPages, ExportPages):
+class DisplayApp(ResultsPages, BrandPages, OperatorPages, ExportPages):
     """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``,
     the results (page, JSON, CSV, settings) from ``ResultsPages``, the downloads from ``ExportPages``."""
 
