@@ -16,6 +16,7 @@ from twisted.python import usage
 from twisted.web.server import Site
 
 from chronotrack.config import ConfigError, option_parameters, settings_from_options
+from chronotrack.outbound.settings import OUTBOUND_SETTINGS
 from chronotrack.ctp01 import settings_from_config
 from chronotrack.storage.db_service import DatabaseService
 from chronotrack.lifecycle import ListeningService, OrderedServices
@@ -31,7 +32,7 @@ COLLECTOR_SETTINGS = (
     "authentication", "secret-key-file", "greeting-timeout",
     "max-line-length", "max-connections", "max-connections-per-address", "allow",
     "rejected-lines-stored-per-minute", "garbage-ratio", "max-rejected-per-minute", "garbage-penalty",
-    "clock-tolerance", "log-format",
+    "clock-tolerance", "log-format", *OUTBOUND_SETTINGS,
 )
 
 

@@ -35,6 +35,15 @@
     });
     panel.querySelector('[data-field="done-link"]').hidden = item.status !== "done";
     panel.setAttribute("data-status", item.status);
+    var listed = document.querySelector('.import-list li[data-import-id="' + item.id + '"]');
+    if (listed) {
+      var badge = listed.querySelector('[data-field="badge"]');
+      badge.textContent = item.status;
+      badge.className = "badge " + ({ done: "badge-good", failed: "badge-bad" }[item.status] || "badge-warn");
+      var counts = listed.querySelector('[data-field="counts"]');
+      counts.textContent = counts.textContent.replace(/^\d+ stored, \d+ rejected/,
+        item.rows_done + " stored, " + item.rows_rejected + " rejected");
+    }
   }
 
   function poll() {

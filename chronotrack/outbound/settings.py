@@ -8,6 +8,10 @@ from typing import Any, Mapping
 
 from chronotrack.accounts.secret_box import key_file_path
 
+# The settings (config.py names) a process that serves the web pages reads for outbound requests.
+OUTBOUND_SETTINGS = ("roster-chronotrack-live-url", "roster-runsignup-url", "roster-race-roster-url",
+                     "outbound-timeout", "brand-fetch-allow-private")
+
 DEFAULT_CHRONOTRACK_LIVE_URL = "https://api.chronotrack.com"
 DEFAULT_RUNSIGNUP_URL = "https://runsignup.com"
 DEFAULT_RACE_ROSTER_URL = "https://raceroster.com"
