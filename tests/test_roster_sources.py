@@ -12,7 +12,7 @@ import json
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.logger import formatEvent, globalLogPublisher
 
 from chronotrack.accounts.secret_box import SecretKeyError
@@ -237,3 +237,26 @@ def test_remembered_credentials_are_sealed_with_the_server_key(tmp_path):
         CredentialSeal(tmp_path / "another.key").open(sealed)
     with pytest.raises(SecretKeyError, match="no server key file"):
         CredentialSeal(None).seal({"api_key": "x"})
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_the_hub_mid_pull_marks_the_import_failed_and_keeps_stored_pages(
+        pg_dsn, database, event, platforms):
+    stub = platforms["race_roster"]
+    route = f"/api/v1/events/{RaceRosterStub.event_id}/participants"
+    answer = stub.server.routes[route]
+    stub.server.routes[route] = lambda request: answer(request) if request.args[b"page"] == [b"1"] else None
+    pulls = RosterPulls(reactor, timeout=30)
+    import_id = await pulls.start(database, partner_id(pg_dsn), event, sources(platforms)["race_roster"],
+                                  race_roster_request())
+    for _ in range(200):  # until page 1 is stored and page 2 hangs
+        found = await store.get_import(database, Scope.of_partners([partner_id(pg_dsn)]), import_id)
+        if found.pages_done == 1:
+            break
+        await task.deferLater(reactor, 0.02, lambda: None)
+    running = pulls.running[import_id]
+    pulls.stop_all()
+    await running
+    found = await store.get_import(database, Scope.of_partners([partner_id(pg_dsn)]), import_id)
+    assert found.status == "failed" and found.error == "the hub stopped during the import; start it again"
+    assert found.rows_done == 10 and len(stored(pg_dsn, event)) == 10

@@ -52,6 +52,7 @@ class RosterSourcePages:
     _changer: Callable[..., Any]
     _roster_pulls: RosterPulls | None = None
     _credential_seal: CredentialSeal | None = None
+    _abandoned_checked = False
 
     @property
     def roster_pulls(self) -> RosterPulls:
@@ -89,6 +90,9 @@ class RosterSourcePages:
     async def roster_sources_page(self, request: IRequest) -> bytes:
         database = self.database()
         viewer = await self._operator(request, database)
+        if not self._abandoned_checked:  # once per process: pulls a stopped process left 'running'
+            self._abandoned_checked = True
+            await store.mark_abandoned(database)
         event = await self._roster_event(database, viewer, int_param(request, "event", None, 1, MAX_ID))
         followed_id = int_param(request, "import", None, 1, MAX_ID)
         followed = await store.get_import(database, viewer.scope, followed_id) if followed_id else None

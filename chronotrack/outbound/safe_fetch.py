@@ -297,8 +297,10 @@ class SafeFetcher:
         def translate(failure):
             if failure.check(defer.TimeoutError, TwistedTimeoutError):
                 raise timed_out
-            if failure.check(FetchError):
+            if failure.check(FetchError, defer.CancelledError):
                 return failure
+            if any(reason.check(defer.CancelledError) for reason in getattr(failure.value, "reasons", [])):
+                raise defer.CancelledError()  # the caller cancelled (not our deadline): say so
             if failure.check(DNSLookupError):
                 raise ConnectFailed("the host name could not be found")
             if failure.check(ConnectError):

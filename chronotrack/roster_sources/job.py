@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.defer import CancelledError, Deferred, ensureDeferred
 from twisted.logger import Logger
 
 from chronotrack.outbound.safe_fetch import FetchError, FetchPolicy, SafeFetcher
@@ -77,6 +77,8 @@ class RosterPulls:
             error = redact(str(failure), request.secrets())
         except DatabaseUnavailable:
             error = "the database was unavailable; start the import again"
+        except CancelledError:
+            error = "the hub stopped during the import; start it again"
         except Exception as failure:  # the kind only: a message could quote a request
             log.error("roster pull {id} failed unexpectedly ({kind})", id=import_id, kind=type(failure).__name__)
             error = "an unexpected error stopped the import; the details are in the server log"
