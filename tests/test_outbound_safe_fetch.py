@@ -8,8 +8,11 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from chronotrack.outbound.safe_fetch import (BadURL, FetchPolicy, FetchError, HTTPError, PrivateAddress,
-                                             SafeFetcher, Timeout, TooLarge, is_public_address)
+from twisted.internet.protocol import Factory
+
+from chronotrack.outbound import safe_fetch
+from chronotrack.outbound.safe_fetch import (BadURL, ConnectFailed, FetchPolicy, FetchError, HTTPError,
+                                             PrivateAddress, SafeFetcher, Timeout, TooLarge, is_public_address)
 from tests.stubs.http_stub import StubServer, fixed
 
 PRIVATE_OK = FetchPolicy(allow_private=True, timeout=5)
@@ -69,24 +72,18 @@ async def test_link_local_metadata_address_is_refused():
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_redirect_to_a_private_address_is_refused(site):
-    """A public page may not bounce the fetch inward: each hop is checked again.
+async def test_a_redirect_to_a_private_address_is_refused(site, monkeypatch):
+    """Each hop is checked again, so a page may not bounce the fetch inward.
 
-    The stub is on 127.0.0.1, so the first hop is allowed through a fetcher that allows
-    private addresses for the first host only; we model that with a redirect from a
-    public-looking path to 10.0.0.1 and a policy that allows loopback but checks others.
+    The stub itself lives on 127.0.0.1, so for this test only that one address counts as
+    public; the redirect's target, 10.255.255.1, stays private and must be refused.
     """
     site.routes["/start"] = fixed(302, b"", Location="http://10.255.255.1:9/inside")
-    fetcher = SafeFetcher(reactor, FetchPolicy(timeout=5))
-    # Allow only the stub's own loopback address; everything else private stays refused.
-    from chronotrack.outbound import safe_fetch
-    original = safe_fetch.is_public_address
-    safe_fetch.is_public_address = lambda address: str(address) == "127.0.0.1" or original(address)
-    try:
-        with pytest.raises(PrivateAddress):
-            await fetcher.fetch(site.url("/start"))
-    finally:
-        safe_fetch.is_public_address = original
+    real_check = safe_fetch.is_public_address
+    monkeypatch.setattr(safe_fetch, "is_public_address",
+                        lambda address: str(address) == "127.0.0.1" or real_check(address))
+    with pytest.raises(PrivateAddress):
+        await SafeFetcher(reactor, FetchPolicy(timeout=5)).fetch(site.url("/start"))
     assert [request.path for request in site.requests] == ["/start"]
 
 
@@ -167,10 +164,7 @@ async def test_error_statuses_come_back_for_the_caller_to_judge(site):
 
 @pytest_twisted.ensureDeferred
 async def test_a_closed_port_is_a_connect_failure_not_a_crash():
-    from chronotrack.outbound.safe_fetch import ConnectFailed
-    from twisted.internet import reactor as r
-    port = r.listenTCP(0, __import__("twisted.internet.protocol", fromlist=["Factory"]).Factory(),
-                       interface="127.0.0.1")
+    port = reactor.listenTCP(0, Factory(), interface="127.0.0.1")
     number = port.getHost().port
     await port.stopListening()
     with pytest.raises(ConnectFailed):
