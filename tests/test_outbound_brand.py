@@ -176,3 +176,11 @@ async def test_without_the_csrf_header_or_signed_out_nothing_is_fetched(hub, web
                                headers={"Content-Type": "application/json", **hub.acme.bearer})
     assert response.code == 403  # an API token reads, it does not make the hub fetch things
     assert website.requests == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stylesheet_over_its_size_limit_is_skipped_and_the_page_still_counts(website):
+    website.routes["/css/site.css"] = fixed(200, b":root{--primary:#00ff00}" + b" " * (600 * 1024), "text/css")
+    brand = await fetch_brand(reactor, website.url("/"), allow_private=True, timeout=5)
+    assert "#00ff00" not in brand.colors
+    assert brand.colors[0] == "#c8102e"  # the page's own theme colour
