@@ -103,6 +103,17 @@ def _origin_list(text: str) -> tuple[str, ...]:
     return origins
 
 
+def _base_url(text: str) -> str:
+    """An http(s) URL without query or fragment; the trailing slash is dropped."""
+    from urllib.parse import urlsplit
+
+    value = text.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ValueError("must be an http:// or https:// URL without a query")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str  # option name with dashes, e.g. "greeting-delay"
@@ -215,6 +226,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("collector-status", "http://127.0.0.1:61612/status",
             "URL of the collector's status API, shown on the display's /status page when "
             "the display runs as its own process; 'none' turns it off."),
+    Setting("roster-chronotrack-live-url", "https://api.chronotrack.com",
+            "Base URL of the ChronoTrack Live API that rosters are pulled from.", _base_url),
+    Setting("roster-runsignup-url", "https://runsignup.com",
+            "Base URL of RunSignUp (its REST API is under /Rest) that rosters are pulled from.", _base_url),
+    Setting("roster-race-roster-url", "https://raceroster.com",
+            "Base URL of Race Roster (OAuth token and /api/v1) that rosters are pulled from.", _base_url),
+    Setting("outbound-timeout", "15",
+            "Seconds one request to another site (a roster page, an event website) may take in all.",
+            _positive_float),
+    Setting("brand-fetch-allow-private", "false",
+            "Let 'brand from a website' fetch from private and local addresses (only for a hub "
+            "on a closed network; operators could otherwise probe the LAN).", _bool),
 )
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}

@@ -16,6 +16,7 @@ from twisted.python import usage
 from twisted.web.server import Site
 
 from chronotrack.config import ConfigError, option_parameters, settings_from_options
+from chronotrack.outbound.settings import OUTBOUND_SETTINGS
 from chronotrack.ctp01 import settings_from_config
 from chronotrack.storage.db_service import DatabaseService
 from chronotrack.lifecycle import ListeningService, OrderedServices
@@ -31,7 +32,7 @@ COLLECTOR_SETTINGS = (
     "authentication", "secret-key-file", "greeting-timeout",
     "max-line-length", "max-connections", "max-connections-per-address", "allow",
     "rejected-lines-stored-per-minute", "garbage-ratio", "max-rejected-per-minute", "garbage-penalty",
-    "clock-tolerance", "log-format",
+    "clock-tolerance", "log-format", *OUTBOUND_SETTINGS,
 )
 
 
@@ -102,5 +103,6 @@ def makeService(options: Options, reactor=None) -> IService:
         display_app = getattr(web, "display_app", None)
         if display_app is not None:
             collector.metrics.stream_clients = lambda: display_app.open_streams
+            display_app.configure_outbound(settings)
     return root
 

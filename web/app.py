@@ -26,6 +26,7 @@ from chronotrack.storage.database import Database
 from chronotrack.reads import NEW_LOCATION_TAG
 from web import queries
 from web.access import Access
+from web.brand_pages import BrandPages
 from web.charts import bar_chart
 from web.errors import (BadCredentials, BadParameter, DatabaseUnavailable, Forbidden, NotFound, NotSignedIn,
                         TooManyAttempts)
@@ -37,6 +38,7 @@ from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
 from web.params import int_param, parse_bounded_int, text_param
 from web.queries import DisplayRead, Scope
 from web.results_pages import ResultsPages
+from web.roster_source_pages import RosterSourcePages
 from web.scoped_live import ScopedLive
 from web.sign_in import SignIn, login_url, retry_after_header
 from web.sse import KEEPALIVE_SECONDS, CATCH_UP_LIMIT, EventStream, parse_last_event_id
@@ -60,6 +62,8 @@ STATIC_FILES = {
     "designer_brand.js": b"text/javascript; charset=utf-8",
     "designer.css": b"text/css; charset=utf-8",
     "layout_preview.js": b"text/javascript; charset=utf-8",
+    "roster_sources.js": b"text/javascript; charset=utf-8",
+    "roster_sources.css": b"text/css; charset=utf-8",
 }
 PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster",
                b"/login": "Sign in", b"/results": "Results"}
@@ -122,7 +126,8 @@ _format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
 _format_time_of_day = _formatter("%H:%M")
 
 
-class DisplayApp(ResultsPages, OperatorPages, ExportPages, DesignerPages, ImagePages):
+class DisplayApp(ResultsPages, BrandPages, RosterSourcePages, OperatorPages, ExportPages, DesignerPages,
+                 ImagePages):
     """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``,
     the results (page, JSON, CSV, settings) from ``ResultsPages``, the downloads from ``ExportPages``."""
 
@@ -184,6 +189,7 @@ class DisplayApp(ResultsPages, OperatorPages, ExportPages, DesignerPages, ImageP
     def close_streams(self) -> None:
         """End every open stream cleanly (on shut-down); browsers reconnect and resume."""
         self._streams.end_all()
+        self.stop_roster_pulls()
         if self._live is not None:
             self._live.stop()
             self._live = None

@@ -12,6 +12,7 @@ from pathlib import Path
 from twisted.python import usage
 
 from chronotrack.config import option_parameters, settings_from_options
+from chronotrack.outbound.settings import OUTBOUND_SETTINGS
 from chronotrack.storage.db_service import DatabaseService
 from chronotrack.lifecycle import OrderedServices
 from web.collector_status import http_collector_status
@@ -19,7 +20,8 @@ from web.service import WebService, make_web_service
 
 __all__ = ["Options", "makeService", "make_web_service", "WebService"]
 
-SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients", "cors-origins")
+SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients", "cors-origins",
+                 "secret-key-file", *OUTBOUND_SETTINGS)
 
 
 class Options(usage.Options):
@@ -45,7 +47,9 @@ def makeService(options: Options, reactor=None) -> OrderedServices:
     status_url = (settings["collector_status"] or "").strip()
     collector_status = (http_collector_status(reactor, status_url)
                         if status_url and status_url.lower() != "none" else None)
-    make_web_service(reactor, settings["web"], database, settings["messages"], collector_status,
-                     max_stream_clients=settings["max_stream_clients"],
-                     cors_origins=settings["cors_origins"]).setServiceParent(root)
+    web = make_web_service(reactor, settings["web"], database, settings["messages"], collector_status,
+                           max_stream_clients=settings["max_stream_clients"],
+                           cors_origins=settings["cors_origins"])
+    web.display_app.configure_outbound(settings)
+    web.setServiceParent(root)
     return root

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from chronotrack.accounts.errors import UnknownPartner
+from chronotrack.cli import roster_pull_command
 from chronotrack.cli.running import EXIT_FAILED, EXIT_OK, CommandFailed, add_database_options, resolve, \
     run_on_database
 from chronotrack.storage.database import Database
@@ -38,6 +39,7 @@ def add_parsers(commands) -> None:
     importing.add_argument("--partner", default="default", help="Slug of the timing partner (default: default).")
     add_database_options(importing)
     importing.set_defaults(run=run_import)
+    roster_pull_command.add_parser(actions)
 
 
 def report(parsed: ParsedRoster, imported: int, out: TextIO, err: TextIO) -> None:
