@@ -358,7 +358,7 @@ async def test_sessions_page_lists_sessions_with_read_counts(pg_dsn, stub):
     insert_read(pg_dsn, session, "101")
     code, html = await get_html(stub, "/sessions")
     assert code == 200 and "Race day" in html and "Spring 10K" in html
-    assert '<td class="num">1</td>' in html
+    assert 'data-label="Reads">1</td>' in html
 
 
 @pytest_twisted.ensureDeferred
