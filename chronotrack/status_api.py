@@ -16,6 +16,13 @@ def iso_now(clock: IReactorTime) -> str:
     return datetime.fromtimestamp(clock.seconds(), timezone.utc).isoformat()
 
 
+async def collector_report(clock: IReactorTime, collector) -> dict[str, Any]:
+    """The collector's ``/status`` body: what the status API answers and, in one process, what
+    the status page reads directly (so both always say the same thing)."""
+    figures = await collector.status_figures()
+    return {"service": "timing-collector", "status": "running", **figures, "timestamp": iso_now(clock)}
+
+
 class StatusApp:
     """``collector`` is the running CollectorService (figures, database check, metrics).
 
@@ -40,10 +47,7 @@ class StatusApp:
 
     @app.route("/status", methods=["GET"])
     async def status(self, request):
-        figures = await self.collector.status_figures()
-        body = {"service": "timing-collector", "status": "running", **figures,
-                "timestamp": iso_now(self.clock)}
-        return self._json(request, body)
+        return self._json(request, await collector_report(self.clock, self.collector))
 
     @app.route("/metrics", methods=["GET"])
     async def metrics(self, request):

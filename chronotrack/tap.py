@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from twisted.application.service import IService
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 from twisted.web.server import Site
@@ -23,6 +22,7 @@ from chronotrack.lifecycle import ListeningService, OrderedServices
 from chronotrack.logs import JSON_OBSERVER
 from chronotrack.service import CollectorService
 from chronotrack.status_api import StatusApp
+from web.collector_status import in_process_collector_status
 from web.service import make_web_service
 
 COLLECTOR_SETTINGS = (
@@ -92,11 +92,8 @@ def makeService(options: Options, reactor=None) -> IService:
         listener(reactor, settings["status"], Site(status.app.resource()), "status API").setServiceParent(root)
 
     if not is_off(settings["web"]):
-        def collector_status() -> Deferred:
-            return Deferred.fromCoroutine(collector.status_figures())
-
         web = make_web_service(reactor, settings["web"], database, settings["messages"],
-                               collector_status=collector_status,
+                               collector_status=in_process_collector_status(reactor, collector),
                                max_stream_clients=settings["max_stream_clients"],
                                cors_origins=settings["cors_origins"])
         web.setServiceParent(root)

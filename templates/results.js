@@ -47,7 +47,7 @@
     tr.dataset.bib = result.bib;
     tr.appendChild(cell("num r-place", String(result.place)));
     tr.appendChild(cell("r-bib", result.bib, "Bib"));
-    var name = cell("r-name", result.name);
+    var name = cell("r-name wrap", result.name);
     if (result.team) {
       var team = document.createElement("span");
       team.className = "muted r-team";

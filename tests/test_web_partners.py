@@ -129,7 +129,7 @@ async def test_each_operator_sees_only_its_partners_pages(stub, partners):
         assert f"{me.slug} race day" in html and f"{other.slug} race day" not in html
         assert f"{other.slug.title()} 10K" not in html
         _, html = await fetch(stub, "GET", "/roster", cookies=me.cookies)
-        assert f"<td>{me.slug.title()}</td>" in html and f"<td>{other.slug.title()}</td>" not in html
+        assert f"class=\"wrap lead\">{me.slug.title()}</td>" in html and f">{other.slug.title()}</td>" not in html
         _, html = await fetch(stub, "GET", "/status", cookies=me.cookies)
         assert f"{me.slug}-finish" in html and f"{other.slug}-finish" not in html
         _, html = await fetch(stub, "GET", "/", cookies=me.cookies)

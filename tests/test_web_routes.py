@@ -358,7 +358,7 @@ async def test_sessions_page_lists_sessions_with_read_counts(pg_dsn, stub):
     insert_read(pg_dsn, session, "101")
     code, html = await get_html(stub, "/sessions")
     assert code == 200 and "Race day" in html and "Spring 10K" in html
-    assert '<td class="num">1</td>' in html
+    assert 'data-label="Reads">1</td>' in html
 
 
 @pytest_twisted.ensureDeferred
@@ -369,7 +369,7 @@ async def test_status_page_shows_collector_health_locations_and_chart(pg_dsn, st
     code, html = await get_html(stub, "/status")
     assert code == 200
     assert "running" in html
-    assert '<dd class="figure">3</dd>' in html  # open connections, from the collector
+    assert 'id="collector-connections" class="figure">3</dd>' in html  # open connections, from the collector
     assert "10.0.0.7:51000" in html  # open connections, as the database records them
     assert "<svg class=\"chart\"" in html and html.count('class="chart-bar"') == 60
     assert "finish" in html

@@ -1,7 +1,14 @@
-"""Asking the collector how it is, when the display runs as a separate process.
+"""How the status page learns the collector's state, in either of the two setups.
 
-The status page must render even when the collector is down, so every failure
-(refused, timeout, bad JSON) becomes None, which the page shows as "not reachable".
+One process (``twistd chronotrack-collector``, what ``make run`` starts): the web layer lives
+beside the collector, so it reads the collector's figures directly; asking its own status API
+over HTTP would be a needless round trip through the same reactor.
+
+Two processes (``twistd chronotrack-display --collector-status URL``): the display asks the
+collector's status API. The page must render even when the collector is down, so every
+failure (refused, timeout, bad JSON) becomes None, which the page shows as "not reachable".
+
+Both give the page the same dictionary: the status API's ``/status`` body.
 """
 
 from __future__ import annotations
@@ -10,7 +17,10 @@ from typing import Any, Callable
 
 import treq
 from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
+
+from chronotrack.status_api import collector_report
 
 log = Logger()
 
@@ -41,4 +51,15 @@ def http_collector_status(reactor, url: str = DEFAULT_COLLECTOR_STATUS_URL,
         return ensureDeferred(fetch())
 
     collector_status.url = url  # type: ignore[attr-defined]  # shown on the status page
+    return collector_status
+
+
+def in_process_collector_status(clock: IReactorTime, collector) -> CollectorStatus:
+    """A ``collector_status`` callable for the one-process setup: the running CollectorService's
+    own report, exactly what its status API would answer, without going through HTTP."""
+
+    def collector_status() -> Deferred:
+        return ensureDeferred(collector_report(clock, collector))
+
+    collector_status.url = None  # type: ignore[attr-defined]  # the page says "this process"
     return collector_status
