@@ -76,6 +76,8 @@ PAGES = [
     Screen("results", "/results", "Results", shows=LONG_LAST_NAME),
     Screen("results-settings", "/results", "Results", open="#settings summary", shows="Save settings"),
     Screen("results-public", "/results?display={display}", "Results", signed_in=False, shows=LONG_TAG),
+    Screen("designer", "/designer", "Display designer"),
+    Screen("roster-sources", "/roster/sources", "Pull a roster"),
     Screen("error-not-found", "/no-such-page", "404", status=404),
     Screen("error-bad-request", "/reads?limit=lots", "400", status=400),
     # The big screen (templates/display.*) belongs to the display branch: at 390 px the current one is
