@@ -1,0 +1,218 @@
+"""The figures kept by 0008's triggers (read_figures, read_minutes) equal what counting
+timing_reads directly gives, whoever wrote or removed the reads: the collector's store, plain
+SQL (one row, many rows across events and locations, UPDATE, DELETE, TRUNCATE, a deleted
+session), retention's batched deletes, and two connections inserting at the same time.
+
+Everything runs against a real PostgreSQL with the migrated schema.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg2
+import pytest_twisted
+from twisted.internet import reactor
+
+from chronotrack.storage import retention
+from tests import rows
+from tests.postgres import query
+from tests.test_pgstore import SOURCE, make_read, started_store
+from tests.waiting import wait_until
+from chronotrack.reads import ReadSource
+
+DIRECT_FIGURES = """
+    SELECT r.session_id, r.location_name, r.timing_partner_id, s.timing_event_id, count(*),
+           count(*) FILTER (WHERE r.tag_code = 'guntime'), min(r.read_timestamp), max(r.read_timestamp), max(r.id),
+           count(DISTINCT r.tag_code) FILTER (WHERE r.tag_code NOT IN ('guntime', 'newlocation'))
+    FROM timing_reads r JOIN timing_sessions s ON s.id = r.session_id
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2"""
+KEPT_FIGURES = """
+    SELECT session_id, location_name, timing_partner_id, timing_event_id, reads, gun_times, first_read, last_read,
+           last_id, distinct_tags_estimate(tags_seen)
+    FROM read_figures ORDER BY 1, 2"""
+DIRECT_MINUTES = """
+    SELECT r.timing_partner_id, s.timing_event_id, date_trunc('minute', r.received_at), count(*)
+    FROM timing_reads r JOIN timing_sessions s ON s.id = r.session_id GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+KEPT_MINUTES = "SELECT timing_partner_id, timing_event_id, minute, reads FROM read_minutes ORDER BY 1, 2, 3"
+
+
+def close_to(estimate: int, exact: int) -> bool:
+    """The distinct-tag estimate: exact below ~90 tags, then within 3% (linear counting)."""
+    return abs(estimate - exact) <= max(1, exact * 0.03) if exact >= 90 else estimate == exact
+
+
+def assert_figures_match(dsn: str, tags_deleted: bool = False) -> None:
+    """Every kept figure equals the direct count; the tag estimate is close to count(DISTINCT).
+
+    After part of a location's reads were deleted (``tags_deleted``) the estimate still counts
+    the tags those reads had (a bitmap cannot forget a tag): it is then at least the direct figure.
+    """
+    kept, direct = query(dsn, KEPT_FIGURES), query(dsn, DIRECT_FIGURES)
+    assert [row[:9] for row in kept] == [row[:9] for row in direct]
+    for kept_row, direct_row in zip(kept, direct):
+        if tags_deleted:
+            assert kept_row[9] >= direct_row[9], (kept_row, direct_row)
+        else:
+            assert close_to(kept_row[9], direct_row[9]), (kept_row, direct_row)
+    assert query(dsn, KEPT_MINUTES) == query(dsn, DIRECT_MINUTES)
+
+
+def insert_sql_reads(dsn: str, session_id: int, location: str, tags: list[str], minutes_ago: int = 0,
+                     first_sequence: int = 1, stream: str = "psql") -> None:
+    """One INSERT statement of reads at one location, each a second later than the last."""
+    query(dsn, """
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data,
+                                  received_at)
+        SELECT s.id, s.timing_partner_id, %s, %s + t.n, %s, t.tag, '09:00:00',
+               timestamptz '2026-11-24 09:00:00+00' + t.n * interval '1 second', 1, 'R1', 1, 'raw',
+               now() - %s * interval '1 minute'
+        FROM timing_sessions s, unnest(%s::text[]) WITH ORDINALITY AS t (tag, n) WHERE s.id = %s""",
+          (stream, first_sequence, location, minutes_ago, tags, session_id))
+
+
+def two_races(dsn: str) -> tuple[int, int, int]:
+    """Two events of the default partner and one of another partner, a session each."""
+    rows.insert_partner(dsn, "other")
+    return (rows.insert_session(dsn, "A", "Trot"), rows.insert_session(dsn, "B", "Mile"),
+            rows.insert_session(dsn, "C", "Relay", partner="other"))
+
+
+def test_plain_sql_inserts_one_row_and_many_rows_across_events_and_locations(pg_dsn, database):
+    trot, mile, relay = two_races(pg_dsn)
+    insert_sql_reads(pg_dsn, trot, "start", ["guntime"])
+    assert_figures_match(pg_dsn)
+    # One statement spanning three sessions (two partners) and two locations each, with a gun time.
+    query(pg_dsn, """
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code,
+                                  read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT s.id, s.timing_partner_id, 'multi', n, loc, (100 + mod(n, 7))::text, 't',
+               timestamptz '2026-11-24 10:00:00+00' - n * interval '1 second', 1, 'R', 1, 'raw'
+        FROM timing_sessions s, generate_series(1, 50) AS n, unnest(ARRAY['finish', 'split']) AS loc
+        WHERE s.id = ANY(%s)""", ([trot, mile, relay],))
+    insert_sql_reads(pg_dsn, mile, "finish", ["guntime", "newlocation", "7"], first_sequence=500)
+    figures = query(pg_dsn, KEPT_FIGURES)
+    assert len(figures) == 7
+    assert {row[9] for row in figures if row[1] in ("finish", "split")} >= {7}
+    assert_figures_match(pg_dsn)
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_stored_by_the_collector_store_are_counted(pg_dsn, tmp_path):
+    database, store = await started_store(pg_dsn, tmp_path, batch_size=100, batch_delay=0.02)
+    try:
+        trot = ReadSource("connection:a", "10.0.0.1:1", event_id="42", event_name="Turkey Trot")
+        for seq in range(1, 301):
+            store.record_read(make_read(seq, location="finish" if seq % 3 else "split", tag=str(seq % 40)), SOURCE)
+            store.record_read(make_read(seq), trot)
+        store.record_read(make_read(1), SOURCE)  # resent: stored once, counted once
+        await wait_until(lambda: store.reads_stored == 600)
+        assert query(pg_dsn, "SELECT sum(reads) FROM read_figures") == [(600,)]
+        assert_figures_match(pg_dsn)
+    finally:
+        await store.stop()
+        database.close()
+
+
+def test_plain_sql_deletes_of_oldest_newest_and_middle_reads(pg_dsn, database):
+    trot, mile, _ = two_races(pg_dsn)
+    insert_sql_reads(pg_dsn, trot, "finish", [str(n) for n in range(1, 41)])
+    insert_sql_reads(pg_dsn, mile, "finish", [str(n) for n in range(1, 11)], first_sequence=100)
+    insert_sql_reads(pg_dsn, trot, "split", ["1", "2"], first_sequence=200, minutes_ago=3)
+    # The first and the last read of the trot's finish, and a middle one.
+    query(pg_dsn, """DELETE FROM timing_reads WHERE id IN (
+        (SELECT min(id) FROM timing_reads WHERE session_id = %s AND location_name = 'finish'),
+        (SELECT max(id) FROM timing_reads WHERE session_id = %s AND location_name = 'finish'),
+        (SELECT min(id) + 10 FROM timing_reads WHERE session_id = %s AND location_name = 'finish'))""",
+          (trot, trot, trot))
+    kept = query(pg_dsn, "SELECT reads FROM read_figures WHERE session_id = %s AND location_name = 'finish'",
+                 (trot,))
+    assert kept == [(37,)]
+    first_last = query(pg_dsn, "SELECT first_read, last_read FROM read_figures WHERE session_id = %s"
+                               " AND location_name = 'finish'", (trot,))
+    direct = query(pg_dsn, "SELECT min(read_timestamp), max(read_timestamp) FROM timing_reads"
+                           " WHERE session_id = %s AND location_name = 'finish'", (trot,))
+    assert first_last == direct
+    # A whole location goes: its row goes, and its minute.
+    query(pg_dsn, "DELETE FROM timing_reads WHERE location_name = 'split'")
+    assert query(pg_dsn, "SELECT count(*) FROM read_figures WHERE location_name = 'split'") == [(0,)]
+    assert_figures_match(pg_dsn, tags_deleted=True)
+
+
+def test_updates_truncate_and_deleted_sessions_keep_the_figures_right(pg_dsn, database):
+    trot, mile, relay = two_races(pg_dsn)
+    insert_sql_reads(pg_dsn, trot, "finish", [str(n) for n in range(1, 21)])
+    insert_sql_reads(pg_dsn, mile, "finish", [str(n) for n in range(1, 11)], first_sequence=100)
+    insert_sql_reads(pg_dsn, relay, "finish", ["5", "6"], first_sequence=200)
+    query(pg_dsn, "UPDATE timing_reads SET location_name = 'split' WHERE session_id = %s AND sequence_number <= 5",
+          (trot,))
+    assert_figures_match(pg_dsn, tags_deleted=True)
+    query(pg_dsn, "DELETE FROM timing_sessions WHERE id = %s", (mile,))  # its reads go by cascade
+    assert query(pg_dsn, "SELECT count(*) FROM read_figures WHERE session_id = %s", (mile,)) == [(0,)]
+    assert_figures_match(pg_dsn, tags_deleted=True)
+    query(pg_dsn, "TRUNCATE timing_reads")
+    assert query(pg_dsn, "SELECT (SELECT count(*) FROM read_figures), (SELECT count(*) FROM read_minutes)") == [
+        (0, 0)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_retention_batched_deletes_keep_the_figures_right(pg_dsn, database):
+    trot, mile, _ = two_races(pg_dsn)
+    insert_sql_reads(pg_dsn, trot, "finish", [str(n) for n in range(1, 61)], minutes_ago=60 * 24 * 40)
+    insert_sql_reads(pg_dsn, trot, "finish", [str(n) for n in range(1, 6)], first_sequence=100)
+    insert_sql_reads(pg_dsn, mile, "split", [str(n) for n in range(1, 26)], minutes_ago=60 * 24 * 40,
+                     first_sequence=200)
+    report = await retention.delete_expired(database, 30, reactor, batch_size=7, pause=0)
+    assert report.reads == 85 and report.batches > 10
+    kept = query(pg_dsn, KEPT_FIGURES)
+    assert [(row[1], row[4]) for row in kept] == [("finish", 5)]
+    assert_figures_match(pg_dsn, tags_deleted=True)
+
+
+def test_two_connections_inserting_the_same_locations_at_once_neither_deadlock_nor_miscount(pg_dsn, database):
+    trot, mile, relay = two_races(pg_dsn)
+    sessions = [trot, mile, relay]
+    failures: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def writer(name: str, order: list[int]) -> None:
+        connection = psycopg2.connect(pg_dsn)
+        try:
+            start.wait()
+            for round_ in range(40):
+                with connection, connection.cursor() as cursor:
+                    # One statement over every session and two locations, in this writer's order;
+                    # a second statement in the same transaction, holding the first one's locks.
+                    for location in ("finish", "split"):
+                        cursor.execute("""
+                            INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number,
+                                location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
+                                gator_number, raw_data)
+                            SELECT s.id, s.timing_partner_id, %s, %s * 10 + n, %s, (n * 13 + %s)::text, 't',
+                                   now() - n * interval '1 second', 1, 'R', 1, 'raw'
+                            FROM unnest(%s::bigint[]) WITH ORDINALITY AS o (sid, k)
+                            JOIN timing_sessions s ON s.id = o.sid, generate_series(1, 5) AS n
+                            ORDER BY o.k""", (name, round_, location, round_, order))
+        except BaseException as error:  # noqa: BLE001 - reported by the test below
+            failures.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=("w1", sessions)),
+               threading.Thread(target=writer, args=("w2", sessions[::-1]))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert failures == []
+    assert query(pg_dsn, "SELECT sum(reads) FROM read_figures") == [(2 * 40 * 2 * 3 * 5,)]
+    assert_figures_match(pg_dsn)
+
+
+def test_distinct_tag_estimate_is_close_for_thousands_of_runners(pg_dsn, database):
+    trot, mile, _ = two_races(pg_dsn)
+    insert_sql_reads(pg_dsn, trot, "finish", [str(n) for n in range(1, 6001)])
+    insert_sql_reads(pg_dsn, mile, "finish", [str(n) for n in range(3001, 9001)], first_sequence=10_000)
+    estimate = query(pg_dsn, "SELECT distinct_tags_estimate(bit_or(tags_seen)) FROM read_figures")[0][0]
+    assert close_to(estimate, 9000), estimate
