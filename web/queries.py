@@ -22,7 +22,7 @@ from web.errors import DatabaseUnavailable
 log = Logger()
 
 MAX_READS_PER_QUERY = 1000
-NOT_RUNNER_TAGS = (GUN_TIME_TAG, NEW_LOCATION_TAG)
+NOT_RUNNER_TAGS = (GUN_TIME_TAG, NEW_LOCATION_TAG)  # 0008 leaves the same tags out of tags_seen
 
 
 def iso(value: datetime | None) -> str | None:
@@ -228,45 +228,45 @@ async def highest_read_id(database: Database) -> int:
 
 
 async def location_names(database: Database, scope: Scope) -> list[str]:
-    where, params = scope.where("timing_partner_id")
-    rows = await _rows(database, f"SELECT location_name FROM timing_reads {where} GROUP BY location_name ORDER BY 1",
-                       params)
+    """The locations that have reads in ``scope``, from the maintained figures (never the reads)."""
+    where, params = scope.where("timing_partner_id", "timing_event_id")
+    rows = await _rows(database, f"SELECT DISTINCT location_name FROM read_figures {where} ORDER BY 1", params)
     return [row[0] for row in rows]
 
 
 # Figures
+#
+# Counted from read_figures and read_minutes, which triggers keep up to date as reads are
+# stored or removed (chronotrack/schema/0008_maintained_figures.sql): a request reads one row
+# per session and location in scope, not the reads. unique_tags is an estimate (exact for a
+# few dozen tags, within ~1-3% for thousands).
 
 
 async def stats(database: Database, scope: Scope) -> dict[str, Any]:
     """Totals, per-location figures and reads per minute over the last hour, within ``scope``."""
-    where, params = scope.where("timing_partner_id")
+    where, params = scope.where("timing_partner_id", "timing_event_id")
     totals = await _rows(database, f"""
-        SELECT count(*),
-               count(DISTINCT tag_code) FILTER (WHERE tag_code <> ALL(%s)),
-               count(*) FILTER (WHERE tag_code = %s),
-               count(DISTINCT session_id),
-               max(read_timestamp),
-               coalesce(max(id), 0)
-        FROM timing_reads {where}""", [list(NOT_RUNNER_TAGS), GUN_TIME_TAG, *params])
+        SELECT coalesce(sum(reads), 0), distinct_tags_estimate(bit_or(tags_seen)), coalesce(sum(gun_times), 0),
+               count(DISTINCT session_id), max(last_read), coalesce(max(last_id), 0)
+        FROM read_figures {where}""", params)
     total_reads, unique_tags, gun_times, sessions, latest_read, latest_id = totals[0]
     by_location = await _rows(database, f"""
         SELECT l.location_name, l.reads, l.unique_tags, r.id, r.tag_code, r.read_time, r.read_timestamp
-        FROM (SELECT location_name, count(*) AS reads,
-                     count(DISTINCT tag_code) FILTER (WHERE tag_code <> ALL(%s)) AS unique_tags,
-                     max(id) AS last_id
-              FROM timing_reads {where} GROUP BY location_name) l
+        FROM (SELECT location_name, sum(reads) AS reads, distinct_tags_estimate(bit_or(tags_seen)) AS unique_tags,
+                     max(last_id) AS last_id
+              FROM read_figures {where} GROUP BY location_name) l
         JOIN timing_reads r ON r.id = l.last_id
-        ORDER BY l.location_name""", [list(NOT_RUNNER_TAGS), *params])
+        ORDER BY l.location_name""", params)
     per_minute = await reads_per_minute(database, scope)
     return {
-        "total_reads": total_reads,
-        "unique_tags": unique_tags,
-        "gun_times": gun_times,
+        "total_reads": int(total_reads),
+        "unique_tags": int(unique_tags),
+        "gun_times": int(gun_times),
         "sessions": sessions,
         "latest_read": iso(latest_read),
         "latest_read_id": latest_id,
         "locations": [
-            {"location": name, "reads": reads, "unique_tags": tags,
+            {"location": name, "reads": int(reads), "unique_tags": int(tags),
              "latest_read": {"id": read_id, "bib": tag, "time": read_time, "timestamp": iso(timestamp),
                              "gun_time": tag == GUN_TIME_TAG}}
             for name, reads, tags, read_id, tag, read_time, timestamp in by_location
@@ -279,18 +279,20 @@ async def reads_per_minute(database: Database, scope: Scope, minutes: int = 60) 
     """Reads received in each of the last ``minutes`` minutes (zeros included), oldest first.
 
     Counted by arrival (``received_at``, the server's clock) so the chart shows what the
-    system is taking in now, whatever clock the controllers keep.
+    system is taking in now, whatever clock the controllers keep; from the per-minute
+    figures (read_minutes), one row per partner, event and minute.
     """
-    conditions, params = scope.conditions("r.timing_partner_id")
+    conditions, params = scope.conditions("c.timing_partner_id", "c.timing_event_id")
     narrowed = "".join(f" AND {condition}" for condition in conditions)
     rows = await _rows(database, f"""
-        SELECT m.minute, count(r.id)
+        SELECT m.minute, coalesce(c.reads, 0)
         FROM generate_series(date_trunc('minute', now()) - make_interval(mins => %s - 1),
                              date_trunc('minute', now()), interval '1 minute') AS m(minute)
-        LEFT JOIN timing_reads r
-               ON r.received_at >= m.minute AND r.received_at < m.minute + interval '1 minute'{narrowed}
-        GROUP BY m.minute ORDER BY m.minute""", [minutes, *params])
-    return [{"minute": iso(minute), "reads": count} for minute, count in rows]
+        LEFT JOIN (SELECT c.minute, sum(c.reads) AS reads FROM read_minutes c
+                   WHERE c.minute > date_trunc('minute', now()) - make_interval(mins => %s){narrowed}
+                   GROUP BY c.minute) c ON c.minute = m.minute
+        ORDER BY m.minute""", [minutes, minutes, *params])
+    return [{"minute": iso(minute), "reads": int(count)} for minute, count in rows]
 
 
 async def database_status(database: Database, scope: Scope) -> dict[str, Any]:
@@ -319,16 +321,16 @@ async def sessions(database: Database, scope: Scope) -> list[dict[str, Any]]:
     where, params = scope.where("s.timing_partner_id", "s.timing_event_id")
     rows = await _rows(database, f"""
         SELECT s.id, s.session_name, s.event_name, s.event_id, s.status, s.created_at, s.closed_at,
-               count(r.id), count(DISTINCT r.location_name), min(r.read_timestamp), max(r.read_timestamp),
+               coalesce(sum(f.reads), 0), count(f.location_name), min(f.first_read), max(f.last_read),
                s.timing_event_id
         FROM (SELECT * FROM timing_sessions s {where} ORDER BY id DESC LIMIT %s) s
-        LEFT JOIN timing_reads r ON r.session_id = s.id
+        LEFT JOIN read_figures f ON f.session_id = s.id
         GROUP BY s.id, s.session_name, s.event_name, s.event_id, s.status, s.created_at, s.closed_at,
                  s.timing_event_id
         ORDER BY s.id DESC""", [*params, MAX_SESSIONS_LISTED])
     return [
         {"id": id_, "session_name": name, "event_name": event, "event_id": event_id, "status": status,
-         "created_at": iso(created), "closed_at": iso(closed), "read_count": reads,
+         "created_at": iso(created), "closed_at": iso(closed), "read_count": int(reads),
          "location_count": locations, "first_read": iso(first), "last_read": iso(last),
          "timing_event_id": timing_event}
         for id_, name, event, event_id, status, created, closed, reads, locations, first, last, timing_event in rows

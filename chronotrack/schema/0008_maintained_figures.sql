@@ -58,7 +58,8 @@ CREATE TABLE read_minutes (
     timing_event_id    BIGINT NOT NULL,
     minute             TIMESTAMPTZ NOT NULL,  -- date_trunc('minute', received_at)
     reads              BIGINT NOT NULL,
-    PRIMARY KEY (timing_partner_id, timing_event_id, minute)
+    -- Minute first: the chart asks for the last hour, whatever the scope.
+    PRIMARY KEY (minute, timing_partner_id, timing_event_id)
 );
 
 -- What the triggers pass on from a statement's rows: only the columns the figures need.
@@ -108,12 +109,12 @@ BEGIN
         last_id = greatest(f.last_id, EXCLUDED.last_id),
         tags_seen = f.tags_seen | EXCLUDED.tags_seen;
 
-    INSERT INTO read_minutes AS m (timing_partner_id, timing_event_id, minute, reads)
-    SELECT r.partner_id, s.timing_event_id, date_trunc('minute', r.received_at), count(*)
+    INSERT INTO read_minutes AS m (minute, timing_partner_id, timing_event_id, reads)
+    SELECT date_trunc('minute', r.received_at), r.partner_id, s.timing_event_id, count(*)
     FROM unnest(p_reads) AS r JOIN timing_sessions s ON s.id = r.session_id
     GROUP BY 1, 2, 3
     ORDER BY 1, 2, 3
-    ON CONFLICT (timing_partner_id, timing_event_id, minute) DO UPDATE SET reads = m.reads + EXCLUDED.reads;
+    ON CONFLICT (minute, timing_partner_id, timing_event_id) DO UPDATE SET reads = m.reads + EXCLUDED.reads;
 END;
 $$;
 
@@ -129,11 +130,11 @@ BEGIN
     WHERE (f.session_id, f.location_name) IN (SELECT r.session_id, r.location_name FROM unnest(p_reads) AS r)
     ORDER BY f.session_id, f.location_name FOR UPDATE;
     PERFORM 1 FROM read_minutes m
-    WHERE (m.timing_partner_id, m.timing_event_id, m.minute) IN
-          (SELECT r.partner_id, f.timing_event_id, date_trunc('minute', r.received_at)
+    WHERE (m.minute, m.timing_partner_id, m.timing_event_id) IN
+          (SELECT date_trunc('minute', r.received_at), r.partner_id, f.timing_event_id
            FROM unnest(p_reads) AS r
            JOIN read_figures f ON f.session_id = r.session_id AND f.location_name = r.location_name)
-    ORDER BY m.timing_partner_id, m.timing_event_id, m.minute FOR UPDATE;
+    ORDER BY m.minute, m.timing_partner_id, m.timing_event_id FOR UPDATE;
 
     -- Two statements: a row updated in a CTE cannot be deleted by the same statement.
     UPDATE read_minutes m SET reads = m.reads - gone.reads
@@ -252,7 +253,7 @@ LEFT JOIN (SELECT slots.session_id, slots.location_name, bit_or(set_bit(B'0'::bi
            GROUP BY slots.session_id, slots.location_name) AS t
        ON t.session_id = g.session_id AND t.location_name = g.location_name;
 
-INSERT INTO read_minutes (timing_partner_id, timing_event_id, minute, reads)
-SELECT r.timing_partner_id, s.timing_event_id, date_trunc('minute', r.received_at), count(*)
+INSERT INTO read_minutes (minute, timing_partner_id, timing_event_id, reads)
+SELECT date_trunc('minute', r.received_at), r.timing_partner_id, s.timing_event_id, count(*)
 FROM timing_reads r JOIN timing_sessions s ON s.id = r.session_id
 GROUP BY 1, 2, 3;
