@@ -20,6 +20,8 @@ from tests.postgres import query
 from tests.test_pgstore import SOURCE, make_read, started_store
 from tests.waiting import wait_until
 from chronotrack.reads import ReadSource
+from web import queries
+from web.queries import Scope
 
 DIRECT_FIGURES = """
     SELECT r.session_id, r.location_name, r.timing_partner_id, s.timing_event_id, count(*),
@@ -216,3 +218,42 @@ def test_distinct_tag_estimate_is_close_for_thousands_of_runners(pg_dsn, databas
     insert_sql_reads(pg_dsn, mile, "finish", [str(n) for n in range(3001, 9001)], first_sequence=10_000)
     estimate = query(pg_dsn, "SELECT distinct_tags_estimate(bit_or(tags_seen)) FROM read_figures")[0][0]
     assert close_to(estimate, 9000), estimate
+
+
+@pytest_twisted.ensureDeferred
+async def test_web_figures_read_from_the_kept_figures_equal_direct_counts(pg_dsn, database):
+    """stats, sessions, the location list and the per-minute chart, per partner, after inserts and deletes."""
+    trot, mile, relay = two_races(pg_dsn)
+    insert_sql_reads(pg_dsn, trot, "finish", [str(n) for n in range(1, 31)] + ["guntime"], minutes_ago=2)
+    insert_sql_reads(pg_dsn, mile, "split", [str(n) for n in range(1, 11)], first_sequence=100, minutes_ago=90)
+    insert_sql_reads(pg_dsn, relay, "finish", ["1", "2"], first_sequence=200)
+    query(pg_dsn, "DELETE FROM timing_reads WHERE id = (SELECT max(id) FROM timing_reads WHERE session_id = %s)",
+          (mile,))
+    default = Scope.of_partners([query(pg_dsn, "SELECT id FROM timing_partners WHERE slug = 'default'")[0][0]])
+
+    figures = await queries.stats(database, default)
+    direct = query(pg_dsn, """
+        SELECT count(*), count(*) FILTER (WHERE tag_code = 'guntime'), count(DISTINCT session_id), max(read_timestamp),
+               max(id), count(DISTINCT tag_code) FILTER (WHERE tag_code <> 'guntime')
+        FROM timing_reads WHERE timing_partner_id = %s""", (min(default.partners),))[0]
+    assert (figures["total_reads"], figures["gun_times"], figures["sessions"], figures["latest_read"],
+            figures["latest_read_id"], figures["unique_tags"]) == (*direct[:3], direct[3].isoformat(), *direct[4:])
+    assert [(row["location"], row["reads"], row["latest_read"]["id"]) for row in figures["locations"]] == query(
+        pg_dsn, """SELECT location_name, count(*), max(id) FROM timing_reads WHERE timing_partner_id = %s
+                   GROUP BY 1 ORDER BY 1""", (min(default.partners),))
+    in_last_hour = query(pg_dsn, """SELECT count(*) FROM timing_reads WHERE timing_partner_id = %s
+        AND received_at >= date_trunc('minute', now()) - interval '59 minutes'""", (min(default.partners),))[0][0]
+    assert sum(minute["reads"] for minute in figures["reads_per_minute"]) == in_last_hour == 31
+    assert len(figures["reads_per_minute"]) == 60
+
+    listed = {row["id"]: row for row in await queries.sessions(database, default)}
+    assert set(listed) == {trot, mile}
+    for session in (trot, mile):
+        count, locations, first, last = query(pg_dsn, """
+            SELECT count(*), count(DISTINCT location_name), min(read_timestamp), max(read_timestamp)
+            FROM timing_reads WHERE session_id = %s""", (session,))[0]
+        assert (listed[session]["read_count"], listed[session]["location_count"], listed[session]["first_read"],
+                listed[session]["last_read"]) == (count, locations, first.isoformat(), last.isoformat())
+    assert await queries.location_names(database, default) == ["finish", "split"]
+    other_event = Scope(default.partners, rows.event_of_session(pg_dsn, relay))
+    assert await queries.location_names(database, other_event) == []  # the relay is another partner's
