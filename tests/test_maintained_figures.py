@@ -257,3 +257,37 @@ async def test_web_figures_read_from_the_kept_figures_equal_direct_counts(pg_dsn
     assert await queries.location_names(database, default) == ["finish", "split"]
     other_event = Scope(default.partners, rows.event_of_session(pg_dsn, relay))
     assert await queries.location_names(database, other_event) == []  # the relay is another partner's
+
+
+@pytest_twisted.ensureDeferred
+async def test_newest_reads_of_one_partner_or_one_event_come_newest_first_whatever_others_stored_since(
+        pg_dsn, database):
+    """recent_reads / missed_reads walk the partner's index from the event's newest read (kept in
+    read_figures); what they return is the same as filtering and ordering every read."""
+    trot, mile, relay = two_races(pg_dsn)
+    insert_sql_reads(pg_dsn, trot, "finish", [str(n) for n in range(1, 21)])
+    insert_sql_reads(pg_dsn, mile, "finish", [str(n) for n in range(1, 31)], first_sequence=100)
+    insert_sql_reads(pg_dsn, relay, "finish", [str(n) for n in range(1, 11)], first_sequence=200)
+    insert_sql_reads(pg_dsn, trot, "split", ["1", "2", "3"], first_sequence=300)
+    default = query(pg_dsn, "SELECT id FROM timing_partners WHERE slug = 'default'")[0][0]
+    trot_event = rows.event_of_session(pg_dsn, trot)
+
+    def direct(condition: str, params: tuple) -> list[int]:
+        return [row[0] for row in query(pg_dsn, f"""SELECT r.id FROM timing_reads r
+            JOIN timing_sessions s ON s.id = r.session_id WHERE {condition} ORDER BY r.id DESC""", params)]
+
+    partner_reads = await queries.recent_reads(database, Scope.of_partners([default]), 10)
+    assert [read.id for read in partner_reads] == direct("r.timing_partner_id = %s", (default,))[:10]
+    event_scope = Scope(frozenset([default]), trot_event)
+    event_reads = await queries.recent_reads(database, event_scope, 15, location="finish")
+    assert [read.id for read in event_reads] == direct(
+        "s.timing_event_id = %s AND r.location_name = 'finish'", (trot_event,))[:15]
+    older = await queries.recent_reads(database, event_scope, 100, before_id=event_reads[-1].id)
+    assert [read.id for read in older] == direct(
+        "s.timing_event_id = %s AND r.id < %s", (trot_event, event_reads[-1].id))
+    after = direct("s.timing_event_id = %s", (trot_event,))[10]
+    missed = await queries.missed_reads(database, event_scope, after, 5)
+    assert [read.id for read in missed] == sorted(direct("s.timing_event_id = %s AND r.id > %s",
+                                                         (trot_event, after))[:5])
+    both = Scope.of_partners([default, query(pg_dsn, "SELECT id FROM timing_partners WHERE slug = 'other'")[0][0]])
+    assert [read.id for read in await queries.recent_reads(database, both, 200)] == direct("true", ())

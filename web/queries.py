@@ -53,11 +53,21 @@ class Scope:
             return False
         return self.event_id is None or read.event_id == self.event_id
 
-    def conditions(self, partner_column: str, event_column: str | None = None) -> tuple[list[str], list[Any]]:
-        """SQL conditions (with their parameters) that keep rows inside this scope."""
+    def conditions(self, partner_column: str, event_column: str | None = None,
+                   newest_first: bool = False) -> tuple[list[str], list[Any]]:
+        """SQL conditions (with their parameters) that keep rows inside this scope.
+
+        ``newest_first``: for a query ordered by ``newest_first()`` (see there).
+        """
         conditions: list[str] = []
         params: list[Any] = []
-        if self.partners is not None:
+        if self.partners is not None and len(self.partners) == 1 and newest_first:
+            conditions.append(f"{partner_column} BETWEEN %s AND %s")
+            params.extend([next(iter(self.partners))] * 2)
+        elif self.partners is not None and len(self.partners) == 1:
+            conditions.append(f"{partner_column} = %s")
+            params.append(next(iter(self.partners)))
+        elif self.partners is not None:
             conditions.append(f"{partner_column} = ANY(%s::bigint[])")
             params.append(sorted(self.partners))
         if self.event_id is not None:
@@ -66,6 +76,20 @@ class Scope:
             conditions.append(f"{event_column} = %s")
             params.append(self.event_id)
         return conditions, params
+
+    def newest_first(self, partner_column: str, id_column: str) -> str:
+        """ORDER BY for "newest first" that the planner serves from the partner's own index.
+
+        With one partner, "partner, id DESC" is the same order as "id DESC", but only the first
+        matches timing_reads_by_partner (partner, id DESC) exactly. Told "id DESC" the planner
+        walks the whole table's ids down from the newest, which for a partner whose reads are
+        all old (or a quiet one on a busy hub) means millions of rows (seconds at 10M rows).
+        The partner condition must then be ``conditions(..., newest_first=True)``: written as
+        "= x" the planner drops the partner from the order again (a constant orders nothing).
+        """
+        if self.partners is not None and len(self.partners) == 1:
+            return f"{partner_column}, {id_column} DESC"
+        return f"{id_column} DESC"
 
     def where(self, partner_column: str, event_column: str | None = None,
               extra: Sequence[str] = (), extra_params: Sequence[Any] = ()) -> tuple[str, list[Any]]:
@@ -174,10 +198,24 @@ async def _rows(database: Database, sql: str, params: Any = None) -> list[tuple]
 # Reads
 
 
+def _from_the_events_newest_read(scope: Scope, conditions: list[str], params: list[Any]) -> tuple[list[str], list[Any]]:
+    """For one event's reads newest first, start the walk down the ids at that event's newest read.
+
+    timing_reads has no event column: the walk goes down the partner's (or the hub's) ids and
+    keeps the event's. Starting at the event's newest id (kept in read_figures) skips whatever
+    other events stored since, so a finished race's page does not walk every newer read.
+    """
+    if scope.event_id is None:
+        return conditions, params
+    return ([*conditions, "r.id <= (SELECT coalesce(max(last_id), 0) FROM read_figures WHERE timing_event_id = %s)"],
+            [*params, scope.event_id])
+
+
 async def recent_reads(database: Database, scope: Scope, limit: int, location: str | None = None,
                        bib: str | None = None, before_id: int | None = None) -> list[DisplayRead]:
     """The newest reads in ``scope`` first, optionally filtered; ``before_id`` pages to older ones."""
-    conditions, params = scope.conditions("r.timing_partner_id", "s.timing_event_id")
+    conditions, params = scope.conditions("r.timing_partner_id", "s.timing_event_id", newest_first=True)
+    conditions, params = _from_the_events_newest_read(scope, conditions, params)
     if location is not None:
         conditions.append("r.location_name = %s")
         params.append(location)
@@ -189,7 +227,8 @@ async def recent_reads(database: Database, scope: Scope, limit: int, location: s
         params.append(before_id)
     where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     params.append(min(limit, MAX_READS_PER_QUERY))
-    rows = await _rows(database, f"{_READ_SELECT} {where} ORDER BY r.id DESC LIMIT %s", params)
+    rows = await _rows(database, f"{_READ_SELECT} {where} ORDER BY {scope.newest_first('r.timing_partner_id', 'r.id')}"
+                                 " LIMIT %s", params)
     return [_read_from_row(row) for row in rows]
 
 
@@ -206,10 +245,13 @@ async def reads_after(database: Database, after_id: int, limit: int = MAX_READS_
 async def missed_reads(database: Database, scope: Scope, after_id: int,
                        limit: int = MAX_READS_PER_QUERY) -> list[DisplayRead]:
     """The newest ``limit`` reads in ``scope`` above ``after_id``, oldest first: what a resuming screen needs."""
-    where, params = scope.where("r.timing_partner_id", "s.timing_event_id", ["r.id > %s"], [after_id])
+    conditions, params = scope.conditions("r.timing_partner_id", "s.timing_event_id", newest_first=True)
+    conditions, params = _from_the_events_newest_read(scope, [*conditions, "r.id > %s"], [*params, after_id])
+    where = "WHERE " + " AND ".join(conditions)
     rows = await _rows(
         database,
-        f"SELECT * FROM ({_READ_SELECT} {where} ORDER BY r.id DESC LIMIT %s) newest ORDER BY id",
+        f"SELECT * FROM ({_READ_SELECT} {where} ORDER BY {scope.newest_first('r.timing_partner_id', 'r.id')}"
+        " LIMIT %s) newest ORDER BY id",
         [*params, min(limit, MAX_READS_PER_QUERY)])
     return [_read_from_row(row) for row in rows]
 
