@@ -15,6 +15,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from chronotrack.storage import retention
+from chronotrack.storage.migrations import available_migrations
 from tests import rows
 from tests.postgres import query
 from tests.test_pgstore import SOURCE, make_read, started_store
@@ -291,3 +292,24 @@ async def test_newest_reads_of_one_partner_or_one_event_come_newest_first_whatev
                                                          (trot_event, after))[:5])
     both = Scope.of_partners([default, query(pg_dsn, "SELECT id FROM timing_partners WHERE slug = 'other'")[0][0]])
     assert [read.id for read in await queries.recent_reads(database, both, 200)] == direct("true", ())
+
+
+def test_the_migration_fills_the_figures_from_reads_stored_before_it(pg_dsn):
+    """0008 applied to a database that already holds reads (of several events, with gun times)."""
+    before, figures_migration = [], None
+    for migration in available_migrations():
+        if migration.version < 8:
+            before.append(migration)
+        elif migration.version == 8:
+            figures_migration = migration
+    for migration in before:
+        query(pg_dsn, migration.sql)
+    trot, mile, relay = two_races(pg_dsn)
+    insert_sql_reads(pg_dsn, trot, "finish", [str(n) for n in range(1, 41)] + ["guntime"], minutes_ago=5)
+    insert_sql_reads(pg_dsn, mile, "split", [str(n) for n in range(1, 11)], first_sequence=100)
+    insert_sql_reads(pg_dsn, relay, "finish", ["1", "newlocation"], first_sequence=200, minutes_ago=70)
+    query(pg_dsn, figures_migration.sql)
+    assert len(query(pg_dsn, KEPT_FIGURES)) == 3
+    assert_figures_match(pg_dsn)
+    insert_sql_reads(pg_dsn, mile, "split", ["11"], first_sequence=300)  # and the triggers carry on from there
+    assert_figures_match(pg_dsn)
