@@ -10,7 +10,9 @@ The data: 3 partners x 2 events x 2 sessions (one closed, one active), 4 locatio
 session, one controller stream per session, sequential ids, bibs 1000-3999 lapping,
 reads received 10 ms apart up to now (so the last hour holds 360,000 reads), a roster of
 3,000 runners per event. The collector (real twistd, web on) serves the pages; each
-endpoint gets N sequential requests, then N more from 4 concurrent clients. A non-200
+endpoint gets N sequential requests, then N more from 4 concurrent clients; the JSON feeds are
+measured a second time as one partner sees them (an API token of bench-1), with the reads
+page's location and bib filters. A non-200
 answer or a timeout is a failure, marked FAIL. Slow statements (>= 100 ms) are logged
 with their plans by auto_explain to the server log (path printed) when the server allows.
 """
@@ -29,13 +31,19 @@ import psycopg2.extensions
 
 from bench.context import Context, connect, scalar, start_collector, wait_for_schema
 from bench.report import Row, Target, summary_ms
+from chronotrack.accounts.tokens import new_api_token, token_hash
 from chronotrack.storage.embedded_db import EmbeddedPostgres
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 WEB_TARGET = Target("<", 50, "ms")
 ENDPOINTS = ("/api/timing/stats", "/api/timing/sessions", "/api/timing/recent-reads", "/", "/reads",
              "/api/results")
-CHUNK = 1_000_000
+# The same feeds as one partner sees them (an API token of bench-1, whose reads are the oldest:
+# the hard case for "newest first"), and the filters of the reads page.
+PARTNER_ENDPOINTS = ("/api/timing/stats", "/api/timing/sessions", "/api/timing/recent-reads",
+                     "/api/timing/recent-reads?location=finish", "/api/timing/recent-reads?bib=1234")
+PARTNER = "bench-1"
+CHUNK = 250_000  # one INSERT per chunk: the figure triggers fold each chunk in as one statement
 CONCURRENCY = 4
 DATASET_VERSION = 1
 
@@ -52,6 +60,7 @@ def run(ctx: Context) -> None:
         try:
             generated = ensure_rows(connection, rows_wanted)
             total = scalar(connection, "SELECT count(*) FROM timing_reads")
+            token = partner_token(connection, PARTNER)
             _enable_auto_explain(connection, ctx)
         finally:
             connection.close()
@@ -61,8 +70,13 @@ def run(ctx: Context) -> None:
                  (f" (generated now in {generated:.0f} s)" if generated else " (reused)") +
                  (f"; server log {server.cluster / 'server.log'}" if server else ""))
         base = f"http://127.0.0.1:{collector.web_port}"
-        for path in ENDPOINTS:
+        # /api/results last: its first build reads a whole event, and a build the client gave up on
+        # keeps a thread busy for a while, which would slow whatever is measured next.
+        for path in ENDPOINTS[:-1]:
             measure_endpoint(ctx, base, path)
+        for path in PARTNER_ENDPOINTS:
+            measure_endpoint(ctx, base, path, {"Authorization": f"Bearer {token}"}, f" ({PARTNER} token)")
+        measure_endpoint(ctx, base, ENDPOINTS[-1])
     finally:
         if collector is not None:
             collector.stop()
@@ -177,6 +191,20 @@ ORDER BY x.g
 """
 
 
+def partner_token(connection, partner_slug: str) -> str:
+    """A fresh API token of ``partner_slug`` for this run (only its hash is stored; earlier bench tokens go).
+
+    A token does not close the open pages: they stay open while no operator account exists.
+    """
+    token = new_api_token()
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM api_tokens WHERE name = 'bench'")
+        cursor.execute("INSERT INTO api_tokens (timing_partner_id, name, token_hash)"
+                       " SELECT id, 'bench', %s FROM timing_partners WHERE slug = %s", (token_hash(token), partner_slug))
+    connection.commit()
+    return token
+
+
 def _enable_auto_explain(connection, ctx: Context) -> None:
     try:
         name = scalar(connection, "SELECT current_database()")
@@ -188,10 +216,10 @@ def _enable_auto_explain(connection, ctx: Context) -> None:
         ctx.note(f"web at scale: auto_explain not enabled ({str(error).strip()})")
 
 
-def fetch(url: str, timeout: float) -> tuple[float, int | str]:
+def fetch(url: str, timeout: float, headers: dict[str, str] | None = None) -> tuple[float, int | str]:
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             response.read()
             status: int | str = response.status
     except urllib.error.HTTPError as error:
@@ -201,9 +229,10 @@ def fetch(url: str, timeout: float) -> tuple[float, int | str]:
     return time.perf_counter() - started, status
 
 
-def measure_endpoint(ctx: Context, base: str, path: str) -> None:
+def measure_endpoint(ctx: Context, base: str, path: str, headers: dict[str, str] | None = None,
+                     who: str = "") -> None:
     mode = ctx.mode
-    _, first = fetch(base + path, mode.web_timeout_seconds)  # warm-up, and does it exist?
+    _, first = fetch(base + path, mode.web_timeout_seconds, headers)  # warm-up, and does it exist?
     if first == 404:
         ctx.add(Row("web", f"{path} (no such route yet)", None))
         print(f"  {path}: n/a (404)", flush=True)
@@ -216,7 +245,7 @@ def measure_endpoint(ctx: Context, base: str, path: str) -> None:
         def worker(_: int) -> list[tuple[float, int | str]]:
             mine = []
             while time.monotonic() < deadline and len(mine) < per_worker:
-                mine.append(fetch(base + path, mode.web_timeout_seconds))
+                mine.append(fetch(base + path, mode.web_timeout_seconds, headers))
             return mine
 
         with ThreadPoolExecutor(concurrency) as pool:
@@ -230,7 +259,7 @@ def measure_endpoint(ctx: Context, base: str, path: str) -> None:
             note += f" (budget {mode.web_budget_seconds:.0f} s)"
         if bad:
             note += f"; {len(bad)} failed: {', '.join(sorted({str(status) for status in bad}))}"
-        label = f"{path} {'sequential' if concurrency == 1 else f'{concurrency} concurrent'}"
+        label = f"{path}{who} {'sequential' if concurrency == 1 else f'{concurrency} concurrent'}"
         ctx.add(Row("web", f"{label} p50", figures["p50"], "ms"),
                 Row("web", f"{label} p99", figures["p99"], "ms", WEB_TARGET, note, failed=bool(bad) or not ok))
         print(f"  {label}: p50 {figures['p50']:.0f} ms, p99 {figures['p99']:.0f} ms ({note})", flush=True)

@@ -187,8 +187,7 @@ async def list_events(database: Database, partner_slug: str | None = None) -> li
     rows = await database.run_query(f"""
         SELECT e.id, p.slug, e.event_key, e.event_name,
                (SELECT count(*) FROM timing_sessions s WHERE s.timing_event_id = e.id),
-               (SELECT count(*) FROM timing_reads r JOIN timing_sessions s ON s.id = r.session_id
-                WHERE s.timing_event_id = e.id)
+               (SELECT coalesce(sum(f.reads), 0)::bigint FROM read_figures f WHERE f.timing_event_id = e.id)
         FROM timing_events e JOIN timing_partners p ON p.id = e.timing_partner_id
         {condition}
         ORDER BY e.id""", params)

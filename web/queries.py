@@ -22,7 +22,7 @@ from web.errors import DatabaseUnavailable
 log = Logger()
 
 MAX_READS_PER_QUERY = 1000
-NOT_RUNNER_TAGS = (GUN_TIME_TAG, NEW_LOCATION_TAG)
+NOT_RUNNER_TAGS = (GUN_TIME_TAG, NEW_LOCATION_TAG)  # 0008 leaves the same tags out of tags_seen
 
 
 def iso(value: datetime | None) -> str | None:
@@ -53,11 +53,21 @@ class Scope:
             return False
         return self.event_id is None or read.event_id == self.event_id
 
-    def conditions(self, partner_column: str, event_column: str | None = None) -> tuple[list[str], list[Any]]:
-        """SQL conditions (with their parameters) that keep rows inside this scope."""
+    def conditions(self, partner_column: str, event_column: str | None = None,
+                   newest_first: bool = False) -> tuple[list[str], list[Any]]:
+        """SQL conditions (with their parameters) that keep rows inside this scope.
+
+        ``newest_first``: for a query ordered by ``newest_first()`` (see there).
+        """
         conditions: list[str] = []
         params: list[Any] = []
-        if self.partners is not None:
+        if self.partners is not None and len(self.partners) == 1 and newest_first:
+            conditions.append(f"{partner_column} BETWEEN %s AND %s")
+            params.extend([next(iter(self.partners))] * 2)
+        elif self.partners is not None and len(self.partners) == 1:
+            conditions.append(f"{partner_column} = %s")
+            params.append(next(iter(self.partners)))
+        elif self.partners is not None:
             conditions.append(f"{partner_column} = ANY(%s::bigint[])")
             params.append(sorted(self.partners))
         if self.event_id is not None:
@@ -66,6 +76,20 @@ class Scope:
             conditions.append(f"{event_column} = %s")
             params.append(self.event_id)
         return conditions, params
+
+    def newest_first(self, partner_column: str, id_column: str) -> str:
+        """ORDER BY for "newest first" that the planner serves from the partner's own index.
+
+        With one partner, "partner, id DESC" is the same order as "id DESC", but only the first
+        matches timing_reads_by_partner (partner, id DESC) exactly. Told "id DESC" the planner
+        walks the whole table's ids down from the newest, which for a partner whose reads are
+        all old (or a quiet one on a busy hub) means millions of rows (seconds at 10M rows).
+        The partner condition must then be ``conditions(..., newest_first=True)``: written as
+        "= x" the planner drops the partner from the order again (a constant orders nothing).
+        """
+        if self.partners is not None and len(self.partners) == 1:
+            return f"{partner_column}, {id_column} DESC"
+        return f"{id_column} DESC"
 
     def where(self, partner_column: str, event_column: str | None = None,
               extra: Sequence[str] = (), extra_params: Sequence[Any] = ()) -> tuple[str, list[Any]]:
@@ -174,10 +198,24 @@ async def _rows(database: Database, sql: str, params: Any = None) -> list[tuple]
 # Reads
 
 
+def _from_the_events_newest_read(scope: Scope, conditions: list[str], params: list[Any]) -> tuple[list[str], list[Any]]:
+    """For one event's reads newest first, start the walk down the ids at that event's newest read.
+
+    timing_reads has no event column: the walk goes down the partner's (or the hub's) ids and
+    keeps the event's. Starting at the event's newest id (kept in read_figures) skips whatever
+    other events stored since, so a finished race's page does not walk every newer read.
+    """
+    if scope.event_id is None:
+        return conditions, params
+    return ([*conditions, "r.id <= (SELECT coalesce(max(last_id), 0) FROM read_figures WHERE timing_event_id = %s)"],
+            [*params, scope.event_id])
+
+
 async def recent_reads(database: Database, scope: Scope, limit: int, location: str | None = None,
                        bib: str | None = None, before_id: int | None = None) -> list[DisplayRead]:
     """The newest reads in ``scope`` first, optionally filtered; ``before_id`` pages to older ones."""
-    conditions, params = scope.conditions("r.timing_partner_id", "s.timing_event_id")
+    conditions, params = scope.conditions("r.timing_partner_id", "s.timing_event_id", newest_first=True)
+    conditions, params = _from_the_events_newest_read(scope, conditions, params)
     if location is not None:
         conditions.append("r.location_name = %s")
         params.append(location)
@@ -189,7 +227,8 @@ async def recent_reads(database: Database, scope: Scope, limit: int, location: s
         params.append(before_id)
     where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     params.append(min(limit, MAX_READS_PER_QUERY))
-    rows = await _rows(database, f"{_READ_SELECT} {where} ORDER BY r.id DESC LIMIT %s", params)
+    rows = await _rows(database, f"{_READ_SELECT} {where} ORDER BY {scope.newest_first('r.timing_partner_id', 'r.id')}"
+                                 " LIMIT %s", params)
     return [_read_from_row(row) for row in rows]
 
 
@@ -206,10 +245,13 @@ async def reads_after(database: Database, after_id: int, limit: int = MAX_READS_
 async def missed_reads(database: Database, scope: Scope, after_id: int,
                        limit: int = MAX_READS_PER_QUERY) -> list[DisplayRead]:
     """The newest ``limit`` reads in ``scope`` above ``after_id``, oldest first: what a resuming screen needs."""
-    where, params = scope.where("r.timing_partner_id", "s.timing_event_id", ["r.id > %s"], [after_id])
+    conditions, params = scope.conditions("r.timing_partner_id", "s.timing_event_id", newest_first=True)
+    conditions, params = _from_the_events_newest_read(scope, [*conditions, "r.id > %s"], [*params, after_id])
+    where = "WHERE " + " AND ".join(conditions)
     rows = await _rows(
         database,
-        f"SELECT * FROM ({_READ_SELECT} {where} ORDER BY r.id DESC LIMIT %s) newest ORDER BY id",
+        f"SELECT * FROM ({_READ_SELECT} {where} ORDER BY {scope.newest_first('r.timing_partner_id', 'r.id')}"
+        " LIMIT %s) newest ORDER BY id",
         [*params, min(limit, MAX_READS_PER_QUERY)])
     return [_read_from_row(row) for row in rows]
 
@@ -228,45 +270,45 @@ async def highest_read_id(database: Database) -> int:
 
 
 async def location_names(database: Database, scope: Scope) -> list[str]:
-    where, params = scope.where("timing_partner_id")
-    rows = await _rows(database, f"SELECT location_name FROM timing_reads {where} GROUP BY location_name ORDER BY 1",
-                       params)
+    """The locations that have reads in ``scope``, from the maintained figures (never the reads)."""
+    where, params = scope.where("timing_partner_id", "timing_event_id")
+    rows = await _rows(database, f"SELECT DISTINCT location_name FROM read_figures {where} ORDER BY 1", params)
     return [row[0] for row in rows]
 
 
 # Figures
+#
+# Counted from read_figures and read_minutes, which triggers keep up to date as reads are
+# stored or removed (chronotrack/schema/0008_maintained_figures.sql): a request reads one row
+# per session and location in scope, not the reads. unique_tags is an estimate (exact for a
+# few dozen tags, within ~1-3% for thousands).
 
 
 async def stats(database: Database, scope: Scope) -> dict[str, Any]:
     """Totals, per-location figures and reads per minute over the last hour, within ``scope``."""
-    where, params = scope.where("timing_partner_id")
+    where, params = scope.where("timing_partner_id", "timing_event_id")
     totals = await _rows(database, f"""
-        SELECT count(*),
-               count(DISTINCT tag_code) FILTER (WHERE tag_code <> ALL(%s)),
-               count(*) FILTER (WHERE tag_code = %s),
-               count(DISTINCT session_id),
-               max(read_timestamp),
-               coalesce(max(id), 0)
-        FROM timing_reads {where}""", [list(NOT_RUNNER_TAGS), GUN_TIME_TAG, *params])
+        SELECT coalesce(sum(reads), 0), distinct_tags_estimate(bit_or(tags_seen)), coalesce(sum(gun_times), 0),
+               count(DISTINCT session_id), max(last_read), coalesce(max(last_id), 0)
+        FROM read_figures {where}""", params)
     total_reads, unique_tags, gun_times, sessions, latest_read, latest_id = totals[0]
     by_location = await _rows(database, f"""
         SELECT l.location_name, l.reads, l.unique_tags, r.id, r.tag_code, r.read_time, r.read_timestamp
-        FROM (SELECT location_name, count(*) AS reads,
-                     count(DISTINCT tag_code) FILTER (WHERE tag_code <> ALL(%s)) AS unique_tags,
-                     max(id) AS last_id
-              FROM timing_reads {where} GROUP BY location_name) l
+        FROM (SELECT location_name, sum(reads) AS reads, distinct_tags_estimate(bit_or(tags_seen)) AS unique_tags,
+                     max(last_id) AS last_id
+              FROM read_figures {where} GROUP BY location_name) l
         JOIN timing_reads r ON r.id = l.last_id
-        ORDER BY l.location_name""", [list(NOT_RUNNER_TAGS), *params])
+        ORDER BY l.location_name""", params)
     per_minute = await reads_per_minute(database, scope)
     return {
-        "total_reads": total_reads,
-        "unique_tags": unique_tags,
-        "gun_times": gun_times,
+        "total_reads": int(total_reads),
+        "unique_tags": int(unique_tags),
+        "gun_times": int(gun_times),
         "sessions": sessions,
         "latest_read": iso(latest_read),
         "latest_read_id": latest_id,
         "locations": [
-            {"location": name, "reads": reads, "unique_tags": tags,
+            {"location": name, "reads": int(reads), "unique_tags": int(tags),
              "latest_read": {"id": read_id, "bib": tag, "time": read_time, "timestamp": iso(timestamp),
                              "gun_time": tag == GUN_TIME_TAG}}
             for name, reads, tags, read_id, tag, read_time, timestamp in by_location
@@ -279,18 +321,20 @@ async def reads_per_minute(database: Database, scope: Scope, minutes: int = 60) 
     """Reads received in each of the last ``minutes`` minutes (zeros included), oldest first.
 
     Counted by arrival (``received_at``, the server's clock) so the chart shows what the
-    system is taking in now, whatever clock the controllers keep.
+    system is taking in now, whatever clock the controllers keep; from the per-minute
+    figures (read_minutes), one row per partner, event and minute.
     """
-    conditions, params = scope.conditions("r.timing_partner_id")
+    conditions, params = scope.conditions("c.timing_partner_id", "c.timing_event_id")
     narrowed = "".join(f" AND {condition}" for condition in conditions)
     rows = await _rows(database, f"""
-        SELECT m.minute, count(r.id)
+        SELECT m.minute, coalesce(c.reads, 0)
         FROM generate_series(date_trunc('minute', now()) - make_interval(mins => %s - 1),
                              date_trunc('minute', now()), interval '1 minute') AS m(minute)
-        LEFT JOIN timing_reads r
-               ON r.received_at >= m.minute AND r.received_at < m.minute + interval '1 minute'{narrowed}
-        GROUP BY m.minute ORDER BY m.minute""", [minutes, *params])
-    return [{"minute": iso(minute), "reads": count} for minute, count in rows]
+        LEFT JOIN (SELECT c.minute, sum(c.reads) AS reads FROM read_minutes c
+                   WHERE c.minute > date_trunc('minute', now()) - make_interval(mins => %s){narrowed}
+                   GROUP BY c.minute) c ON c.minute = m.minute
+        ORDER BY m.minute""", [minutes, minutes, *params])
+    return [{"minute": iso(minute), "reads": int(count)} for minute, count in rows]
 
 
 async def database_status(database: Database, scope: Scope) -> dict[str, Any]:
@@ -319,16 +363,16 @@ async def sessions(database: Database, scope: Scope) -> list[dict[str, Any]]:
     where, params = scope.where("s.timing_partner_id", "s.timing_event_id")
     rows = await _rows(database, f"""
         SELECT s.id, s.session_name, s.event_name, s.event_id, s.status, s.created_at, s.closed_at,
-               count(r.id), count(DISTINCT r.location_name), min(r.read_timestamp), max(r.read_timestamp),
+               coalesce(sum(f.reads), 0), count(f.location_name), min(f.first_read), max(f.last_read),
                s.timing_event_id
         FROM (SELECT * FROM timing_sessions s {where} ORDER BY id DESC LIMIT %s) s
-        LEFT JOIN timing_reads r ON r.session_id = s.id
+        LEFT JOIN read_figures f ON f.session_id = s.id
         GROUP BY s.id, s.session_name, s.event_name, s.event_id, s.status, s.created_at, s.closed_at,
                  s.timing_event_id
         ORDER BY s.id DESC""", [*params, MAX_SESSIONS_LISTED])
     return [
         {"id": id_, "session_name": name, "event_name": event, "event_id": event_id, "status": status,
-         "created_at": iso(created), "closed_at": iso(closed), "read_count": reads,
+         "created_at": iso(created), "closed_at": iso(closed), "read_count": int(reads),
          "location_count": locations, "first_read": iso(first), "last_read": iso(last),
          "timing_event_id": timing_event}
         for id_, name, event, event_id, status, created, closed, reads, locations, first, last, timing_event in rows

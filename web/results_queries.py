@@ -126,9 +126,8 @@ async def event_version(database: Database, event: Event) -> tuple[Any, ...]:
 
 
 async def event_locations(database: Database, event: Event) -> list[str]:
-    """The locations the event's reads came from, for the settings form."""
+    """The locations the event's reads came from, for the settings form (from the maintained figures)."""
     rows = await _rows(database, """
-        SELECT DISTINCT r.location_name FROM timing_reads r JOIN timing_sessions s ON s.id = r.session_id
-        WHERE s.timing_event_id = %s AND r.timing_partner_id = %s
+        SELECT DISTINCT location_name FROM read_figures WHERE timing_event_id = %s AND timing_partner_id = %s
         ORDER BY 1""", (event.id, event.partner_id))
     return [row[0] for row in rows]
