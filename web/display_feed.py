@@ -189,13 +189,16 @@ class EventFeed:
             entry = await self._results_of(self.database, self.event)
             await self._take_entry(entry)
             history = await results_queries.event_reads(self.database, self.event)
-            for read_id, read in history:
+            recent_from = len(history) - RECENT_CROSSINGS  # older ones only teach the projection
+            for index, (read_id, read) in enumerate(history):
                 if read_id > entry.high_id:
                     break
                 if read.tag_code in NOT_RUNNERS:
                     continue
-                self._learn(read_id, read.tag_code, read.location_name, read.read_timestamp, read.read_time, entry,
-                            history_only=True)
+                crossing = self._learn(read_id, read.tag_code, read.location_name, read.read_timestamp,
+                                       read.read_time, entry, history_only=index < recent_from)
+                if crossing is not None:
+                    self.recent.append(crossing)
             self.last_read_id = max(self.last_read_id, entry.high_id)
         finally:
             self._working = False
