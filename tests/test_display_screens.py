@@ -14,7 +14,7 @@ import pytest_twisted
 
 from tests.postgres import query
 from tests.test_web_access import fetch
-from tests.test_web_results import (CSRF, ROSTER, display, insert_read, insert_runner, race,  # noqa: F401
+from tests.test_web_results import (CSRF, GUN, ROSTER, at, display, insert_read, insert_runner, race,  # noqa: F401
                                     race_time, stub)
 from tests.waiting import wait_until
 from web.display_feed import ScreenView
@@ -186,9 +186,9 @@ async def test_the_announcer_lists_a_runner_after_a_split_with_a_projected_finis
         if runners:
             break
     assert [runner["bib"] for runner in runners] == ["107"]
-    # The only finisher with a 5k split: 101, 5k at 15:00.000, finish gun time 0:31:07.41.
-    ratio = race_time("08:31:07.418")[0] / race_time("08:15:00.000")[0]
-    assert runners[0]["projected_s"] == round(race_time("08:16:00.000")[0] * ratio, 2)
+    # The only finisher with a 5k split: 101, 5k at 15:00.000 after the gun, finish at 31:07.418.
+    ratio = (at("08:31:07.418") - GUN).total_seconds() / (at("08:15:00.000") - GUN).total_seconds()
+    assert runners[0]["projected_s"] == round((at("08:16:00.000") - GUN).total_seconds() * ratio, 2)
     assert runners[0]["name"] == "Tirunesh Dibaba" and runners[0]["split_text"] == "0:16:00"
     insert_read(pg_dsn, race.session, "107", "finish", "08:33:00.000")
     for _ in range(200):

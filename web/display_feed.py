@@ -129,6 +129,8 @@ class EventFeed:
         self.recent: deque[Crossing] = deque(maxlen=RECENT_CROSSINGS)
         self.projection = ArrivalProjection()
         self.finish_location: str | None = None
+        self._crossing_log: list[tuple] = []  # every first crossing: the projection is rebuilt from it
+        self._context: tuple | None = None  # (finish, start, gun) the projection was learnt with
         self.last_read_id = 0
         self.crossings_built = 0  # runner objects made: once per crossing, however many screens
         self._entry: EventResults | None = None
@@ -255,24 +257,37 @@ class EventFeed:
         """Take one runner read in: the projection learns it; a first crossing becomes a Crossing."""
         if not self._first.is_new(bib, location, timestamp):
             return None
-        row = entry.race.row(bib) if location == entry.race.finish_location else None
-        gun = entry.race.gun_time
-        elapsed = (timestamp - gun).total_seconds() if gun is not None else None
-        if location == entry.race.finish_location:
-            if row is not None:
-                self.projection.finish(bib, row.gun_time_s)
-            elif elapsed is not None:
-                self.projection.finish(bib, elapsed)
+        race = entry.race
+        self._crossing_log.append((read_id, bib, location, timestamp, read_time))
+        context = (race.finish_location, race.start_location, race.gun_time)
+        if context != self._context:
+            # Until a finish read arrives a split looks like the finish (the results' rule), and a
+            # new gun time moves every elapsed time: learn the whole event again, once.
+            self._context = context
+            self._replay(entry)
+        else:
+            self._project(read_id, bib, location, timestamp, read_time, entry)
         if history_only:
-            if location not in (entry.race.finish_location, entry.race.start_location) and elapsed is not None:
-                runner = self._runners(read_id, bib, location, timestamp, read_time, None)["gun"]
-                self.projection.split(bib, location, elapsed, runner)
             return None
-        runners = self._runners(read_id, bib, location, timestamp, read_time, row, read)
-        if location not in (entry.race.finish_location, entry.race.start_location) and elapsed is not None:
-            self.projection.split(bib, location, elapsed, runners["gun"])
+        row = race.row(bib) if location == race.finish_location else None
         self.crossings_built += 1
-        return Crossing(read_id, location, runners)
+        return Crossing(read_id, location, self._runners(read_id, bib, location, timestamp, read_time, row, read))
+
+    def _project(self, read_id, bib, location, timestamp, read_time, entry: EventResults) -> None:
+        race = entry.race
+        if race.gun_time is None or location == race.start_location:
+            return
+        elapsed = (timestamp - race.gun_time).total_seconds()
+        if location == race.finish_location:
+            self.projection.finish(bib, elapsed)
+        else:
+            runner = self._runners(read_id, bib, location, timestamp, read_time, None)["gun"]
+            self.projection.split(bib, location, elapsed, runner)
+
+    def _replay(self, entry: EventResults) -> None:
+        self.projection = ArrivalProjection(self.projection.version + 1)
+        for crossing in self._crossing_log:
+            self._project(*crossing, entry)
 
     def _runners(self, read_id, bib, location, timestamp, read_time, row, read: DisplayRead | None = None):
         if read is None:

@@ -19,6 +19,7 @@ import json
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
+from twisted.internet.defer import CancelledError
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -203,6 +204,8 @@ class DisplayPages:
         self._streams.add(stream, StreamRight())  # type: ignore[attr-defined]
         try:
             await stream.run()
+        except CancelledError:
+            pass  # the screen went away (a reload, a phone asleep): nothing to answer
         finally:
             self._streams.remove(stream)  # type: ignore[attr-defined]
             self._screen_streams.get(screen.id, set()).discard(stream)

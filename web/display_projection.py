@@ -37,13 +37,13 @@ class Approaching:
 class ArrivalProjection:
     """Runners between a split and the finish, sorted by when they should arrive."""
 
-    def __init__(self) -> None:
+    def __init__(self, version: int = 0) -> None:
         self._splits: dict[str, dict[str, float]] = {}  # bib -> location -> elapsed at that split
         self._ratios: dict[str, list[float]] = {}  # location -> sorted finish/split ratios
         self._approaching: dict[str, Approaching] = {}
         self._finished: set[str] = set()
         self._count = 0
-        self.version = 0  # moves on every change: pages compare it to cache what they derived
+        self.version = version  # moves on every change: pages compare it to cache what they derived
 
     def split(self, bib: str, location: str, elapsed_s: float, runner: dict[str, Any]) -> None:
         """A split read ``elapsed_s`` after the gun; a finished runner is not approaching any more."""
