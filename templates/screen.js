@@ -41,7 +41,7 @@
   var seen = new Set();
   var lastId = config.last_id || 0;
   var branding = config.branding || {};
-  var layout = null;
+  var layout = config.layout || null;  // a designer layout, sent with the page (ChronoLayout draws it)
 
   // --- what a runner looks like --------------------------------------------------------------
 
@@ -139,6 +139,7 @@
     var renderer = window.ChronoLayout;
     if (!layout || !renderer || typeof renderer.render !== "function") { return false; }
     $("panel-single").hidden = true;
+    delete $("panel-single").dataset.shownBib;
     $("layout-panel").hidden = false;
     $("layout-panel").dataset.shownBib = runner.bib;
     renderer.render($("layout-panel"), layout, runner, branding);
@@ -349,14 +350,6 @@
     };
   }
 
-  function loadLayout() {
-    if (!config.layout_id) { return; }
-    window.fetch("/api/layouts/" + encodeURIComponent(config.layout_id), { cache: "no-store" })
-      .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (payload) { if (payload && payload.success) { layout = payload.layout.layout; } })
-      .catch(function () { layout = null; });  // the built-in panel stays
-  }
-
   function showRecentFromPage() {
     var recent = (config.recent || []).slice().reverse();  // oldest first
     recent.forEach(function (runner) { seen.add(runner.read_id); });
@@ -374,7 +367,6 @@
 
   applyBranding(branding);
   setupSound();
-  loadLayout();
   showRecentFromPage();
   rotateMessages();
   rotateSponsors();

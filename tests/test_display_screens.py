@@ -199,3 +199,51 @@ async def test_the_announcer_lists_a_runner_after_a_split_with_a_projected_finis
     assert response.code == 404
     response, body = await fetch(stub, "GET", "/api/announcer?screen=nope")
     assert response.code == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_screen_or_announcer_opened_while_the_database_is_down_says_so_and_retries_by_itself():
+    from types import SimpleNamespace
+
+    from treq.testing import StubTreq
+    from twisted.internet import reactor
+
+    from web.app import DisplayApp
+
+    down = StubTreq(DisplayApp(reactor, SimpleNamespace(database=None)).resource())
+    for path in ("/screen/0123456789abcdef", "/announcer", "/screen/0123456789abcdef/announcer"):
+        response, html = await fetch(down, "GET", path)
+        assert response.code == 503 and response.headers.getRawHeaders("retry-after") == ["5"]
+        assert 'data-state="unavailable"' in html and "/static/screen.js" in html  # the script retries
+        assert "keeps trying" in html
+    response, body = await fetch(down, "GET", "/api/screens/0123456789abcdef/messages")
+    assert response.code == 503 and json.loads(body)["success"] is False
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_screen_with_a_layout_includes_the_designers_renderer_and_sends_the_layout_with_the_page(
+        pg_dsn, stub, race):
+    await add_screen(stub, race.acme, race.event)
+    code = screen_code(pg_dsn)
+    _, html = await fetch(stub, "GET", f"/screen/{code}")
+    assert "/static/layout.js" not in html and page_config(html)["layout"] is None  # the built-in panel
+    # Stand-in for the designer branch's table, with the contract's columns.
+    query(pg_dsn, """CREATE TABLE display_layouts (id BIGSERIAL PRIMARY KEY, timing_partner_id BIGINT NOT NULL,
+                                                   timing_event_id BIGINT NOT NULL, name TEXT NOT NULL,
+                                                   layout JSONB NOT NULL)""")
+    layout = {"fields": [{"field": "name", "left": 5, "top": 10, "width": 90, "height": 30}]}
+    layout_id = query(pg_dsn, """
+        INSERT INTO display_layouts (timing_partner_id, timing_event_id, name, layout)
+        SELECT timing_partner_id, id, 'Big name', %s::jsonb FROM timing_events WHERE id = %s RETURNING id""",
+                      (json.dumps(layout), race.event))[0][0]
+    query(pg_dsn, "UPDATE display_screens SET layout_id = %s", (layout_id,))
+    _, html = await fetch(stub, "GET", f"/screen/{code}")
+    assert '<script src="/static/layout.js" defer></script>' in html
+    assert page_config(html)["layout"] == layout
+    other = query(pg_dsn, """
+        INSERT INTO display_layouts (timing_partner_id, timing_event_id, name, layout)
+        SELECT timing_partner_id, id, 'Theirs', '{}'::jsonb FROM timing_events WHERE id = %s RETURNING id""",
+                  (race.zeta_event,))[0][0]
+    query(pg_dsn, "UPDATE display_screens SET layout_id = %s", (other,))
+    _, html = await fetch(stub, "GET", f"/screen/{code}")
+    assert page_config(html)["layout"] is None  # another partner's layout is never used

@@ -182,7 +182,9 @@ class DisplayPages:
                   "sound": screen.sound, "time_kind": screen.time_kind, "layout_id": screen.layout_id,
                   "stream_url": f"/screen/{code}/stream", "messages_url": f"/api/screens/{code}/messages",
                   "last_id": feed.last_read_id, "recent": view.recent(SCREEN_RECENT),
-                  "branding": await self._branding(database, event)}
+                  "branding": await self._branding(database, event),
+                  "layout": (await display_queries.layout(database, screen.layout_id, event.partner_id, event.id)
+                             if screen.layout_id else None)}
         return self._render(request, "screen.html", title=config["branding"]["display_name"], screen=screen,
                             event=event, config=config, messages=await self._event_messages(database, event),
                             announcer_url=f"/screen/{code}/announcer")

@@ -218,3 +218,16 @@ async def replace_messages(database: Database, scope: Scope, event_id: int, text
                        FROM event, unnest(%s::text[]) WITH ORDINALITY AS texts (message, position))
         SELECT id FROM event""", [event_id, *params, texts])
     return bool(rows)
+
+
+async def layout(database: Database, layout_id: int, partner_id: int, event_id: int) -> dict[str, Any] | None:
+    """The designer's layout JSON for a screen, when the ``display_layouts`` table exists (after the
+    merge) and the layout belongs to the screen's partner and event; else None (the built-in panel).
+    INTEGRATOR: ``timing_partner_id``/``timing_event_id`` are this branch's assumption of its columns."""
+    exists = await _rows(database, "SELECT to_regclass('display_layouts') IS NOT NULL")
+    if not exists[0][0]:
+        return None
+    rows = await _rows(database, """
+        SELECT layout FROM display_layouts WHERE id = %s AND timing_partner_id = %s AND timing_event_id = %s""",
+                       (layout_id, partner_id, event_id))
+    return rows[0][0] if rows else None
