@@ -131,6 +131,8 @@ class EventFeed:
         self.finish_location: str | None = None
         self._crossing_log: list[tuple] = []  # every first crossing: the projection is rebuilt from it
         self._context: tuple | None = None  # (finish, start, gun) the projection was learnt with
+        self._approaching: list[dict[str, Any]] = []
+        self._approaching_key: tuple | None = None
         self.last_read_id = 0
         self.crossings_built = 0  # runner objects made: once per crossing, however many screens
         self._entry: EventResults | None = None
@@ -175,6 +177,14 @@ class EventFeed:
             self._unsubscribe()
             self._unsubscribe = None
         self._subscribers.clear()
+
+    def approaching(self, limit: int) -> list[dict[str, Any]]:
+        """The announcer's list, sorted once per change of the projection, whoever asks."""
+        key = (id(self.projection), self.projection.version, limit)
+        if self._approaching_key != key:
+            self._approaching = self.projection.approaching(limit)
+            self._approaching_key = key
+        return self._approaching
 
     def subscribe(self, callback: Callable[[list[Crossing]], object]) -> Callable[[], None]:
         self._subscribers.append(callback)

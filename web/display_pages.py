@@ -268,12 +268,12 @@ class DisplayPages:
         else:
             event = await self._viewer_event(request, database, required=True)
         feed = await self._feed(database, event)
-        approaching = feed.projection.approaching(ANNOUNCER_LIMIT)
-        etag = b'"%d-%d-%d"' % (event.id, feed.projection.version, feed.last_read_id)
+        etag = b'"%d-%d"' % (event.id, feed.projection.version)
         if request.getHeader(b"If-None-Match") == etag:
             request.setResponseCode(304)
             request.setHeader(b"ETag", etag)
             return b""
+        approaching = feed.approaching(ANNOUNCER_LIMIT)
         body = self._json(request, {"success": True, "event": {"id": event.id, "name": event.title},
                                     "finish_location": feed.finish_location, "runners": approaching})
         request.setHeader(b"ETag", etag)
