@@ -35,6 +35,7 @@ window.__shown = new Set();
 window.__names = new Set();
 window.__queueTexts = [];
 window.__announced = 0;
+window.__gridSeen = false;
 (function () {
   var panel = document.getElementById("panel");
   function record() {
@@ -44,6 +45,7 @@ window.__announced = 0;
     panel.querySelectorAll(".panel-name, .grid-name").forEach(function (element) {
       if (!element.closest("[hidden]")) { window.__names.add(element.textContent); }
     });
+    if (panel.querySelector(".grid-runner")) { window.__gridSeen = true; }
     var queue = document.getElementById("queue");
     if (!queue.hidden && queue.textContent) { window.__queueTexts.push(queue.textContent); }
   }
@@ -89,7 +91,7 @@ def wait_in_page(page, expression: str, timeout: float) -> None:
         waited += 0.2
 
 
-def drive_browser(base: str, dsn: str, port: int, event: int) -> None:
+def drive_browser(base: str, dsn: str, port: int, event: int, collector: CollectorProcess) -> None:
     """Runs in a worker thread: Playwright's sync API must stay off the reactor's thread."""
     from playwright.sync_api import expect, sync_playwright
 
@@ -134,6 +136,7 @@ def drive_browser(base: str, dsn: str, port: int, event: int) -> None:
             assert shown == {str(number) for number in range(FIRST_BIB, FIRST_BIB + BURST)}
             queue_texts = screen.evaluate("window.__queueTexts")
             assert any(text.endswith(" waiting") and text.startswith("+") for text in queue_texts), queue_texts
+            assert screen.evaluate("window.__gridSeen") is True  # the long queue went to the grid
             names = set(screen.evaluate("Array.from(window.__names)"))
             assert f"Bib {UNKNOWN_BIB} — not in roster" in names
             assert " ".join(LONG_NAME) in names
@@ -176,7 +179,14 @@ def drive_browser(base: str, dsn: str, port: int, event: int) -> None:
             assert font >= 0.08 * 1080 * 0.5  # shrink-to-fit never makes a name unreadably small
             for page in (screen, announcer, operator):
                 assert page.evaluate("window.__violations") == []
+
             assert errors == [], errors
+
+            # The server goes away and comes back: the open screen says so, retries, and is live again.
+            collector.stop()
+            expect(screen.locator("#connection")).to_contain_text("retrying")
+            collector.start()
+            expect(screen.locator("#connection")).to_have_text("Live", timeout=90_000)
         finally:
             browser.close()
 
@@ -188,7 +198,7 @@ def test_a_burst_of_200_finishers_each_shown_messages_live_announcer_and_phone_w
         event = prepare(pg_dsn)
         base = f"http://127.0.0.1:{collector.web_port}"
         with ThreadPoolExecutor(max_workers=1) as worker:
-            worker.submit(drive_browser, base, pg_dsn, collector.ctp01_port, event).result(timeout=600)
+            worker.submit(drive_browser, base, pg_dsn, collector.ctp01_port, event, collector).result(timeout=600)
         wait_for(lambda: query(pg_dsn, "SELECT count(*) FROM timing_reads WHERE location_name = 'finish'")[0][0]
                  >= BURST, 10, "the burst stored")
     finally:

@@ -239,19 +239,23 @@ class EventFeed:
         self._working = True
         try:
             while self._queue:
+                # No cut-off by id: a late commit (two controllers' batches) arrives below reads
+                # already shown, and must still be shown; a read seen twice is the same first
+                # crossing (same tag, mat and time), which FirstCrossings turns away.
                 batch, self._queue = self._queue, []
-                batch = [read for read in batch if read.id > self.last_read_id]
-                if not batch:
-                    continue
-                entry = await self._results_of(self.database, self.event)
-                await self._take_entry(entry)
+                try:
+                    entry = await self._results_of(self.database, self.event)
+                    await self._take_entry(entry)
+                except BaseException:
+                    self._queue[:0] = batch  # kept for the next delivery (the database may be back by then)
+                    raise
                 crossings = []
                 for read in batch:
                     crossing = self._learn(read.id, read.bib, read.location, read.timestamp, read.time, entry,
                                            read=read)
                     if crossing is not None:
                         crossings.append(crossing)
-                self.last_read_id = max(self.last_read_id, batch[-1].id)
+                self.last_read_id = max(self.last_read_id, max(read.id for read in batch))
                 if crossings:
                     self.recent.extend(crossings)
                     for callback in list(self._subscribers):
