@@ -247,3 +247,31 @@ async def test_a_screen_with_a_layout_includes_the_designers_renderer_and_sends_
     query(pg_dsn, "UPDATE display_screens SET layout_id = %s", (other,))
     _, html = await fetch(stub, "GET", f"/screen/{code}")
     assert page_config(html)["layout"] is None  # another partner's layout is never used
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_feed_shows_a_read_that_committed_late_below_one_already_shown_and_each_once(
+        pg_dsn, display, race, database):
+    from web import queries
+    from web.display_feed import EventFeed
+
+    class HeldBack:  # the test hands the feed its reads itself, in the order of two racing commits
+        def subscribe(self, callback):
+            return lambda: None
+
+    event = next(event for event in await queries.events(database, queries.EVERYTHING) if event.id == race.event)
+    feed = EventFeed(database, HeldBack(), event, display._event_results)
+    await feed.start()
+    shown = []
+    feed.subscribe(lambda crossings: shown.extend(crossing.runners["gun"]["bib"] for crossing in crossings))
+    insert_runner(pg_dsn, race.event, "108", "Derartu", "Tulu", 52, "F")
+    insert_runner(pg_dsn, race.event, "109", "Sifan", "Hassan", 31, "F")
+    low = insert_read(pg_dsn, race.session, "108", "finish", "08:36:00.000")
+    insert_read(pg_dsn, race.session, "109", "finish", "08:37:00.000")
+    reads = await queries.reads_after(database, low - 1)
+    feed._new_reads([reads[1]])  # the higher id first
+    await wait_until(lambda: shown == ["109"])
+    feed._new_reads([reads[0], reads[1]])  # then the late one, with the other delivered again
+    await wait_until(lambda: len(shown) >= 2)
+    assert shown == ["109", "108"]
+    feed.stop()
