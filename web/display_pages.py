@@ -46,6 +46,7 @@ SCREEN_RECENT = 10
 ANNOUNCER_LIMIT = 30
 REPEAT_WINDOW_SECONDS = 60
 SCREEN_CODE_LENGTH = 100
+DRESSING_SECONDS = 1.0
 
 
 def distinct_crossings(reads: Iterable[DisplayRead]) -> list[DisplayRead]:
@@ -108,6 +109,7 @@ class DisplayPages:
 
     _screen_feeds: ScreenFeeds | None = None
     _screen_streams: dict[int, set[EventStream]] | None = None
+    _dressing: dict[int, tuple[float, dict[str, Any], bytes]] | None = None
 
     # The live feed of every crossing
 
@@ -217,9 +219,7 @@ class DisplayPages:
         """The messages and branding of a screen's event; 304 while unchanged (the screens poll this)."""
         database = self.database()
         _, event = await self._screen(database, code)
-        payload = {"success": True, "messages": await self._event_messages(database, event),
-                   "branding": await self._branding(database, event)}
-        etag = etag_of(payload)
+        payload, etag = await self._screen_dressing(database, event)
         if request.getHeader(b"If-None-Match") == etag:
             request.setResponseCode(304)
             request.setHeader(b"ETag", etag)
@@ -228,6 +228,23 @@ class DisplayPages:
         request.setHeader(b"ETag", etag)
         request.setHeader(b"Cache-Control", b"no-cache")
         return body
+
+    async def _screen_dressing(self, database: Database, event: Event) -> tuple[dict[str, Any], bytes]:
+        """An event's messages and branding with their ETag, fetched at most once per
+        ``DRESSING_SECONDS`` however many screens poll (an edit still shows within seconds)."""
+        if self._dressing is None:
+            self._dressing = {}
+        now = self.reactor.seconds()
+        kept = self._dressing.get(event.id)
+        if kept is not None and now - kept[0] < DRESSING_SECONDS:
+            return kept[1], kept[2]
+        payload = {"success": True, "messages": await self._event_messages(database, event),
+                   "branding": await self._branding(database, event)}
+        etag = etag_of(payload)
+        if len(self._dressing) > 100:
+            self._dressing.clear()
+        self._dressing[event.id] = (now, payload, etag)
+        return payload, etag
 
     # The announcer
 
@@ -361,6 +378,7 @@ class DisplayPages:
         viewer, event = await self._changed_event(request, database, event_id)
         current = await display_queries.branding(database, event.id, event.partner_id)
         await display_queries.save_branding(database, viewer.scope, event.id, parse_branding_form(request, current))
+        (self._dressing or {}).pop(event.id, None)
         log.info("branding of event {event} changed by {who}", event=event.id, who=viewer.email or "open mode")
         return self._redirect(request, f"/screens?event={event.id}#branding")
 
@@ -370,6 +388,7 @@ class DisplayPages:
         viewer, event = await self._changed_event(request, database, event_id)
         texts = parse_messages_form(request)
         await display_queries.replace_messages(database, viewer.scope, event.id, texts)
+        (self._dressing or {}).pop(event.id, None)
         log.info("messages of event {event} changed by {who} ({count} messages)", event=event.id,
                  who=viewer.email or "open mode", count=len(texts))
         return self._redirect(request, f"/screens?event={event.id}#messages")
