@@ -295,8 +295,8 @@ class EventFeed:
         if location == race.finish_location:
             self.projection.finish(bib, elapsed)
         else:
-            runner = self._runners(read_id, bib, location, timestamp, read_time, None)["gun"]
-            self.projection.split(bib, location, elapsed, runner)
+            self.projection.split(bib, location, elapsed,
+                                  lambda: self._runners(read_id, bib, location, timestamp, read_time, None)["gun"])
 
     def _replay(self, entry: EventResults) -> None:
         self.projection = ArrivalProjection(self.projection.version + 1)

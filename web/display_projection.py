@@ -9,9 +9,10 @@ hands it elapsed times, it keeps sorted ratios (insertion by bisection), no I/O.
 
 from __future__ import annotations
 
+import heapq
 from bisect import insort
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 
 def median(sorted_values: list[float]) -> float | None:
@@ -30,7 +31,7 @@ class Approaching:
     bib: str
     location: str
     split_elapsed_s: float  # since the gun
-    runner: dict[str, Any]  # the contract's runner object of the split read
+    runner: dict[str, Any] | Callable[[], dict[str, Any]]  # the split read's runner object, or how to build it
     order: int  # arrival order of the split read, for ties
 
 
@@ -45,8 +46,11 @@ class ArrivalProjection:
         self._count = 0
         self.version = version  # moves on every change: pages compare it to cache what they derived
 
-    def split(self, bib: str, location: str, elapsed_s: float, runner: dict[str, Any]) -> None:
-        """A split read ``elapsed_s`` after the gun; a finished runner is not approaching any more."""
+    def split(self, bib: str, location: str, elapsed_s: float,
+              runner: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """A split read ``elapsed_s`` after the gun; a finished runner is not approaching any more.
+
+        ``runner`` may be a function that builds it: only the few runners listed are ever built."""
         if elapsed_s <= 0 or bib in self._finished:
             return
         self._splits.setdefault(bib, {})[location] = elapsed_s
@@ -76,12 +80,16 @@ class ArrivalProjection:
             projected = self.projected_elapsed(runner.location, runner.split_elapsed_s)
             entries.append((projected if projected is not None else runner.split_elapsed_s, runner.order,
                             runner, projected))
-        entries.sort(key=lambda entry: (entry[0], entry[1]))
-        return [{**runner.runner, "split_location": runner.location,
-                 "split_s": round(runner.split_elapsed_s, 2), "split_text": elapsed_text(runner.split_elapsed_s),
-                 "projected_s": None if projected is None else round(projected, 2),
-                 "projected_text": "" if projected is None else elapsed_text(projected)}
-                for _, _, runner, projected in entries[:limit]]
+        soonest = heapq.nsmallest(limit, entries, key=lambda entry: (entry[0], entry[1]))
+        return [self._listed(runner, projected) for _, _, runner, projected in soonest]
+
+    @staticmethod
+    def _listed(runner: Approaching, projected: float | None) -> dict[str, Any]:
+        details = runner.runner() if callable(runner.runner) else runner.runner
+        return {**details, "split_location": runner.location, "split_s": round(runner.split_elapsed_s, 2),
+                "split_text": elapsed_text(runner.split_elapsed_s),
+                "projected_s": None if projected is None else round(projected, 2),
+                "projected_text": "" if projected is None else elapsed_text(projected)}
 
 
 def elapsed_text(seconds: float) -> str:
