@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any, Awaitable, Callable
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -201,20 +202,32 @@ class EventFeed:
             entry = await self._results_of(self.database, self.event)
             await self._take_entry(entry)
             history = await results_queries.event_reads(self.database, self.event)
-            recent_from = len(history) - RECENT_CROSSINGS  # older ones only teach the projection
-            for index, (read_id, read) in enumerate(history):
-                if read_id > entry.high_id:
-                    break
-                if read.tag_code in NOT_RUNNERS:
-                    continue
-                crossing = self._learn(read_id, read.tag_code, read.location_name, read.read_timestamp,
-                                       read.read_time, entry, history_only=index < recent_from)
-                if crossing is not None:
-                    self.recent.append(crossing)
+            await self._in_thread(self._learn_history, history, entry)
             self.last_read_id = max(self.last_read_id, entry.high_id)
         finally:
             self._working = False
         await self._work()
+
+    def _in_thread(self, work: Callable[..., None], *args: Any) -> Deferred[None]:
+        """A big event's history takes a second or more: off the reactor thread when there is a pool.
+        Nothing else touches the feed meanwhile: live reads wait in the queue, requests wait for start()."""
+        reactor = getattr(self.database, "reactor", None)
+        pool = getattr(reactor, "getThreadPool", None)
+        if pool is None:
+            return succeed(work(*args))
+        return deferToThreadPool(reactor, pool(), work, *args)
+
+    def _learn_history(self, history: list[tuple[int, Any]], entry: EventResults) -> None:
+        recent_from = len(history) - RECENT_CROSSINGS  # older ones only teach the projection
+        for index, (read_id, read) in enumerate(history):
+            if read_id > entry.high_id:
+                break
+            if read.tag_code in NOT_RUNNERS:
+                continue
+            crossing = self._learn(read_id, read.tag_code, read.location_name, read.read_timestamp,
+                                   read.read_time, entry, history_only=index < recent_from)
+            if crossing is not None:
+                self.recent.append(crossing)
 
     async def _take_entry(self, entry: EventResults) -> None:
         if entry is not self._entry:  # built afresh: the roster or the settings changed
