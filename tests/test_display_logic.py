@@ -103,3 +103,8 @@ def test_a_runner_drops_off_the_announcer_once_finished_and_a_late_split_does_no
     assert projection.approaching() == [] and projection.version > version
     projection.split("7", "5k", 905.0, {"bib": "7"})
     assert projection.approaching() == []
+
+
+def test_runner_object_without_a_result_yet_takes_the_age_group_it_is_given():
+    runner = runner_object(read("101", location="5k"), ADA, None, "gun", division="F35-39")
+    assert runner["division"] == "F35-39" and runner["place"] is None

@@ -190,6 +190,7 @@ async def test_the_announcer_lists_a_runner_after_a_split_with_a_projected_finis
     ratio = (at("08:31:07.418") - GUN).total_seconds() / (at("08:15:00.000") - GUN).total_seconds()
     assert runners[0]["projected_s"] == round((at("08:16:00.000") - GUN).total_seconds() * ratio, 2)
     assert runners[0]["name"] == "Tirunesh Dibaba" and runners[0]["split_text"] == "0:16:00"
+    assert runners[0]["division"] == "F35-39"  # the age group from the roster's age and gender
     insert_read(pg_dsn, race.session, "107", "finish", "08:33:00.000")
     for _ in range(200):
         if not await approaching():

@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chronotrack.reads import GUN_TIME_TAG, NEW_LOCATION_TAG
+from chronotrack.results import division_for
 from chronotrack.storage.database import Database
 from web import results_queries
 from web.display_projection import ArrivalProjection
@@ -320,7 +321,8 @@ class EventFeed:
         if read is None:
             read = DisplayRead(read_id, 0, bib, location, read_time, timestamp, 0, "", 0, None, None)
         participant = self._roster.get(bib)
-        return {kind: runner_object(read, participant, row, kind) for kind in TIME_KINDS}
+        division = division_for(participant, self._entry.race.settings) if self._entry is not None else None
+        return {kind: runner_object(read, participant, row, kind, division) for kind in TIME_KINDS}
 
 
 class ScreenFeeds:

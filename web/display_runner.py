@@ -20,8 +20,11 @@ TIME_KINDS = ("gun", "chip")
 
 
 def runner_object(read: DisplayRead, participant: Participant | None, row: ResultRow | None,
-                  time_kind: str) -> dict[str, Any]:
-    """The contract's runner for one read; ``row`` is the runner's live result (None: no time yet)."""
+                  time_kind: str, division: str | None = None) -> dict[str, Any]:
+    """The contract's runner for one read; ``row`` is the runner's live result (None: no time yet).
+
+    ``division`` is the runner's division or age group when there is no result row yet (a split
+    read: the announcer shows the age group), else the row's own is used."""
     if time_kind not in TIME_KINDS:
         raise ValueError(f"time_kind must be gun or chip, not {time_kind!r}")
     first = (participant.first_name or "") if participant else ""
@@ -37,7 +40,7 @@ def runner_object(read: DisplayRead, participant: Participant | None, row: Resul
         "gender": participant.gender if participant else None,
         "age": participant.age if participant else None,
         "division": (row.division if row is not None and row.division else
-                     (participant.division if participant else None)),
+                     division or (participant.division if participant else None)),
         "city": participant.city if participant else None,
         "team": participant.team if participant else None,
         "location": read.location,
