@@ -276,3 +276,26 @@ async def test_the_feed_shows_a_read_that_committed_late_below_one_already_shown
     await wait_until(lambda: len(shown) >= 2)
     assert shown == ["109", "108"]
     feed.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_open_streams_of_a_screen_deleted_by_another_process_are_ended_at_the_next_check(
+        pg_dsn, display, stub, race):
+    await add_screen(stub, race.acme, race.event, name="Kept")
+    await add_screen(stub, race.acme, race.event, name="Gone")
+    kept, gone = (query(pg_dsn, "SELECT id FROM display_screens WHERE name = %s", (name,))[0][0]
+                  for name in ("Kept", "Gone"))
+
+    class OpenStream:
+        def __init__(self):
+            self.ended = False
+
+        def close(self, finish=False):
+            self.ended = finish
+
+    streams = {kept: OpenStream(), gone: OpenStream()}
+    display._screen_streams = {screen: {stream} for screen, stream in streams.items()}
+    assert await display.recheck_screens() == 0
+    query(pg_dsn, "DELETE FROM display_screens WHERE id = %s", (gone,))  # as psql or another process would
+    assert await display.recheck_screens() == 1
+    assert streams[gone].ended is True and streams[kept].ended is False

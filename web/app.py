@@ -155,6 +155,8 @@ class DisplayApp(DisplayPages, ResultsPages, OperatorPages, ExportPages):
         self._streams.end_all()
         if self._screen_feeds is not None:
             self._screen_feeds.stop_all()
+        if self._screen_watch is not None and self._screen_watch.running:
+            self._screen_watch.stop()
         if self._live is not None:
             self._live.stop()
             self._live = None

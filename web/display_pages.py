@@ -20,7 +20,8 @@ import json
 from datetime import datetime
 from typing import Any, Callable, Iterable
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, ensureDeferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -30,7 +31,7 @@ from web import display_queries, queries, results_queries
 from web.display_feed import EventFeed, ScreenFeeds, ScreenView
 from web.display_queries import Branding, Screen
 from web.display_settings_pages import ScreenSettingsPages
-from web.errors import NotFound
+from web.errors import DatabaseUnavailable, NotFound
 from web.live import LiveReads
 from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
 from web.params import int_param, parse_bounded_int, text_param
@@ -47,6 +48,7 @@ SCREEN_RECENT = 10
 ANNOUNCER_LIMIT = 30
 REPEAT_WINDOW_SECONDS = 60
 SCREEN_CODE_LENGTH = 100
+SCREEN_RECHECK_SECONDS = 60.0
 DRESSING_SECONDS = 1.0
 
 
@@ -111,6 +113,7 @@ class DisplayPages(ScreenSettingsPages):
     _screen_feeds: ScreenFeeds | None = None
     _screen_streams: dict[int, set[EventStream]] | None = None
     _dressing: dict[int, tuple[float, dict[str, Any], bytes]] | None = None
+    _screen_watch: LoopingCall | None = None
 
     # The live feed of every crossing
 
@@ -206,6 +209,7 @@ class DisplayPages(ScreenSettingsPages):
         if self._screen_streams is None:
             self._screen_streams = {}
         self._screen_streams.setdefault(screen.id, set()).add(stream)
+        self._watch_screens()
         self._streams.add(stream, StreamRight())  # type: ignore[attr-defined]
         try:
             await stream.run()
@@ -214,6 +218,31 @@ class DisplayPages(ScreenSettingsPages):
         finally:
             self._streams.remove(stream)  # type: ignore[attr-defined]
             self._screen_streams.get(screen.id, set()).discard(stream)
+
+    def _watch_screens(self) -> None:
+        """Now and then, end the streams of screens deleted elsewhere (another web process)."""
+        if self._screen_watch is None:
+            self._screen_watch = LoopingCall(lambda: ensureDeferred(self.recheck_screens()).addErrback(
+                lambda failure: log.failure("re-checking open screens failed", failure)))
+            self._screen_watch.clock = self.reactor
+        if not self._screen_watch.running:
+            self._screen_watch.start(SCREEN_RECHECK_SECONDS, now=False)
+
+    async def recheck_screens(self) -> int:
+        """End the open streams of screens that no longer exist; how many screens that was."""
+        open_ids = [screen_id for screen_id, streams in (self._screen_streams or {}).items() if streams]
+        if not open_ids:
+            if self._screen_watch is not None and self._screen_watch.running:
+                self._screen_watch.stop()
+            return 0
+        try:
+            existing = await display_queries.existing_screens(self.database(), open_ids)
+        except DatabaseUnavailable:
+            return 0  # nothing known: keep them; the next check decides
+        gone = [screen_id for screen_id in open_ids if screen_id not in existing]
+        for screen_id in gone:
+            self._end_screen_streams(screen_id)  # type: ignore[attr-defined]
+        return len(gone)
 
     @app.route("/api/screens/<string:code>/messages", methods=["GET"])
     async def screen_messages(self, request: IRequest, code: str) -> bytes:

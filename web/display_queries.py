@@ -125,6 +125,12 @@ async def update_screen(database: Database, scope: Scope, screen_id: int, settin
     return bool(rows)
 
 
+async def existing_screens(database: Database, screen_ids: list[int]) -> set[int]:
+    """Which of these screens still exist (another web process may have deleted one)."""
+    rows = await _rows(database, "SELECT id FROM display_screens WHERE id = ANY(%s::bigint[])", (screen_ids,))
+    return {row[0] for row in rows}
+
+
 async def delete_screen(database: Database, scope: Scope, screen_id: int) -> bool:
     where, params = scope.where("timing_partner_id", "timing_event_id", ["id = %s"], [screen_id])
     rows = await _rows(database, f"DELETE FROM display_screens {where} RETURNING id", params)
