@@ -167,6 +167,24 @@ def drive_browser(base: str, dsn: str, port: int, event: int, collector: Collect
             expect(screen.locator(".screen-top")).to_have_css("background-color", "rgb(170, 0, 17)")
             assert screen.evaluate("window.__not_reloaded") is True
 
+            # "Take colours from the website" fills the form from the outbound branch's endpoint
+            # (answered here as its contract says, until the branches meet); nothing is saved.
+            asked: list[str] = []
+
+            def brand_from_url(route):
+                asked.append(route.request.post_data)
+                route.fulfill(status=200, content_type="application/json",
+                              body='{"success": true, "colors": ["#123456", "#ABCDEF"], "fonts": ["Inter"], '
+                                   '"url": "https://city10k.example/"}')
+
+            operator.route("**/api/events/*/brand-from-url", brand_from_url)
+            operator.locator("#brand-url").fill("https://city10k.example")
+            operator.locator("#brand-from-url").click()
+            expect(operator.locator("#brand-status")).to_contain_text("https://city10k.example/")
+            assert operator.locator("#branding-form input[name=primary_color]").input_value() == "#123456"
+            assert operator.locator("#branding-form input[name=accent_color]").input_value() == "#abcdef"
+            assert asked and '"url": "https://city10k.example"' in asked[0].replace('":"', '": "')
+
             # The announcer: the finishers crossed 5k at half their finish time, so a runner at 5k
             # after 300 s is projected to finish at 600 s.
             announcer = new_page(1920, 1080)

@@ -55,6 +55,7 @@ STATIC_FILES = {
     "screen.js": b"text/javascript; charset=utf-8",
     "screen.css": b"text/css; charset=utf-8",
     "announcer.js": b"text/javascript; charset=utf-8",
+    "screens.js": b"text/javascript; charset=utf-8",
 }
 PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster",
                b"/login": "Sign in", b"/results": "Results", b"/screens": "Screens"}
