@@ -82,10 +82,12 @@ def fits_the_phone(page) -> None:
     assert widths[0] <= widths[1], f"horizontal scroll on a 390 px phone: {widths}"
 
 
-def wait_in_page(page, expression: str, timeout: float) -> None:
+def wait_in_page(page, expression: str, timeout: float, on_poll=None) -> None:
     """Poll ``expression`` in the page (wait_for_function would need eval, which the CSP forbids)."""
     waited = 0.0
     while not page.evaluate(expression):
+        if on_poll is not None:
+            on_poll()
         if waited > timeout:
             raise AssertionError(f"not true after {timeout:.0f} s: {expression}")
         page.wait_for_timeout(200)
@@ -133,7 +135,14 @@ def drive_browser(base: str, dsn: str, port: int, event: int, collector: Collect
 
             burst_started = time.monotonic()
             simulate(port, "finish", BURST, 10.0)  # the burst: 200 finishers, one every 10 s of race time
-            wait_in_page(screen, f"window.__shown.size >= {BURST}", 120)
+            grid_pictured: list[bool] = []
+
+            def picture_the_grid() -> None:  # the queue's grid, once, for the artifacts
+                if not grid_pictured and screen.locator(".grid-runner").count():
+                    grid_pictured.append(True)
+                    screen.screenshot(path=str(ARTIFACTS / "screen-grid-1920x1080.png"))
+
+            wait_in_page(screen, f"window.__shown.size >= {BURST}", 120, picture_the_grid)
             print(f"\n{BURST} finishers sent and all shown on the panel in {time.monotonic() - burst_started:.1f} s "
                   "(0.1 s hold, grid of 8; for the record, not asserted)")
             shown = set(screen.evaluate("Array.from(window.__shown)"))
