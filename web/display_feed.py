@@ -260,6 +260,8 @@ class EventFeed:
                 try:
                     entry = await self._results_of(self.database, self.event)
                     await self._take_entry(entry)
+                    if self._crossing_log and self._context_of(entry) != self._context:
+                        await self._in_thread(self._relearn, entry)  # a big event takes a while
                 except BaseException:
                     self._queue[:0] = batch  # kept for the next delivery (the database may be back by then)
                     raise
@@ -287,35 +289,41 @@ class EventFeed:
             return None
         race = entry.race
         self._crossing_log.append((read_id, bib, location, timestamp, read_time))
-        context = (race.finish_location, race.start_location, race.gun_time)
-        if context != self._context:
-            # Until a finish read arrives a split looks like the finish (the results' rule), and a
-            # new gun time moves every elapsed time: learn the whole event again, once.
-            self._context = context
-            self._replay(entry)
+        if self._context_of(entry) != self._context:
+            self._relearn(entry)
         else:
-            self._project(read_id, bib, location, timestamp, read_time, entry)
+            self._project(self.projection, read_id, bib, location, timestamp, read_time, entry)
         if history_only:
             return None
         row = race.row(bib) if location == race.finish_location else None
         self.crossings_built += 1
         return Crossing(read_id, location, self._runners(read_id, bib, location, timestamp, read_time, row, read))
 
-    def _project(self, read_id, bib, location, timestamp, read_time, entry: EventResults) -> None:
+    def _project(self, projection: ArrivalProjection, read_id, bib, location, timestamp, read_time,
+                 entry: EventResults) -> None:
         race = entry.race
         if race.gun_time is None or location == race.start_location:
             return
         elapsed = (timestamp - race.gun_time).total_seconds()
         if location == race.finish_location:
-            self.projection.finish(bib, elapsed)
+            projection.finish(bib, elapsed)
         else:
-            self.projection.split(bib, location, elapsed,
-                                  lambda: self._runners(read_id, bib, location, timestamp, read_time, None)["gun"])
+            projection.split(bib, location, elapsed,
+                             lambda: self._runners(read_id, bib, location, timestamp, read_time, None)["gun"])
 
-    def _replay(self, entry: EventResults) -> None:
-        self.projection = ArrivalProjection(self.projection.version + 1)
-        for crossing in self._crossing_log:
-            self._project(*crossing, entry)
+    @staticmethod
+    def _context_of(entry: EventResults) -> tuple:
+        return entry.race.finish_location, entry.race.start_location, entry.race.gun_time
+
+    def _relearn(self, entry: EventResults) -> None:
+        """Learn every crossing again, into a new projection swapped in whole (readers never see
+        one half built). Until a finish read arrives a split looks like the finish (the results'
+        rule), and a new gun time moves every elapsed time. Any thread (see ``_work``)."""
+        projection = ArrivalProjection(self.projection.version + 1)
+        for crossing in list(self._crossing_log):
+            self._project(projection, *crossing, entry)
+        self._context = self._context_of(entry)
+        self.projection = projection
 
     def _runners(self, read_id, bib, location, timestamp, read_time, row, read: DisplayRead | None = None):
         if read is None:
