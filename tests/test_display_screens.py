@@ -14,9 +14,10 @@ import pytest_twisted
 
 from tests.postgres import query
 from tests.test_web_access import fetch
-from tests.test_web_results import (CSRF, GUN, ROSTER, at, display, insert_read, insert_runner, race,  # noqa: F401
+from tests.test_web_results import (CSRF, GUN, at, display, insert_read, insert_runner, race,  # noqa: F401
                                     race_time, stub)
 from tests.waiting import wait_until
+from web import queries
 from web.display_feed import ScreenView
 
 CONFIG = re.compile(r"data-config='([^']*)'")
@@ -147,8 +148,7 @@ async def test_the_event_feed_builds_each_new_finisher_once_for_every_screen_wit
         pg_dsn, display, stub, race, database):
     await add_screen(stub, race.acme, race.event)
     await fetch(stub, "GET", f"/screen/{screen_code(pg_dsn)}")  # builds the event's feed
-    event = next(event for event in await __import__("web.queries", fromlist=["events"]).events(
-        database, __import__("web.queries", fromlist=["EVERYTHING"]).EVERYTHING) if event.id == race.event)
+    event = next(event for event in await queries.events(database, queries.EVERYTHING) if event.id == race.event)
     feed = await display._feed(database, event)
     got_a, got_b = [], []
     ScreenView(feed, "gun", None).subscribe(got_a.append)
@@ -253,7 +253,6 @@ async def test_a_screen_with_a_layout_includes_the_designers_renderer_and_sends_
 @pytest_twisted.ensureDeferred
 async def test_the_feed_shows_a_read_that_committed_late_below_one_already_shown_and_each_once(
         pg_dsn, display, race, database):
-    from web import queries
     from web.display_feed import EventFeed
 
     class HeldBack:  # the test hands the feed its reads itself, in the order of two racing commits

@@ -72,7 +72,8 @@ def prepare(dsn: str) -> int:
 def simulate(port: int, location: str, reads: int, spacing: float, bib_start: int = FIRST_BIB,
              gun: bool = True, connection: str = "sim") -> None:
     """A controller session; another ``connection`` id for a mat already sent (else the collector resumes it)."""
-    run_simulator(port, "--connection-id", connection, "--locations", location, "--reads", str(reads), "--bib-start", str(bib_start),
+    run_simulator(port, "--connection-id", connection, "--locations", location, "--reads", str(reads),
+                  "--bib-start", str(bib_start),
                   "--base-time", GUN, "--read-spacing", str(spacing), "--rate", "0", "--linger", "0.3", "--quiet",
                   *(["--gun-time"] if gun else []))
 
