@@ -38,13 +38,13 @@ from web.display_projection import ArrivalProjection
 from web.display_runner import TIME_KINDS, FirstCrossings, runner_object
 from web.live import LiveReads, ReadBatch
 from web.queries import DisplayRead, Event
-from web.results_cache import EventResults
+from web.results_cache import DEFAULT_CAPACITY, EventResults
 from web.roster import Participant
 
 log = Logger()
 
 RECENT_CROSSINGS = 1000
-MAX_FEEDS = 8
+MAX_FEEDS = DEFAULT_CAPACITY  # as many as the results cache keeps: a feed asks it for its event per batch
 NOT_RUNNERS = (GUN_TIME_TAG, NEW_LOCATION_TAG)
 
 ResultsOf = Callable[[Database, Event], Awaitable[EventResults]]
