@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -23,7 +23,6 @@ from werkzeug.exceptions import HTTPException
 
 from chronotrack.config import DEFAULT_MESSAGES
 from chronotrack.storage.database import Database
-from chronotrack.reads import NEW_LOCATION_TAG
 from web import queries
 from web.access import Access
 from web.brand_pages import BrandPages
@@ -34,9 +33,10 @@ from web.designer_pages import DesignerPages
 from web.export_pages import ExportPages
 from web.image_pages import ImagePages
 from web.live import LiveReads
-from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
+from web.operator_pages import MAX_ID, OperatorPages
 from web.params import int_param, parse_bounded_int, text_param
 from web.queries import DisplayRead, Scope
+from web.display_pages import DisplayPages
 from web.results_pages import ResultsPages
 from web.roster_source_pages import RosterSourcePages
 from web.scoped_live import ScopedLive
@@ -48,7 +48,6 @@ log = Logger()
 
 CollectorStatus = Callable[[], Deferred]
 
-DISPLAY_RECENT = 12
 PAGE_SIZE = 50
 MAX_LIMIT = 1000
 
@@ -64,9 +63,13 @@ STATIC_FILES = {
     "layout_preview.js": b"text/javascript; charset=utf-8",
     "roster_sources.js": b"text/javascript; charset=utf-8",
     "roster_sources.css": b"text/css; charset=utf-8",
+    "screen.js": b"text/javascript; charset=utf-8",
+    "screen.css": b"text/css; charset=utf-8",
+    "announcer.js": b"text/javascript; charset=utf-8",
+    "screens.js": b"text/javascript; charset=utf-8",
 }
 PAGE_TITLES = {b"/reads": "Reads", b"/sessions": "Sessions", b"/status": "Status", b"/roster": "Roster",
-               b"/login": "Sign in", b"/results": "Results"}
+               b"/login": "Sign in", b"/results": "Results", b"/screens": "Screens"}
 
 
 def template_directories() -> list[Path]:
@@ -78,32 +81,6 @@ def template_directories() -> list[Path]:
 
 def default_messages() -> tuple[str, ...]:
     return tuple(part.strip() for part in DEFAULT_MESSAGES.split("|") if part.strip())
-
-
-REPEAT_WINDOW_SECONDS = 60
-
-
-def distinct_crossings(reads: Iterable[DisplayRead]) -> list[DisplayRead]:
-    """Drop repeat reads of one chip on one mat in one lap within a minute.
-
-    Antennas read a chip many times as it crosses; the screen shows the crossing once, at
-    its first read (display.js applies the same rule to live reads). Takes and returns
-    reads newest first.
-    """
-    kept_at: dict[tuple, list[datetime]] = {}
-    crossings = []
-    for read in reversed(list(reads)):
-        if read.bib == NEW_LOCATION_TAG:
-            continue  # a controller announcing a mat, not a runner
-        key = (read.bib, read.location, read.lap)
-        times = kept_at.setdefault(key, [])
-        if not read.gun_time and any(abs((read.timestamp - kept).total_seconds()) < REPEAT_WINDOW_SECONDS
-                                     for kept in times):
-            continue
-        times.append(read.timestamp)
-        crossings.append(read)
-    crossings.reverse()
-    return crossings
 
 
 def _formatter(pattern: str) -> Callable[[str | datetime | None], str]:
@@ -126,8 +103,8 @@ _format_timestamp = _formatter("%Y-%m-%d %H:%M:%S")
 _format_time_of_day = _formatter("%H:%M")
 
 
-class DisplayApp(ResultsPages, BrandPages, RosterSourcePages, OperatorPages, ExportPages, DesignerPages,
-                 ImagePages):
+class DisplayApp(DisplayPages, ResultsPages, BrandPages, RosterSourcePages, OperatorPages, ExportPages,
+                 DesignerPages, ImagePages):
     """Pages, JSON feeds and the live stream; the operator's pages come from ``OperatorPages``,
     the results (page, JSON, CSV, settings) from ``ResultsPages``, the downloads from ``ExportPages``."""
 
@@ -190,6 +167,10 @@ class DisplayApp(ResultsPages, BrandPages, RosterSourcePages, OperatorPages, Exp
         """End every open stream cleanly (on shut-down); browsers reconnect and resume."""
         self._streams.end_all()
         self.stop_roster_pulls()
+        if self._screen_feeds is not None:
+            self._screen_feeds.stop_all()
+        if self._screen_watch is not None and self._screen_watch.running:
+            self._screen_watch.stop()
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -238,10 +219,8 @@ class DisplayApp(ResultsPages, BrandPages, RosterSourcePages, OperatorPages, Exp
             if wants_json:
                 return self._json(request, {"success": False, "error": "database unavailable",
                                             "connected": False})
-            if request.path == b"/" or request.path.startswith(b"/display/"):
-                return self._render(request, "display.html", reads=[], hero=None, last_id="",
-                                    messages=self.messages, available=False,
-                                    stream_url=_stream_url_for(request.path), title="Live race display")
+            if request.path == b"/" or request.path.startswith((b"/display/", b"/screen/", b"/announcer")):
+                return self.display_unavailable(request)
             return self._render(request, "unavailable.html", title=PAGE_TITLES.get(request.path, "Race display"),
                                 active=request.path.decode("ascii", "replace").strip("/"))
         if failure.check(NotSignedIn):
@@ -291,27 +270,7 @@ class DisplayApp(ResultsPages, BrandPages, RosterSourcePages, OperatorPages, Exp
 
     # Pages
 
-    @app.route("/", methods=["GET"])
-    async def display(self, request: IRequest) -> bytes:
-        database = self.database()
-        viewer = await self._reader(request, database)
-        return await self._display_page(request, database, viewer.scope, "/stream", "Live race display")
-
-    @app.route("/display/<string:slug>", methods=["GET"])
-    async def public_display(self, request: IRequest, slug: str) -> bytes:
-        """The big screen of one event its partner made public: no sign-in, that event's reads only."""
-        database = self.database()
-        event = await self._public_event(database, slug)
-        return await self._display_page(request, database, Scope(frozenset([event.partner_id]), event.id),
-                                        _stream_url_for(request.path), event.title)
-
-    async def _display_page(self, request: IRequest, database: Database, scope: Scope, stream_url: str,
-                            title: str) -> bytes:
-        reads = distinct_crossings(await queries.recent_reads(database, scope, DISPLAY_RECENT * 3))[:DISPLAY_RECENT]
-        last_id = reads[0].id if reads else await queries.highest_read_id(database)
-        return self._render(request, "display.html", reads=reads[1:], hero=reads[0] if reads else None,
-                            last_id=last_id, messages=self.messages, available=True, stream_url=stream_url,
-                            title=title)
+    # Pages (the live display and the finish screens: web.display_pages)
 
     @app.route("/reads", methods=["GET"])
     async def reads_page(self, request: IRequest) -> bytes:
@@ -436,11 +395,3 @@ class DisplayApp(ResultsPages, BrandPages, RosterSourcePages, OperatorPages, Exp
         finally:
             self._streams.remove(stream)
 
-
-def _stream_url_for(path: bytes) -> str:
-    """The stream a display page listens to: its public display's, or the viewer's own."""
-    if path.startswith(b"/display/"):
-        slug = path[len(b"/display/"):].decode("ascii", "replace")
-        if DISPLAY_SLUG.match(slug):
-            return "/stream?display=" + slug
-    return "/stream"

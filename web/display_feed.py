@@ -1,0 +1,369 @@
+"""Each event's finish-screen feed: every new read turned into runner objects once, for every screen.
+
+A screen must not compute anything per read, and a hundred phones watching the finish must
+not cost a hundred lookups per read. So the web process keeps one ``EventFeed`` per event a
+screen or announcer is open for:
+
+- it subscribes to ``LiveReads`` (the fan-out behind ``/stream``) and queues that event's
+  new reads; the queue is worked through in order, one batch at a time;
+- per batch it asks the results cache for the event's live table (which catches up on the
+  reads itself, so the places and race times already include this read) and builds, per
+  first crossing of a runner at a location, the contract's runner object in gun and in chip
+  time (``web.display_runner``), encoded as one Server-Sent Event each;
+- a screen's stream (``ScreenStream``) gets the encoded events of its time kind and its
+  locations: the same bytes for every screen alike;
+- the announcer's projection (``web.display_projection``) learns every split and finish.
+
+The last ``RECENT_CROSSINGS`` crossings are kept: a page renders its recent finishers from
+them, and a screen that reconnects (``Last-Event-ID``) is caught up from them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from datetime import timedelta
+from typing import Any, Awaitable, Callable
+
+from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chronotrack.reads import GUN_TIME_TAG, NEW_LOCATION_TAG
+from chronotrack.results import division_for
+from chronotrack.storage.database import Database
+from web import results_queries
+from web.display_projection import ArrivalProjection
+from web.display_runner import TIME_KINDS, FirstCrossings, runner_object
+from web.live import LiveReads, ReadBatch
+from web.queries import DisplayRead, Event
+from web.results_cache import DEFAULT_CAPACITY, EventResults
+from web.roster import Participant
+
+log = Logger()
+
+RECENT_CROSSINGS = 1000
+MAX_FEEDS = DEFAULT_CAPACITY  # as many as the results cache keeps: a feed asks it for its event per batch
+NOT_RUNNERS = (GUN_TIME_TAG, NEW_LOCATION_TAG)
+
+ResultsOf = Callable[[Database, Event], Awaitable[EventResults]]
+
+
+class Crossing:
+    """One runner crossing one location, as every screen of a time kind receives it."""
+
+    __slots__ = ("id", "location", "runners", "encoded")
+
+    def __init__(self, read_id: int, location: str, runners: dict[str, dict[str, Any]]) -> None:
+        self.id = read_id
+        self.location = location
+        self.runners = runners  # time kind -> runner object
+        self.encoded = {kind: (f"id: {read_id}\ndata: "
+                               f"{json.dumps(runner, separators=(',', ':'), ensure_ascii=False)}\n\n").encode("utf-8")
+                        for kind, runner in runners.items()}
+
+
+class ShownRunner:
+    """A crossing in one time kind: what ``web.sse`` writes (its ``id`` and ``to_json()``)."""
+
+    __slots__ = ("id", "runner")
+
+    def __init__(self, read_id: int, runner: dict[str, Any]) -> None:
+        self.id = read_id
+        self.runner = runner
+
+    def to_json(self) -> dict[str, Any]:
+        return self.runner
+
+
+class ScreenView:
+    """What one screen shows of a feed: its time kind, and its locations (None: the finish)."""
+
+    def __init__(self, feed: EventFeed, time_kind: str, locations: tuple[str, ...] | None) -> None:
+        self.feed = feed
+        self.time_kind = time_kind
+        self.locations = frozenset(locations) if locations else None
+
+    def shows(self, crossing: Crossing) -> bool:
+        if self.locations is None:
+            return crossing.location == self.feed.finish_location
+        return crossing.location in self.locations
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        """The newest ``limit`` crossings this screen shows, newest first."""
+        shown = []
+        for crossing in reversed(self.feed.recent):
+            if self.shows(crossing):
+                shown.append(crossing.runners[self.time_kind])
+                if len(shown) == limit:
+                    break
+        return shown
+
+    def batch(self, crossings: list[Crossing]) -> ReadBatch:
+        shown = [crossing for crossing in crossings if self.shows(crossing)]
+        mine = ReadBatch(ShownRunner(crossing.id, crossing.runners[self.time_kind]) for crossing in shown)
+        mine.encoded = b"".join(crossing.encoded[self.time_kind] for crossing in shown)
+        return mine
+
+    # What an EventStream needs of a "live" source, and its catch-up
+
+    def subscribe(self, callback: Callable[[ReadBatch], object]) -> Callable[[], None]:
+        def deliver(crossings: list[Crossing]) -> None:
+            mine = self.batch(crossings)
+            if mine:
+                callback(mine)
+
+        return self.feed.subscribe(deliver)
+
+    async def missed(self, after_id: int) -> ReadBatch:
+        return self.batch([crossing for crossing in self.feed.recent if crossing.id > after_id])
+
+
+class EventFeed:
+    """One event's crossings as runner objects, and its announcer projection."""
+
+    def __init__(self, database: Database, live: LiveReads, event: Event, results_of: ResultsOf) -> None:
+        self.database = database
+        self.live = live
+        self.event = event
+        self._results_of = results_of
+        self.recent: deque[Crossing] = deque(maxlen=RECENT_CROSSINGS)
+        self.projection = ArrivalProjection()
+        self.finish_location: str | None = None
+        self._crossing_log: list[tuple] = []  # every first crossing: the projection is rebuilt from it
+        self._context: tuple | None = None  # (finish, start, gun) the projection was learnt with
+        self._approaching: list[dict[str, Any]] = []
+        self._approaching_key: tuple | None = None
+        self.last_read_id = 0
+        self.crossings_built = 0  # runner objects made: once per crossing, however many screens
+        self._entry: EventResults | None = None
+        self._roster: dict[str, Participant] = {}
+        self._first = FirstCrossings(timedelta(seconds=60))
+        self._subscribers: list[Callable[[list[Crossing]], object]] = []
+        self._queue: list[DisplayRead] = []
+        self._working = False
+        self._unsubscribe: Callable[[], None] | None = None
+        self._ready: Deferred[None] | None = None
+        self._outcome: Failure | bool | None = None
+        self._waiters: list[Deferred[None]] = []
+
+    def start(self) -> Deferred[None]:
+        """Build from the event's reads so far (once), then follow the live feed.
+
+        Every caller gets a Deferred of its own: the build's outcome (or its failure) for each.
+        """
+        if self._ready is None:
+            self._unsubscribe = self.live.subscribe(self._new_reads)
+            self._ready = ensureDeferred(self._build())
+            self._ready.addBoth(self._built)
+        if self._outcome is not None:
+            return fail(self._outcome) if isinstance(self._outcome, Failure) else succeed(None)
+        waiter: Deferred[None] = Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    def _built(self, outcome: Any) -> None:
+        self._outcome = outcome if isinstance(outcome, Failure) else True
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if waiter.called:
+                continue
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(None)
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        self._subscribers.clear()
+
+    def approaching(self, limit: int) -> list[dict[str, Any]]:
+        """The announcer's list, sorted once per change of the projection, whoever asks."""
+        key = (id(self.projection), self.projection.version, limit)
+        if self._approaching_key != key:
+            self._approaching = self.projection.approaching(limit)
+            self._approaching_key = key
+        return self._approaching
+
+    def subscribe(self, callback: Callable[[list[Crossing]], object]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    async def _build(self) -> None:
+        self._working = True
+        try:
+            entry = await self._results_of(self.database, self.event)
+            await self._take_entry(entry)
+            history = await results_queries.event_reads(self.database, self.event)
+            await self._in_thread(self._learn_history, history, entry)
+            self.last_read_id = max(self.last_read_id, entry.high_id)
+        finally:
+            self._working = False
+        await self._work()
+
+    def _in_thread(self, work: Callable[..., None], *args: Any) -> Deferred[None]:
+        """A big event's history takes a second or more: off the reactor thread when there is a pool.
+        Nothing else touches the feed meanwhile: live reads wait in the queue, requests wait for start()."""
+        reactor = getattr(self.database, "reactor", None)
+        pool = getattr(reactor, "getThreadPool", None)
+        if pool is None:
+            return succeed(work(*args))
+        return deferToThreadPool(reactor, pool(), work, *args)
+
+    def _learn_history(self, history: list[tuple[int, Any]], entry: EventResults) -> None:
+        recent_from = len(history) - RECENT_CROSSINGS  # older ones only teach the projection
+        for index, (read_id, read) in enumerate(history):
+            if read_id > entry.high_id:
+                break
+            if read.tag_code in NOT_RUNNERS:
+                continue
+            crossing = self._learn(read_id, read.tag_code, read.location_name, read.read_timestamp,
+                                   read.read_time, entry, history_only=index < recent_from)
+            if crossing is not None:
+                self.recent.append(crossing)
+
+    async def _take_entry(self, entry: EventResults) -> None:
+        if entry is not self._entry:  # built afresh: the roster or the settings changed
+            self._entry = entry
+            self._roster = {runner.bib: runner for runner in await results_queries.event_roster(self.database,
+                                                                                                  self.event)}
+            self._first.window = timedelta(seconds=entry.settings.duplicate_window_seconds)
+        self.finish_location = entry.race.finish_location
+
+    def _new_reads(self, reads: list[DisplayRead]) -> None:
+        mine = [read for read in reads if read.event_id == self.event.id and read.bib not in NOT_RUNNERS]
+        if mine:
+            self._queue.extend(mine)
+            if not self._working:
+                ensureDeferred(self._work()).addErrback(
+                    lambda failure: log.failure("the finish-screen feed of event {event} failed", failure,
+                                                event=self.event.id))
+
+    async def _work(self) -> None:
+        if self._working:
+            return
+        self._working = True
+        try:
+            while self._queue:
+                # No cut-off by id: a late commit (two controllers' batches) arrives below reads
+                # already shown, and must still be shown; a read seen twice is the same first
+                # crossing (same tag, mat and time), which FirstCrossings turns away.
+                batch, self._queue = self._queue, []
+                try:
+                    entry = await self._results_of(self.database, self.event)
+                    await self._take_entry(entry)
+                    if self._crossing_log and self._context_of(entry) != self._context:
+                        await self._in_thread(self._relearn, entry)  # a big event takes a while
+                except BaseException:
+                    self._queue[:0] = batch  # kept for the next delivery (the database may be back by then)
+                    raise
+                crossings = []
+                for read in batch:
+                    crossing = self._learn(read.id, read.bib, read.location, read.timestamp, read.time, entry,
+                                           read=read)
+                    if crossing is not None:
+                        crossings.append(crossing)
+                self.last_read_id = max(self.last_read_id, max(read.id for read in batch))
+                if crossings:
+                    self.recent.extend(crossings)
+                    for callback in list(self._subscribers):
+                        try:
+                            callback(crossings)
+                        except Exception:
+                            log.failure("a finish-screen stream failed")
+        finally:
+            self._working = False
+
+    def _learn(self, read_id, bib, location, timestamp, read_time, entry: EventResults,
+               read: DisplayRead | None = None, history_only: bool = False) -> Crossing | None:
+        """Take one runner read in: the projection learns it; a first crossing becomes a Crossing."""
+        if not self._first.is_new(bib, location, timestamp):
+            return None
+        race = entry.race
+        self._crossing_log.append((read_id, bib, location, timestamp, read_time))
+        if self._context_of(entry) != self._context:
+            self._relearn(entry)
+        else:
+            self._project(self.projection, read_id, bib, location, timestamp, read_time, entry)
+        if history_only:
+            return None
+        row = race.row(bib) if location == race.finish_location else None
+        self.crossings_built += 1
+        return Crossing(read_id, location, self._runners(read_id, bib, location, timestamp, read_time, row, read))
+
+    def _project(self, projection: ArrivalProjection, read_id, bib, location, timestamp, read_time,
+                 entry: EventResults) -> None:
+        race = entry.race
+        if race.gun_time is None or location == race.start_location:
+            return
+        elapsed = (timestamp - race.gun_time).total_seconds()
+        if location == race.finish_location:
+            projection.finish(bib, elapsed)
+        else:
+            projection.split(bib, location, elapsed,
+                             lambda: self._runners(read_id, bib, location, timestamp, read_time, None)["gun"])
+
+    @staticmethod
+    def _context_of(entry: EventResults) -> tuple:
+        return entry.race.finish_location, entry.race.start_location, entry.race.gun_time
+
+    def _relearn(self, entry: EventResults) -> None:
+        """Learn every crossing again, into a new projection swapped in whole (readers never see
+        one half built). Until a finish read arrives a split looks like the finish (the results'
+        rule), and a new gun time moves every elapsed time. Any thread (see ``_work``)."""
+        projection = ArrivalProjection(self.projection.version + 1)
+        for crossing in list(self._crossing_log):
+            self._project(projection, *crossing, entry)
+        self._context = self._context_of(entry)
+        self.projection = projection
+
+    def _runners(self, read_id, bib, location, timestamp, read_time, row, read: DisplayRead | None = None):
+        if read is None:
+            read = DisplayRead(read_id, 0, bib, location, read_time, timestamp, 0, "", 0, None, None)
+        participant = self._roster.get(bib)
+        division = division_for(participant, self._entry.race.settings) if self._entry is not None else None
+        return {kind: runner_object(read, participant, row, kind, division) for kind in TIME_KINDS}
+
+
+class ScreenFeeds:
+    """The feeds of the events screens are open for, at most ``MAX_FEEDS`` (least recently asked first out)."""
+
+    def __init__(self, results_of: ResultsOf) -> None:
+        self._results_of = results_of
+        self._feeds: dict[int, EventFeed] = {}
+
+    async def feed(self, database: Database, live: LiveReads, event: Event) -> EventFeed:
+        feed = self._feeds.pop(event.id, None)
+        if feed is not None and (feed.live is not live or feed.database is not database):
+            feed.stop()
+            feed = None
+        if feed is None:
+            feed = EventFeed(database, live, event, self._results_of)
+        self._feeds[event.id] = feed
+        while len(self._feeds) > MAX_FEEDS:
+            oldest = next(iter(self._feeds))
+            if not self._feeds[oldest]._subscribers:
+                self._feeds.pop(oldest).stop()
+            else:
+                break
+        try:
+            await feed.start()
+        except BaseException:
+            if self._feeds.get(event.id) is feed:  # a later request builds it afresh
+                del self._feeds[event.id]
+            feed.stop()
+            raise
+        return feed
+
+    def stop_all(self) -> None:
+        for feed in self._feeds.values():
+            feed.stop()
+        self._feeds.clear()
