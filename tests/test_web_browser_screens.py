@@ -80,9 +80,10 @@ PAGES = [
     Screen("roster-sources", "/roster/sources", "Pull a roster"),
     Screen("error-not-found", "/no-such-page", "404", status=404),
     Screen("error-bad-request", "/reads?limit=lots", "400", status=400),
-    # The big screen (templates/display.*) belongs to the display branch: at 390 px the current one is
-    # 481 px wide. Once that branch fits a phone, add:
-    #   Screen("display", "/", ""), Screen("display-public", "/display/{display}", "", signed_in=False),
+    Screen("display", "/", ""),
+    Screen("display-public", "/display/{display}", "", signed_in=False),
+    Screen("screens", "/screens", "Screens"),
+    Screen("announcer", "/announcer", "About to arrive"),
 ]
 
 # Served by a display whose database is down: the page a timer sees during an outage.
