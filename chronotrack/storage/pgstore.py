@@ -17,6 +17,7 @@ paused (they keep their reads) until it drains. Nothing is dropped.
 from __future__ import annotations
 
 from collections import deque
+from itertools import islice
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -68,6 +69,7 @@ FROM (SELECT DISTINCT stream_id, location_name
 """
 
 DEFAULT_CLOCK_TOLERANCE = 86400.0
+DEFAULT_WRITE_BATCH_SIZE = 5000
 
 _UPSERT_LOCATIONS = """
 INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
@@ -152,7 +154,13 @@ def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[
 
 @dataclass
 class _Waiting:
-    entry: JournalEntry
+    """Reads journaled by one append (or recovered together), waiting for the database together.
+
+    One object per batch, not per read: at tens of thousands of reads a second the
+    per-read bookkeeping cost more than the insert.
+    """
+
+    entries: list[JournalEntry]
     position: JournalPosition | str | None
 
 
@@ -161,6 +169,7 @@ class PostgresReadStore:
 
     def __init__(self, reactor, database_source, journal: ReadJournal | None,
                  batch_size: int = 500, batch_delay: float = 0.005, backlog_limit: int = 200_000,
+                 write_batch_size: int = DEFAULT_WRITE_BATCH_SIZE,
                  on_backlog_full: Callable[[], Any] | None = None,
                  on_backlog_drained: Callable[[], Any] | None = None,
                  clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
@@ -169,6 +178,10 @@ class PostgresReadStore:
         self.database_source = database_source
         self.journal = journal
         self.batch_size = batch_size
+        # A backlog is written in statements of up to this many reads (whole journal
+        # batches, at least one): one round trip and one commit per statement, and
+        # statement-level triggers on timing_reads fire once per statement.
+        self.write_batch_size = max(write_batch_size, 1)
         self.batch_delay = batch_delay
         self.backlog_limit = backlog_limit
         self.on_backlog_full = on_backlog_full
@@ -178,10 +191,12 @@ class PostgresReadStore:
         # Told (reads, seconds) once per batch PostgreSQL committed: the metrics' histograms.
         self.on_batch_written: Callable[[int, float], Any] | None = None
 
-        self._incoming: list[tuple[JournalEntry, Deferred]] = []
+        self._incoming: list[JournalEntry] = []
+        self._incoming_kept: Deferred | None = None  # fires once the incoming batch is journaled
         self._flush_call = None
         self._journal_writes_in_flight = 0
         self._backlog: deque[_Waiting] = deque()
+        self._backlog_reads = 0  # reads in self._backlog
         self._writing = False
         self._retry_call = None
         self._database_ready = False
@@ -210,7 +225,8 @@ class PostgresReadStore:
                 log.info("recovered {count} reads from the journal; writing them first", count=len(recovered))
             for entry in recovered:
                 self._remember_pending(entry)
-                self._backlog.append(_Waiting(entry, _RECOVERED))
+            for start in range(0, len(recovered), self.batch_size):
+                self._queue(_Waiting(recovered[start:start + self.batch_size], _RECOVERED))
             self._journal_open = True
             self._flush_incoming()
         self.database_source.when_schema_ready().addCallback(self._on_database_ready)
@@ -264,7 +280,7 @@ class PostgresReadStore:
                 timeout.cancel()
         if self._backlog:
             log.warn("stopping with {count} reads not yet in the database; they stay in the journal "
-                     "and are written at the next start", count=len(self._backlog))
+                     "and are written at the next start", count=self._backlog_reads)
         log.info("store stopped: {received} reads received since start, {stored} new in the database, "
                  "{skipped} already there", received=self.reads_received, stored=self.reads_stored,
                  skipped=self.duplicates_skipped)
@@ -280,10 +296,15 @@ class PostgresReadStore:
     # -- the read path -----------------------------------------------------
 
     def record_read(self, read: TagRead, source: ReadSource) -> Deferred[None]:
+        """Fires once the read is journaled. Reads journaled together share one Deferred
+        (a Deferred per read was a fifth of the cost of a read), so a callback must not
+        change its result."""
         if read.received_at is None:
             read = replace(read, received_at=self._now())
-        kept: Deferred = Deferred()
-        self._incoming.append((JournalEntry(read, source), kept))
+        kept = self._incoming_kept
+        if kept is None:
+            kept = self._incoming_kept = Deferred()
+        self._incoming.append(JournalEntry(read, source))
         self.reads_received += 1
         if len(self._incoming) >= self.batch_size:
             self._flush_incoming()
@@ -299,32 +320,38 @@ class PostgresReadStore:
         if not self._journal_open:
             return  # start() flushes once the journal is recovered and open
         batch, self._incoming = self._incoming, []
+        kept, self._incoming_kept = self._incoming_kept, None
         if not batch:
             return
-        entries = [entry for entry, _ in batch]
         if self.journal is None:
-            self._journaled(None, batch)
+            self._journaled(None, batch, kept)
             return
         self._journal_writes_in_flight += 1
-        d = self.journal.append(entries)
-        d.addCallbacks(self._journaled, self._journal_failed, callbackArgs=(batch,), errbackArgs=(batch,))
+        d = self.journal.append(batch)
+        d.addCallbacks(self._journaled, self._journal_failed, callbackArgs=(batch, kept),
+                       errbackArgs=(batch, kept))
 
-    def _journaled(self, position: JournalPosition | None, batch) -> None:
+    def _journaled(self, position: JournalPosition | None, batch: list[JournalEntry],
+                   kept: Deferred | None) -> None:
         if self.journal is not None:
             self._journal_writes_in_flight -= 1
-        for entry, kept in batch:
+        for entry in batch:
             self._remember_pending(entry)
-            self._backlog.append(_Waiting(entry, position))
-        for _, kept in batch:
+        self._queue(_Waiting(batch, position))
+        if kept is not None:
             kept.callback(None)
         self._write_next()
 
-    def _journal_failed(self, failure, batch) -> None:
+    def _journal_failed(self, failure, batch: list[JournalEntry], kept: Deferred | None) -> None:
         # The disk refused (full, read-only...). Keep the reads in memory: losing them
         # would be worse than the risk of losing them in a crash before they are stored.
         log.failure("journal write failed; {count} reads kept in memory only until stored",
                     failure, count=len(batch))
-        self._journaled(None, batch)
+        self._journaled(None, batch, kept)
+
+    def _queue(self, waiting: _Waiting) -> None:
+        self._backlog.append(waiting)
+        self._backlog_reads += len(waiting.entries)
 
     @staticmethod
     def _pending_key(entry: JournalEntry) -> tuple[int | None, str, str]:
@@ -354,23 +381,28 @@ class PostgresReadStore:
         if not self._can_write():
             return
         self._writing = True
-        size = min(self.batch_size, len(self._backlog))
-        waiting = [self._backlog[index] for index in range(size)]
+        waiting = [self._backlog[0]]
+        entries = list(waiting[0].entries)
+        for more in islice(self._backlog, 1, None):
+            if len(entries) + len(more.entries) > self.write_batch_size:
+                break
+            waiting.append(more)
+            entries.extend(more.entries)
         sent_at = self.reactor.seconds()
-        d = self.database_source.database.run_interaction(_insert_reads, [w.entry for w in waiting],
-                                                          self.clock_tolerance)
-        d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, sent_at),
-                       errbackArgs=(waiting,))
+        d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
+        d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
+                       errbackArgs=(waiting, entries))
 
     def _count_written(self, session_id: int, inserted: int, attempted: int) -> None:
         self.current_session_id = session_id
         self.reads_stored += inserted
         self.duplicates_skipped += attempted - inserted
 
-    def _written(self, result: tuple[int, int], waiting: list[_Waiting], sent_at: float | None = None) -> None:
-        self._count_written(*result, attempted=len(waiting))
-        if self.on_batch_written is not None and sent_at is not None:
-            self.on_batch_written(len(waiting), self.reactor.seconds() - sent_at)
+    def _written(self, result: tuple[int, int], waiting: list[_Waiting], entries: list[JournalEntry],
+                 sent_at: float) -> None:
+        self._count_written(*result, attempted=len(entries))
+        if self.on_batch_written is not None:
+            self.on_batch_written(len(entries), self.reactor.seconds() - sent_at)
         self._drop_written(waiting)
         self._writing = False
         self._check_backlog()
@@ -381,7 +413,9 @@ class PostgresReadStore:
     def _drop_written(self, waiting: list[_Waiting]) -> None:
         for item in waiting:
             self._backlog.popleft()
-            self._forget_pending(item.entry)
+            self._backlog_reads -= len(item.entries)
+            for entry in item.entries:
+                self._forget_pending(entry)
         self._release_journal(waiting)
 
     def _release_journal(self, written: list[_Waiting]) -> None:
@@ -396,56 +430,59 @@ class PostgresReadStore:
         if done:
             self.journal.release(done[-1])
 
-    def _write_failed(self, failure, waiting: list[_Waiting]) -> None:
+    def _write_failed(self, failure, waiting: list[_Waiting], entries: list[JournalEntry]) -> None:
         self._writing = False
         if is_connection_failure(failure) or not self._can_write():
             log.warn("database write of {count} reads failed ({reason}); {backlog} reads wait for the "
-                     "database", count=len(waiting), reason=failure.getErrorMessage().strip(),
-                     backlog=len(self._backlog))
+                     "database", count=len(entries), reason=failure.getErrorMessage().strip(),
+                     backlog=self._backlog_reads)
             self._retry_later()
             return
-        if len(waiting) > 1:
+        if len(entries) > 1:
             # Something in this batch is refused by the database itself: find it by
             # writing the batch one read at a time.
             log.failure("database refused a batch of {count} reads; retrying them one by one",
-                        failure, count=len(waiting))
+                        failure, count=len(entries))
             self._write_one_by_one(waiting)
             return
-        self._set_aside(waiting[0], failure)
+        self._record_set_aside(entries[0], failure)
+        self._drop_written(waiting)
+        self._write_next()
 
     @inlineCallbacks
     def _write_one_by_one(self, waiting: list[_Waiting]):
         self._writing = True
         database = self.database_source.database
-        for index, item in enumerate(waiting):
-            try:
-                session_id, inserted = yield database.run_interaction(_insert_reads, [item.entry],
-                                                                      self.clock_tolerance)
-            except Exception:  # noqa: BLE001 - each outcome is handled below
-                failure = Failure()
-                if is_connection_failure(failure) or not self._can_write():
-                    self._drop_written(waiting[:index])
-                    self._writing = False
-                    self._retry_later()
-                    return
-                self._record_set_aside(item, failure)
-            else:
-                self._count_written(session_id, inserted, attempted=1)
+        for done, item in enumerate(waiting):
+            for index, entry in enumerate(item.entries):
+                try:
+                    session_id, inserted = yield database.run_interaction(_insert_reads, [entry],
+                                                                          self.clock_tolerance)
+                except Exception:  # noqa: BLE001 - each outcome is handled below
+                    failure = Failure()
+                    if is_connection_failure(failure) or not self._can_write():
+                        # Keep only what is not written yet; it is retried as it stands.
+                        self._drop_written(waiting[:done])
+                        for written in item.entries[:index]:
+                            self._forget_pending(written)
+                        self._backlog_reads -= index
+                        item.entries = item.entries[index:]
+                        self._writing = False
+                        self._retry_later()
+                        return
+                    self._record_set_aside(entry, failure)
+                else:
+                    self._count_written(session_id, inserted, attempted=1)
         self._drop_written(waiting)
         self._writing = False
         self._write_next()
 
-    def _record_set_aside(self, item: _Waiting, failure) -> None:
+    def _record_set_aside(self, entry: JournalEntry, failure) -> None:
         """A read the database refuses outright is kept as a rejected line, not retried forever."""
         self.reads_set_aside += 1
-        self.record_rejected_line(item.entry.read.raw_data,
+        self.record_rejected_line(entry.read.raw_data,
                                   f"database refused the read: {failure.getErrorMessage().strip()}",
-                                  item.entry.source)
-
-    def _set_aside(self, item: _Waiting, failure) -> None:
-        self._record_set_aside(item, failure)
-        self._drop_written([item])
-        self._write_next()
+                                  entry.source)
 
     def _retry_later(self) -> None:
         if self._retry_call is None or not self._retry_call.active():
@@ -458,7 +495,7 @@ class PostgresReadStore:
                 waiter.callback(None)
 
     def _check_backlog(self) -> None:
-        waiting = len(self._backlog) + len(self._incoming)
+        waiting = self._backlog_reads + len(self._incoming)
         if not self._backlog_full and waiting >= self.backlog_limit:
             self._backlog_full = True
             log.warn("{count} reads wait for the database: pausing controllers until it catches up",
@@ -611,7 +648,7 @@ class PostgresReadStore:
             "reads_received": self.reads_received,
             "reads_stored": self.reads_stored,
             "duplicates_skipped": self.duplicates_skipped,
-            "reads_waiting": len(self._backlog) + len(self._incoming),
+            "reads_waiting": self._backlog_reads + len(self._incoming),
             "reads_set_aside": self.reads_set_aside,
             "journal_pending": self.journal.pending_count if self.journal is not None else 0,
             "controllers_paused": self._backlog_full,
