@@ -31,6 +31,7 @@ from txpostgres.reconnection import ConnectionDead
 from txpostgres.txpostgres import RollbackFailed
 
 from chronotrack.storage import retention, watermarks
+from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
 from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
 from chronotrack.reads import ReadSource, TagRead
 
@@ -120,8 +121,10 @@ def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = 
     for group in by_event.values():
         session_id, partner_id = yield open_session(cursor, group[0].source)
         inserted += yield _insert_event_reads(cursor, session_id, partner_id, group, clock_tolerance)
-        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, [entry.source.stream_id for entry in group],
-                                                   [entry.read.location_name for entry in group]))
+        # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
+        pairs = sorted({(entry.source.stream_id, entry.read.location_name) for entry in group})
+        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, text_array(pair[0] for pair in pairs),
+                                                   text_array(pair[1] for pair in pairs)))
     return session_id, inserted
 
 
@@ -134,19 +137,20 @@ def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[
         first_reader.setdefault(read.location_name, read.reader_id)
     yield cursor.execute(_UPSERT_LOCATIONS, (session_id, partner_id, list(first_reader),
                                              list(first_reader.values())))
+    # One array literal per column (see chronotrack.storage.pg_arrays), not a list each.
     columns = (
-        [entry.source.stream_id for entry in entries],
-        [read.sequence_number for read in reads],
-        [read.location_name for read in reads],
-        [read.tag_code for read in reads],
-        [read.read_time for read in reads],
-        [read.read_timestamp for read in reads],
-        [read.lap_count for read in reads],
-        [read.reader_id for read in reads],
-        [read.gator_number for read in reads],
-        [read.raw_data for read in reads],
-        [read.received_at for read in reads],
-        [entry.source.connection_row_id for entry in entries],
+        text_array([entry.source.stream_id for entry in entries]),
+        int_array([read.sequence_number for read in reads]),
+        text_array([read.location_name for read in reads]),
+        text_array([read.tag_code for read in reads]),
+        text_array([read.read_time for read in reads]),
+        timestamp_array([read.read_timestamp for read in reads]),
+        int_array([read.lap_count for read in reads]),
+        text_array([read.reader_id for read in reads]),
+        int_array([read.gator_number for read in reads]),
+        text_array([read.raw_data for read in reads]),
+        timestamp_array([read.received_at for read in reads]),
+        int_array([entry.source.connection_row_id for entry in entries]),
     )
     yield cursor.execute(_INSERT_READS, (session_id, partner_id, clock_tolerance, *columns, session_id))
     return len(cursor.fetchall())
