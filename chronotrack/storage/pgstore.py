@@ -57,7 +57,6 @@ FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::times
 LEFT JOIN timing_locations AS locations
        ON locations.session_id = %s AND locations.location_name = batch.location_name
 ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING
-RETURNING id
 """
 
 # Watermarks of the (stream, location) pairs a batch wrote to, in a fixed order so two
@@ -153,7 +152,7 @@ def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[
         int_array([entry.source.connection_row_id for entry in entries]),
     )
     yield cursor.execute(_INSERT_READS, (session_id, partner_id, clock_tolerance, *columns, session_id))
-    return len(cursor.fetchall())
+    return cursor.rowcount  # rows inserted; conflicts are not counted
 
 
 @dataclass
