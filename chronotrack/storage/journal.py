@@ -89,7 +89,7 @@ class JournalPosition:
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One received read and where it came from: what the journal keeps per line."""
 

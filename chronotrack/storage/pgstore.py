@@ -155,7 +155,7 @@ def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[
     return cursor.rowcount  # rows inserted; conflicts are not counted
 
 
-@dataclass
+@dataclass(slots=True)
 class _Waiting:
     """Reads journaled by one append (or recovered together), waiting for the database together.
 
