@@ -419,8 +419,11 @@ class _JournalFiles:
 
     # -- appending ------------------------------------------------------------------
 
-    def append(self, entries: Sequence[JournalEntry]) -> JournalPosition:
-        """One write and one fsync for the whole batch (group commit)."""
+    def append(self, entries: Sequence[JournalEntry]) -> tuple[JournalPosition, int]:
+        """One write and one fsync for the whole batch (group commit).
+
+        Returns where the batch ends and the byte offset where it starts in that segment.
+        """
         payload = _journal_lines(entries)
         if self._fd is not None and self._end > 0 and (
             self._end + len(payload) > self._segment_max_bytes
@@ -453,8 +456,32 @@ class _JournalFiles:
                 f"could not write {len(entries)} reads to journal {self.directory}: "
                 f"{error.strerror or error}"
             ) from error
+        start = self._end
         self._end += len(payload)
-        return JournalPosition(self._segment, self._end)
+        return JournalPosition(self._segment, self._end), start
+
+    def read_back(self, position: JournalPosition, start: int) -> tuple[list[JournalEntry], list[_Problem]]:
+        """The entries of one acknowledged, unreleased batch, read from its segment again.
+
+        A line damaged on disk since it was written is skipped and reported, as recovery
+        at start-up would skip it.
+        """
+        path = self._segment_path(position.segment)
+        with open(path, "rb") as segment:
+            segment.seek(start)
+            data = segment.read(position.offset - start)
+        if len(data) != position.offset - start:
+            raise OSError(errno.EIO, f"journal segment {path} is shorter than it was written")
+        entries: list[JournalEntry] = []
+        problems: list[_Problem] = []
+        for line in data.splitlines():
+            try:
+                entries.append(JournalEntry.from_json(line))
+            except ValueError as error:
+                problems.append((LogLevel.error,
+                                 "skipping a damaged line of journal segment {segment} read back: {error}",
+                                 {"segment": path.name, "error": str(error)}))
+        return entries, problems
 
     def _open_segment(self) -> None:
         number = self._next_segment
@@ -678,6 +705,7 @@ class ReadJournal:
         self._state = "new"  # new -> opening -> open -> closing -> closed
         self._shutdown_trigger: Any = None
         self._unreleased: deque[tuple[JournalPosition, int]] = deque()
+        self._starts: dict[JournalPosition, int] = {}  # unreleased batch -> its first byte
         self._appended_pending = 0
         self._recovered_pending = 0
         self._released: JournalPosition | None = None
@@ -746,7 +774,9 @@ class ReadJournal:
             return succeed(self._last_position)
         d = self._in_worker(self._files.append, batch)
 
-        def appended(position: JournalPosition) -> JournalPosition:
+        def appended(where: tuple[JournalPosition, int]) -> JournalPosition:
+            position, start = where
+            self._starts[position] = start
             self._unreleased.append((position, len(batch)))
             self._appended_pending += len(batch)
             self._last_position = max(self._last_position, position)
@@ -775,9 +805,28 @@ class ReadJournal:
             return succeed(None)
         self._released = position
         while self._unreleased and self._unreleased[0][0] <= position:
-            _, count = self._unreleased.popleft()
+            released, count = self._unreleased.popleft()
+            self._starts.pop(released, None)
             self._appended_pending -= count
         return self._run_housekeeping(self._files.release, position)
+
+    def read_back(self, position: JournalPosition) -> Deferred[list[JournalEntry]]:
+        """The entries of the unreleased batch that ``append`` acknowledged at ``position``.
+
+        Lets the store keep only a bounded number of waiting reads in memory: the rest
+        stay on disk, where they are safe anyway, until the database can take them.
+        """
+        start = self._starts.get(position)
+        if self._state != "open" or start is None:
+            return fail(JournalError(f"no unreleased batch ends at {position} in {self.directory}"))
+        d = self._in_worker(self._files.read_back, position, start)
+
+        def log_problems(result: tuple[list[JournalEntry], list[_Problem]]) -> list[JournalEntry]:
+            entries, problems = result
+            self._log_problems(problems)
+            return entries
+
+        return d.addCallback(log_problems)
 
     def release_recovered(self) -> Deferred[None]:
         """The entries handed back by open() are stored: delete their old segments."""

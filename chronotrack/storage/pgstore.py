@@ -23,7 +23,8 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 import psycopg2
-from twisted.internet.defer import Deferred, ensureDeferred, inlineCallbacks, succeed
+from twisted.internet.defer import (Deferred, FirstError, ensureDeferred, gatherResults, inlineCallbacks,
+                                    succeed)
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -70,6 +71,7 @@ FROM (SELECT DISTINCT stream_id, location_name
 
 DEFAULT_CLOCK_TOLERANCE = 86400.0
 DEFAULT_WRITE_BATCH_SIZE = 5000
+DEFAULT_BACKLOG_IN_MEMORY = 20_000
 
 _UPSERT_LOCATIONS = """
 INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
@@ -163,8 +165,9 @@ class _Waiting:
     per-read bookkeeping cost more than the insert.
     """
 
-    entries: list[JournalEntry]
+    entries: list[JournalEntry] | None  # None: spilled, only in the journal until read back
     position: JournalPosition | str | None
+    count: int
 
 
 class PostgresReadStore:
@@ -173,6 +176,7 @@ class PostgresReadStore:
     def __init__(self, reactor, database_source, journal: ReadJournal | None,
                  batch_size: int = 500, batch_delay: float = 0.005, backlog_limit: int = 200_000,
                  write_batch_size: int = DEFAULT_WRITE_BATCH_SIZE,
+                 backlog_in_memory: int = DEFAULT_BACKLOG_IN_MEMORY,
                  on_backlog_full: Callable[[], Any] | None = None,
                  on_backlog_drained: Callable[[], Any] | None = None,
                  clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
@@ -185,6 +189,9 @@ class PostgresReadStore:
         # batches, at least one): one round trip and one commit per statement, and
         # statement-level triggers on timing_reads fire once per statement.
         self.write_batch_size = max(write_batch_size, 1)
+        # Journaled reads beyond this many wait in the journal only (a burst, a database
+        # outage), and are read back when the writer reaches them: memory stays bounded.
+        self.backlog_in_memory = backlog_in_memory
         self.batch_delay = batch_delay
         self.backlog_limit = backlog_limit
         self.on_backlog_full = on_backlog_full
@@ -200,6 +207,7 @@ class PostgresReadStore:
         self._journal_writes_in_flight = 0
         self._backlog: deque[_Waiting] = deque()
         self._backlog_reads = 0  # reads in self._backlog
+        self._reads_in_memory = 0  # of those, the ones not spilled to the journal
         self._writing = False
         self._retry_call = None
         self._database_ready = False
@@ -229,7 +237,8 @@ class PostgresReadStore:
             for entry in recovered:
                 self._remember_pending(entry)
             for start in range(0, len(recovered), self.batch_size):
-                self._queue(_Waiting(recovered[start:start + self.batch_size], _RECOVERED))
+                chunk = recovered[start:start + self.batch_size]
+                self._queue(_Waiting(chunk, _RECOVERED, len(chunk)))
             self._journal_open = True
             self._flush_incoming()
         self.database_source.when_schema_ready().addCallback(self._on_database_ready)
@@ -340,7 +349,7 @@ class PostgresReadStore:
             self._journal_writes_in_flight -= 1
         for entry in batch:
             self._remember_pending(entry)
-        self._queue(_Waiting(batch, position))
+        self._queue(_Waiting(batch, position, len(batch)))
         if kept is not None:
             kept.callback(None)
         self._write_next()
@@ -354,7 +363,12 @@ class PostgresReadStore:
 
     def _queue(self, waiting: _Waiting) -> None:
         self._backlog.append(waiting)
-        self._backlog_reads += len(waiting.entries)
+        self._backlog_reads += waiting.count
+        if (isinstance(waiting.position, JournalPosition) and self.journal is not None
+                and self._reads_in_memory + waiting.count > self.backlog_in_memory):
+            waiting.entries = None  # safe on disk; read back when the writer gets to it
+        else:
+            self._reads_in_memory += waiting.count
 
     @staticmethod
     def _pending_key(entry: JournalEntry) -> tuple[int | None, str, str]:
@@ -385,16 +399,45 @@ class PostgresReadStore:
             return
         self._writing = True
         waiting = [self._backlog[0]]
-        entries = list(waiting[0].entries)
+        count = waiting[0].count
         for more in islice(self._backlog, 1, None):
-            if len(entries) + len(more.entries) > self.write_batch_size:
+            if count + more.count > self.write_batch_size:
                 break
             waiting.append(more)
-            entries.extend(more.entries)
+            count += more.count
+        if any(item.entries is None for item in waiting):
+            self._read_back(waiting)
+            return
+        entries = [entry for item in waiting for entry in item.entries]
         sent_at = self.reactor.seconds()
         d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
+
+    def _read_back(self, waiting: list[_Waiting]) -> None:
+        """Bring spilled batches back from the journal, then write them (self._writing is held)."""
+        spilled = [item for item in waiting if item.entries is None]
+        d = gatherResults([self.journal.read_back(item.position) for item in spilled], consumeErrors=True)
+
+        def loaded(results: list[list[JournalEntry]]) -> None:
+            for item, entries in zip(spilled, results):
+                item.entries = entries
+                # Lines recovery would skip as damaged are skipped here too (the journal logs them).
+                self._backlog_reads += len(entries) - item.count
+                item.count = len(entries)
+                self._reads_in_memory += item.count
+            self._writing = False
+            self._write_next()
+
+        def failed(failure: Failure) -> None:
+            if failure.check(FirstError):
+                failure = failure.value.subFailure
+            log.failure("cannot read {count} waiting reads back from the journal; retrying (they stay "
+                        "safe in the journal)", failure, count=sum(item.count for item in spilled))
+            self._writing = False
+            self._retry_later()
+
+        d.addCallbacks(loaded, failed)
 
     def _count_written(self, session_id: int, inserted: int, attempted: int) -> None:
         self.current_session_id = session_id
@@ -416,7 +459,8 @@ class PostgresReadStore:
     def _drop_written(self, waiting: list[_Waiting]) -> None:
         for item in waiting:
             self._backlog.popleft()
-            self._backlog_reads -= len(item.entries)
+            self._backlog_reads -= item.count
+            self._reads_in_memory -= item.count
             for entry in item.entries:
                 self._forget_pending(entry)
         self._release_journal(waiting)
@@ -469,7 +513,9 @@ class PostgresReadStore:
                         for written in item.entries[:index]:
                             self._forget_pending(written)
                         self._backlog_reads -= index
+                        self._reads_in_memory -= index
                         item.entries = item.entries[index:]
+                        item.count = len(item.entries)
                         self._writing = False
                         self._retry_later()
                         return
@@ -652,6 +698,7 @@ class PostgresReadStore:
             "reads_stored": self.reads_stored,
             "duplicates_skipped": self.duplicates_skipped,
             "reads_waiting": self._backlog_reads + len(self._incoming),
+            "reads_waiting_in_journal_only": self._backlog_reads - self._reads_in_memory,
             "reads_set_aside": self.reads_set_aside,
             "journal_pending": self.journal.pending_count if self.journal is not None else 0,
             "controllers_paused": self._backlog_full,
