@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from itertools import islice
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -168,6 +168,8 @@ class _Waiting:
     entries: list[JournalEntry] | None  # None: spilled, only in the journal until read back
     position: JournalPosition | str | None
     count: int
+    loading: bool = False  # being read back from the journal
+    load_waiters: list[Deferred] = field(default_factory=list)
 
 
 class PostgresReadStore:
@@ -413,19 +415,56 @@ class PostgresReadStore:
         d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
+        self._prefetch(len(waiting))
+
+    def _prefetch(self, in_flight: int) -> None:
+        """While the database writes, read back the spilled batches of the next statement, so it
+        does not wait for the disk (at most ``write_batch_size`` more reads in memory)."""
+        count = 0
+        for item in islice(self._backlog, in_flight, None):
+            count += item.count
+            if count > self.write_batch_size:
+                break
+            if item.entries is None:
+                self._start_loading(item)
+
+    def _start_loading(self, item: _Waiting) -> None:
+        if item.loading:
+            return
+        item.loading = True
+
+        def done(result: list[JournalEntry] | Failure) -> None:
+            item.loading = False
+            waiters, item.load_waiters = item.load_waiters, []
+            if isinstance(result, Failure):
+                if not waiters:  # a prefetch: the writer will try again when it gets there
+                    log.warn("reading waiting reads back from the journal failed ({reason}); will retry",
+                             reason=result.getErrorMessage())
+                for waiter in waiters:
+                    waiter.errback(result)
+                return
+            item.entries = result
+            # Lines recovery would skip as damaged are skipped here too (the journal logs them).
+            self._backlog_reads += len(result) - item.count
+            item.count = len(result)
+            self._reads_in_memory += item.count
+            for waiter in waiters:
+                waiter.callback(None)
+
+        self.journal.read_back(item.position).addBoth(done)
+
+    def _when_loaded(self, item: _Waiting) -> Deferred[None]:
+        waiter: Deferred[None] = Deferred()
+        item.load_waiters.append(waiter)
+        self._start_loading(item)
+        return waiter
 
     def _read_back(self, waiting: list[_Waiting]) -> None:
         """Bring spilled batches back from the journal, then write them (self._writing is held)."""
         spilled = [item for item in waiting if item.entries is None]
-        d = gatherResults([self.journal.read_back(item.position) for item in spilled], consumeErrors=True)
+        d = gatherResults([self._when_loaded(item) for item in spilled], consumeErrors=True)
 
-        def loaded(results: list[list[JournalEntry]]) -> None:
-            for item, entries in zip(spilled, results):
-                item.entries = entries
-                # Lines recovery would skip as damaged are skipped here too (the journal logs them).
-                self._backlog_reads += len(entries) - item.count
-                item.count = len(entries)
-                self._reads_in_memory += item.count
+        def loaded(_: object) -> None:
             self._writing = False
             self._write_next()
 
