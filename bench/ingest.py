@@ -1,4 +1,4 @@
-"""Ingest: simulators streaming as fast as they can into the real twistd collector.
+"""Ingest: simulators streaming as fast as they can into the real twistd collector, web layer on.
 
 Rate = reads / (first byte -> last row committed). "First byte" is the earliest
 ``controller_connections.connected_at`` of the run (the collector records each connection
@@ -22,7 +22,7 @@ def run(ctx: Context) -> None:
     print("ingest: simulators at full speed into twistd", flush=True)
     for controllers, reads in ctx.mode.ingest:
         total = controllers * 2 * reads
-        collector = ctx.collector(f"ingest-{controllers}")
+        collector = ctx.collector(f"ingest-{controllers}", web=True)  # the target counts the web layer on
         connection = connect(collector.dsn)
         profiler = None
         try:

@@ -207,11 +207,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pushmode-ack", "false",
             "Ask controllers to acknowledge start/stop commands (pushmode-ack=true).", _bool),
     Setting("batch-size", "500",
-            "Most reads written to the database in one statement.", _positive_int),
+            "Most reads journaled with one fsync (a batch waits for the database as one).", _positive_int),
     Setting("batch-delay", "0.005",
-            "Seconds a read waits for others to share its database write.", _non_negative_float),
+            "Seconds a read waits for others to share its journal write.", _non_negative_float),
+    Setting("write-batch-size", "5000",
+            "Most waiting reads written to the database in one statement (whole journal batches).",
+            _positive_int),
+    Setting("backlog-in-memory", "20000",
+            "Waiting reads kept in memory; beyond it they wait in the journal on disk and are read "
+            "back when the database can take them.", _positive_int),
     Setting("backlog-limit", "200000",
-            "Reads held in memory while the database is down; past it controllers are "
+            "Reads waiting for the database (in memory and in the journal); past it controllers are "
             "paused (they keep their reads) until the backlog drains.", _positive_int),
     Setting("retention-days", "30",
             "Days raw timing data is kept before it is deleted.", _positive_int),

@@ -205,12 +205,13 @@ def parse_tag_bytes(data: bytes, event_timezone: tzinfo, event_day: date) -> Tag
     return parse_tag_line(decode_line(data), event_timezone, event_day)
 
 
-def parse_tag_line(line: str, event_timezone: tzinfo, event_day: date) -> TagRead:
+def parse_tag_line(line: str, event_timezone: tzinfo, event_day: date,
+                   received_at: datetime | None = None) -> TagRead:
     """Parse one tag line in any ``CT01_ss`` separator, checking every field.
 
     Local times (``normal``, ``iso`` without a zone, ``msecs`` since midnight) are read
     in ``event_timezone`` on ``event_day``, because the protocol never says which zone
-    a controller's clock is in.
+    a controller's clock is in. ``received_at`` (when the line arrived) is kept as is.
     """
     text = _strip_line_end(line)
     if "\0" in text:
@@ -239,6 +240,7 @@ def parse_tag_line(line: str, event_timezone: tzinfo, event_day: date) -> TagRea
         gator_number=_small_number(gator, _GATOR, "gator (field 7)", "up to 2 digits",
                                    "bad_gator"),
         raw_data=line,
+        received_at=received_at,
     )
 
 

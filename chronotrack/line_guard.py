@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from twisted.logger import Logger
@@ -175,5 +175,5 @@ def is_clock_suspect(read_timestamp: datetime, now: float, tolerance: float) -> 
     Kept and flagged, never rejected: a controller with a wrong clock still carries
     real finishes. The store applies the same rule to ``received_at`` in SQL.
     """
-    server_time = datetime.fromtimestamp(now, timezone.utc)
-    return abs((read_timestamp - server_time).total_seconds()) > tolerance
+    # Seconds since the epoch on both sides: no datetime built per read.
+    return abs(read_timestamp.timestamp() - now) > tolerance

@@ -13,7 +13,7 @@ connection sends is stored and no command is sent until it has authorized; a fai
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any, Callable
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -62,6 +62,7 @@ from chronotrack.storage.store import ReadStore
 log = Logger()
 
 LINE_END = b"\r\n"
+_MAX_CACHED_SOURCES = 64
 
 
 def describe_peer(address: IAddress) -> str:
@@ -126,6 +127,12 @@ class CTP01ServerProtocol(LineReceiver):
         self.admitted_as: str | None = None  # the admission policy's key, set by the factory
         self._line_guard: ConnectionLineGuard | None = None
         self._line_rejected = False
+        # While a dataReceived chunk is handled: its arrival time, shared by its lines.
+        self._receiving = False
+        self._chunk_received_at: datetime | None = None
+        # One ReadSource per reader id and connection state, shared by the reads it names.
+        self._sources: dict[tuple, ReadSource] = {}
+        self._watched_read_deferred: Deferred[Any] | None = None
 
     # --- shortcuts ------------------------------------------------------------------
 
@@ -232,11 +239,25 @@ class CTP01ServerProtocol(LineReceiver):
             if not line_end:
                 return
             self._discarding_overlong = False
-        super().dataReceived(data)
-        # LineReceiver stops after an overlong line; carry on with the lines behind it.
-        while self._after_overlong is not None and not self._closed and not self._refused:
-            rest, self._after_overlong = self._after_overlong, None
-            super().dataReceived(rest)
+        self._receiving = True
+        try:
+            super().dataReceived(data)
+            # LineReceiver stops after an overlong line; carry on with the lines behind it.
+            while self._after_overlong is not None and not self._closed and not self._refused:
+                rest, self._after_overlong = self._after_overlong, None
+                super().dataReceived(rest)
+        finally:
+            self._receiving = False
+            self._chunk_received_at = None
+
+    def _received_at(self) -> datetime:
+        """When the line being handled arrived: one clock reading per chunk, not per line."""
+        received = self._chunk_received_at
+        if received is None:
+            received = datetime.fromtimestamp(self._clock.seconds(), timezone.utc)
+            if self._receiving:
+                self._chunk_received_at = received
+        return received
 
     def lineLengthExceeded(self, line: bytes) -> None:
         """Reject the overlong line alone instead of dropping the connection."""
@@ -507,7 +528,8 @@ class CTP01ServerProtocol(LineReceiver):
     def _on_tag_line(self, text: str) -> None:
         assert self.event_day is not None
         try:
-            read = parse_tag_line(text, self._settings.event_timezone, self.event_day)
+            read = parse_tag_line(text, self._settings.event_timezone, self.event_day,
+                                  self._received_at())
         except MalformedLine as error:
             self._reject(text, error.reason, error.kind)
             return
@@ -516,7 +538,21 @@ class CTP01ServerProtocol(LineReceiver):
             self._on_new_location(read)
             return
         self.factory.reads_received += 1
-        self._call_store("record_read", read, self._source_for(read.reader_id))
+        self._keep_read(read, self._source_for(read.reader_id))
+
+    def _keep_read(self, read: TagRead, source: ReadSource) -> None:
+        """``_call_store("record_read", ...)`` without a Deferred and an errback per read.
+
+        A store may hand reads of one batch the same Deferred: it is watched once.
+        """
+        try:
+            kept = self._store.record_read(read, source)
+        except Exception:
+            self._store_failed(Failure(), "record_read")
+            return
+        if kept is not self._watched_read_deferred and isinstance(kept, Deferred):
+            self._watched_read_deferred = kept
+            kept.addErrback(self._store_failed, "record_read")
 
     def _on_new_location(self, read: TagRead) -> None:
         """Ask for the new location's reads, once per location per connection."""
@@ -530,9 +566,17 @@ class CTP01ServerProtocol(LineReceiver):
         self._lines.queue(start_plan(commands, self._settings))
 
     def _source_for(self, reader_id: str) -> ReadSource:
-        stream_id = read_stream_id(self.connection_id, self.event_id, reader_id)
-        return ReadSource(stream_id=stream_id, peer=self.peer, connection_row_id=self._row_id,
-                          partner_id=self.partner_id, event_id=self.event_id, event_name=self.event_name)
+        key = (reader_id, self.connection_id, self.event_id, self.event_name, self._row_id,
+               self.partner_id)
+        source = self._sources.get(key)
+        if source is None:
+            if len(self._sources) >= _MAX_CACHED_SOURCES:
+                self._sources.clear()  # a client inventing reader ids gets no memory out of it
+            stream_id = read_stream_id(self.connection_id, self.event_id, reader_id)
+            source = self._sources[key] = ReadSource(
+                stream_id=stream_id, peer=self.peer, connection_row_id=self._row_id,
+                partner_id=self.partner_id, event_id=self.event_id, event_name=self.event_name)
+        return source
 
     def _reject(self, text: str | bytes, reason: str, kind: str = "other") -> None:
         """Count a line we cannot use; keep a sample of them, with why.

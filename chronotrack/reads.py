@@ -13,7 +13,7 @@ GUN_TIME_TAG = "guntime"
 NEW_LOCATION_TAG = "newlocation"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TagRead:
     """One parsed CTP01 tag line, fields numbered as in CTP01.md."""
 
@@ -38,7 +38,7 @@ class TagRead:
         return self.tag_code == NEW_LOCATION_TAG
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReadSource:
     """Where a read came from: which controller data stream, over which connection.
 

@@ -92,7 +92,8 @@ class CollectorService(MultiService):
         self.store = PostgresReadStore(
             reactor, database_service, self.journal,
             batch_size=settings["batch_size"], batch_delay=settings["batch_delay"],
-            backlog_limit=settings["backlog_limit"], clock_tolerance=limits.clock_tolerance)
+            backlog_limit=settings["backlog_limit"], clock_tolerance=limits.clock_tolerance,
+            write_batch_size=settings["write_batch_size"], backlog_in_memory=settings["backlog_in_memory"])
         self.authentication = settings.get("authentication") or "none"
         self.port_description = settings.get("port") or ""
         self.logins = DatabaseControllerLogins(

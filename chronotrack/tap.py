@@ -29,6 +29,7 @@ COLLECTOR_SETTINGS = (
     "port", "status", "web", "dsn", "data-dir", "greeting-delay", "setting-delay", "command-delay",
     "ping-interval", "idle-timeout", "reply-timeout", "event-timezone", "pushmode-ack", "batch-size",
     "batch-delay", "backlog-limit", "retention-days", "messages", "max-stream-clients", "cors-origins",
+    "write-batch-size", "backlog-in-memory",
     "authentication", "secret-key-file", "greeting-timeout",
     "max-line-length", "max-connections", "max-connections-per-address", "allow",
     "rejected-lines-stored-per-minute", "garbage-ratio", "max-rejected-per-minute", "garbage-penalty",

@@ -89,7 +89,7 @@ class JournalPosition:
     offset: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One received read and where it came from: what the journal keeps per line."""
 
@@ -419,9 +419,12 @@ class _JournalFiles:
 
     # -- appending ------------------------------------------------------------------
 
-    def append(self, entries: Sequence[JournalEntry]) -> JournalPosition:
-        """One write and one fsync for the whole batch (group commit)."""
-        payload = b"".join(_journal_line(entry) for entry in entries)
+    def append(self, entries: Sequence[JournalEntry]) -> tuple[JournalPosition, int]:
+        """One write and one fsync for the whole batch (group commit).
+
+        Returns where the batch ends and the byte offset where it starts in that segment.
+        """
+        payload = _journal_lines(entries)
         if self._fd is not None and self._end > 0 and (
             self._end + len(payload) > self._segment_max_bytes
         ):
@@ -453,8 +456,32 @@ class _JournalFiles:
                 f"could not write {len(entries)} reads to journal {self.directory}: "
                 f"{error.strerror or error}"
             ) from error
+        start = self._end
         self._end += len(payload)
-        return JournalPosition(self._segment, self._end)
+        return JournalPosition(self._segment, self._end), start
+
+    def read_back(self, position: JournalPosition, start: int) -> tuple[list[JournalEntry], list[_Problem]]:
+        """The entries of one acknowledged, unreleased batch, read from its segment again.
+
+        A line damaged on disk since it was written is skipped and reported, as recovery
+        at start-up would skip it.
+        """
+        path = self._segment_path(position.segment)
+        with open(path, "rb") as segment:
+            segment.seek(start)
+            data = segment.read(position.offset - start)
+        if len(data) != position.offset - start:
+            raise OSError(errno.EIO, f"journal segment {path} is shorter than it was written")
+        entries: list[JournalEntry] = []
+        problems: list[_Problem] = []
+        for line in data.splitlines():
+            try:
+                entries.append(JournalEntry.from_json(line))
+            except ValueError as error:
+                problems.append((LogLevel.error,
+                                 "skipping a damaged line of journal segment {segment} read back: {error}",
+                                 {"segment": path.name, "error": str(error)}))
+        return entries, problems
 
     def _open_segment(self) -> None:
         number = self._next_segment
@@ -566,17 +593,73 @@ class _JournalFiles:
             os.close(fd)
 
 
-def _journal_line(entry: JournalEntry) -> bytes:
-    """The entry's line, checked to parse back to an equal entry.
+def _journal_lines(entries: Sequence[JournalEntry]) -> bytes:
+    """The batch's lines, exactly as ``JournalEntry.to_json`` writes them, but cheaply.
 
     An acknowledged read must be recoverable: a value that would not survive the round
-    trip (a wrong type, a naive timestamp) fails the append, while the caller still
-    holds the read, instead of being skipped as corrupt at the next start-up.
+    trip (a wrong type, a naive timestamp) fails the append with ValueError, while the
+    caller still holds the read, instead of being skipped as corrupt at the next start-up.
+    That is checked field by field (``_check_recoverable``) rather than by parsing every
+    line back, which cost more than writing it. Reads of one chunk share their source and
+    arrival time, so those parts are encoded once per run of equal values.
     """
-    line = entry.to_json()
-    if JournalEntry.from_json(line) != entry:
-        raise ValueError(f"entry does not survive the journal round trip: {entry!r}")
-    return line.encode("ascii") + b"\n"
+    encode = _ENCODER.encode
+    lines = []
+    last_source: ReadSource | None = None
+    source_json = ""
+    last_received: datetime | None = None
+    received_json = "null"
+    for entry in entries:
+        read, source = entry.read, entry.source
+        _check_recoverable(read, source)
+        if source is not last_source:
+            last_source = source
+            source_json = encode({
+                "stream_id": source.stream_id,
+                "peer": source.peer,
+                "connection_row_id": source.connection_row_id,
+                "partner_id": source.partner_id,
+                "event_id": source.event_id,
+                "event_name": source.event_name,
+            })
+        received = read.received_at
+        if received is not last_received:
+            last_received = received
+            received_json = "null" if received is None else encode(received.isoformat())
+        lines.append(
+            '{"v":%d,"read":{"format_id":%s,"sequence_number":%d,"location_name":%s,'
+            '"tag_code":%s,"read_time":%s,"read_timestamp":%s,"lap_count":%d,"reader_id":%s,'
+            '"gator_number":%d,"raw_data":%s,"received_at":%s},"source":%s}\n' % (
+                _FORMAT_VERSION, encode(read.format_id), read.sequence_number,
+                encode(read.location_name), encode(read.tag_code), encode(read.read_time),
+                encode(read.read_timestamp.isoformat()), read.lap_count, encode(read.reader_id),
+                read.gator_number, encode(read.raw_data), received_json, source_json))
+    return "".join(lines).encode("ascii")
+
+
+# The same output as json.dumps(..., separators=(",", ":")), built once instead of per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _check_recoverable(read: TagRead, source: ReadSource) -> None:
+    """ValueError unless ``from_json`` would give back exactly this read and source."""
+    if not (type(read.format_id) is str and type(read.sequence_number) is int
+            and type(read.location_name) is str and type(read.tag_code) is str
+            and type(read.read_time) is str and type(read.lap_count) is int
+            and type(read.reader_id) is str and type(read.gator_number) is int
+            and type(read.raw_data) is str and type(read.read_timestamp) is datetime
+            and type(source.stream_id) is str and type(source.peer) is str
+            and (source.connection_row_id is None or type(source.connection_row_id) is int)
+            and (source.partner_id is None or type(source.partner_id) is int)
+            and (source.event_id is None or type(source.event_id) is str)
+            and (source.event_name is None or type(source.event_name) is str)):
+        raise ValueError(f"entry does not survive the journal round trip: {read!r} {source!r}")
+    # A naive timestamp would be written fine and then refused by recovery: a lost read.
+    if read.read_timestamp.utcoffset() is None:
+        raise ValueError(f"read_timestamp must be an aware datetime, got {read.read_timestamp!r}")
+    received = read.received_at
+    if received is not None and (type(received) is not datetime or received.utcoffset() is None):
+        raise ValueError(f"received_at must be an aware datetime, got {received!r}")
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -622,6 +705,7 @@ class ReadJournal:
         self._state = "new"  # new -> opening -> open -> closing -> closed
         self._shutdown_trigger: Any = None
         self._unreleased: deque[tuple[JournalPosition, int]] = deque()
+        self._starts: dict[JournalPosition, int] = {}  # unreleased batch -> its first byte
         self._appended_pending = 0
         self._recovered_pending = 0
         self._released: JournalPosition | None = None
@@ -690,7 +774,9 @@ class ReadJournal:
             return succeed(self._last_position)
         d = self._in_worker(self._files.append, batch)
 
-        def appended(position: JournalPosition) -> JournalPosition:
+        def appended(where: tuple[JournalPosition, int]) -> JournalPosition:
+            position, start = where
+            self._starts[position] = start
             self._unreleased.append((position, len(batch)))
             self._appended_pending += len(batch)
             self._last_position = max(self._last_position, position)
@@ -719,9 +805,28 @@ class ReadJournal:
             return succeed(None)
         self._released = position
         while self._unreleased and self._unreleased[0][0] <= position:
-            _, count = self._unreleased.popleft()
+            released, count = self._unreleased.popleft()
+            self._starts.pop(released, None)
             self._appended_pending -= count
         return self._run_housekeeping(self._files.release, position)
+
+    def read_back(self, position: JournalPosition) -> Deferred[list[JournalEntry]]:
+        """The entries of the unreleased batch that ``append`` acknowledged at ``position``.
+
+        Lets the store keep only a bounded number of waiting reads in memory: the rest
+        stay on disk, where they are safe anyway, until the database can take them.
+        """
+        start = self._starts.get(position)
+        if self._state != "open" or start is None:
+            return fail(JournalError(f"no unreleased batch ends at {position} in {self.directory}"))
+        d = self._in_worker(self._files.read_back, position, start)
+
+        def log_problems(result: tuple[list[JournalEntry], list[_Problem]]) -> list[JournalEntry]:
+            entries, problems = result
+            self._log_problems(problems)
+            return entries
+
+        return d.addCallback(log_problems)
 
     def release_recovered(self) -> Deferred[None]:
         """The entries handed back by open() are stored: delete their old segments."""

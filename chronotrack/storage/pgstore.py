@@ -17,12 +17,14 @@ paused (they keep their reads) until it drains. Nothing is dropped.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, replace
+from itertools import islice
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
 
 import psycopg2
-from twisted.internet.defer import Deferred, ensureDeferred, inlineCallbacks, succeed
+from twisted.internet.defer import (Deferred, FirstError, ensureDeferred, gatherResults, inlineCallbacks,
+                                    succeed)
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -30,6 +32,7 @@ from txpostgres.reconnection import ConnectionDead
 from txpostgres.txpostgres import RollbackFailed
 
 from chronotrack.storage import retention, watermarks
+from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
 from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
 from chronotrack.reads import ReadSource, TagRead
 
@@ -55,7 +58,6 @@ FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::times
 LEFT JOIN timing_locations AS locations
        ON locations.session_id = %s AND locations.location_name = batch.location_name
 ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING
-RETURNING id
 """
 
 # Watermarks of the (stream, location) pairs a batch wrote to, in a fixed order so two
@@ -68,6 +70,8 @@ FROM (SELECT DISTINCT stream_id, location_name
 """
 
 DEFAULT_CLOCK_TOLERANCE = 86400.0
+DEFAULT_WRITE_BATCH_SIZE = 5000
+DEFAULT_BACKLOG_IN_MEMORY = 20_000
 
 _UPSERT_LOCATIONS = """
 INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
@@ -118,8 +122,10 @@ def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = 
     for group in by_event.values():
         session_id, partner_id = yield open_session(cursor, group[0].source)
         inserted += yield _insert_event_reads(cursor, session_id, partner_id, group, clock_tolerance)
-        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, [entry.source.stream_id for entry in group],
-                                                   [entry.read.location_name for entry in group]))
+        # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
+        pairs = sorted({(entry.source.stream_id, entry.read.location_name) for entry in group})
+        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, text_array(pair[0] for pair in pairs),
+                                                   text_array(pair[1] for pair in pairs)))
     return session_id, inserted
 
 
@@ -132,28 +138,38 @@ def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[
         first_reader.setdefault(read.location_name, read.reader_id)
     yield cursor.execute(_UPSERT_LOCATIONS, (session_id, partner_id, list(first_reader),
                                              list(first_reader.values())))
+    # One array literal per column (see chronotrack.storage.pg_arrays), not a list each.
     columns = (
-        [entry.source.stream_id for entry in entries],
-        [read.sequence_number for read in reads],
-        [read.location_name for read in reads],
-        [read.tag_code for read in reads],
-        [read.read_time for read in reads],
-        [read.read_timestamp for read in reads],
-        [read.lap_count for read in reads],
-        [read.reader_id for read in reads],
-        [read.gator_number for read in reads],
-        [read.raw_data for read in reads],
-        [read.received_at for read in reads],
-        [entry.source.connection_row_id for entry in entries],
+        text_array([entry.source.stream_id for entry in entries]),
+        int_array([read.sequence_number for read in reads]),
+        text_array([read.location_name for read in reads]),
+        text_array([read.tag_code for read in reads]),
+        text_array([read.read_time for read in reads]),
+        timestamp_array([read.read_timestamp for read in reads]),
+        int_array([read.lap_count for read in reads]),
+        text_array([read.reader_id for read in reads]),
+        int_array([read.gator_number for read in reads]),
+        text_array([read.raw_data for read in reads]),
+        timestamp_array([read.received_at for read in reads]),
+        int_array([entry.source.connection_row_id for entry in entries]),
     )
     yield cursor.execute(_INSERT_READS, (session_id, partner_id, clock_tolerance, *columns, session_id))
-    return len(cursor.fetchall())
+    return cursor.rowcount  # rows inserted; conflicts are not counted
 
 
-@dataclass
+@dataclass(slots=True)
 class _Waiting:
-    entry: JournalEntry
+    """Reads journaled by one append (or recovered together), waiting for the database together.
+
+    One object per batch, not per read: at tens of thousands of reads a second the
+    per-read bookkeeping cost more than the insert.
+    """
+
+    entries: list[JournalEntry] | None  # None: spilled, only in the journal until read back
     position: JournalPosition | str | None
+    count: int
+    loading: bool = False  # being read back from the journal
+    load_waiters: list[Deferred] = field(default_factory=list)
 
 
 class PostgresReadStore:
@@ -161,6 +177,8 @@ class PostgresReadStore:
 
     def __init__(self, reactor, database_source, journal: ReadJournal | None,
                  batch_size: int = 500, batch_delay: float = 0.005, backlog_limit: int = 200_000,
+                 write_batch_size: int = DEFAULT_WRITE_BATCH_SIZE,
+                 backlog_in_memory: int = DEFAULT_BACKLOG_IN_MEMORY,
                  on_backlog_full: Callable[[], Any] | None = None,
                  on_backlog_drained: Callable[[], Any] | None = None,
                  clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
@@ -169,6 +187,13 @@ class PostgresReadStore:
         self.database_source = database_source
         self.journal = journal
         self.batch_size = batch_size
+        # A backlog is written in statements of up to this many reads (whole journal
+        # batches, at least one): one round trip and one commit per statement, and
+        # statement-level triggers on timing_reads fire once per statement.
+        self.write_batch_size = max(write_batch_size, 1)
+        # Journaled reads beyond this many wait in the journal only (a burst, a database
+        # outage), and are read back when the writer reaches them: memory stays bounded.
+        self.backlog_in_memory = backlog_in_memory
         self.batch_delay = batch_delay
         self.backlog_limit = backlog_limit
         self.on_backlog_full = on_backlog_full
@@ -178,10 +203,13 @@ class PostgresReadStore:
         # Told (reads, seconds) once per batch PostgreSQL committed: the metrics' histograms.
         self.on_batch_written: Callable[[int, float], Any] | None = None
 
-        self._incoming: list[tuple[JournalEntry, Deferred]] = []
+        self._incoming: list[JournalEntry] = []
+        self._incoming_kept: Deferred | None = None  # fires once the incoming batch is journaled
         self._flush_call = None
         self._journal_writes_in_flight = 0
         self._backlog: deque[_Waiting] = deque()
+        self._backlog_reads = 0  # reads in self._backlog
+        self._reads_in_memory = 0  # of those, the ones not spilled to the journal
         self._writing = False
         self._retry_call = None
         self._database_ready = False
@@ -210,7 +238,9 @@ class PostgresReadStore:
                 log.info("recovered {count} reads from the journal; writing them first", count=len(recovered))
             for entry in recovered:
                 self._remember_pending(entry)
-                self._backlog.append(_Waiting(entry, _RECOVERED))
+            for start in range(0, len(recovered), self.batch_size):
+                chunk = recovered[start:start + self.batch_size]
+                self._queue(_Waiting(chunk, _RECOVERED, len(chunk)))
             self._journal_open = True
             self._flush_incoming()
         self.database_source.when_schema_ready().addCallback(self._on_database_ready)
@@ -264,7 +294,7 @@ class PostgresReadStore:
                 timeout.cancel()
         if self._backlog:
             log.warn("stopping with {count} reads not yet in the database; they stay in the journal "
-                     "and are written at the next start", count=len(self._backlog))
+                     "and are written at the next start", count=self._backlog_reads)
         log.info("store stopped: {received} reads received since start, {stored} new in the database, "
                  "{skipped} already there", received=self.reads_received, stored=self.reads_stored,
                  skipped=self.duplicates_skipped)
@@ -280,10 +310,15 @@ class PostgresReadStore:
     # -- the read path -----------------------------------------------------
 
     def record_read(self, read: TagRead, source: ReadSource) -> Deferred[None]:
+        """Fires once the read is journaled. Reads journaled together share one Deferred
+        (a Deferred per read was a fifth of the cost of a read), so a callback must not
+        change its result."""
         if read.received_at is None:
             read = replace(read, received_at=self._now())
-        kept: Deferred = Deferred()
-        self._incoming.append((JournalEntry(read, source), kept))
+        kept = self._incoming_kept
+        if kept is None:
+            kept = self._incoming_kept = Deferred()
+        self._incoming.append(JournalEntry(read, source))
         self.reads_received += 1
         if len(self._incoming) >= self.batch_size:
             self._flush_incoming()
@@ -299,32 +334,43 @@ class PostgresReadStore:
         if not self._journal_open:
             return  # start() flushes once the journal is recovered and open
         batch, self._incoming = self._incoming, []
+        kept, self._incoming_kept = self._incoming_kept, None
         if not batch:
             return
-        entries = [entry for entry, _ in batch]
         if self.journal is None:
-            self._journaled(None, batch)
+            self._journaled(None, batch, kept)
             return
         self._journal_writes_in_flight += 1
-        d = self.journal.append(entries)
-        d.addCallbacks(self._journaled, self._journal_failed, callbackArgs=(batch,), errbackArgs=(batch,))
+        d = self.journal.append(batch)
+        d.addCallbacks(self._journaled, self._journal_failed, callbackArgs=(batch, kept),
+                       errbackArgs=(batch, kept))
 
-    def _journaled(self, position: JournalPosition | None, batch) -> None:
+    def _journaled(self, position: JournalPosition | None, batch: list[JournalEntry],
+                   kept: Deferred | None) -> None:
         if self.journal is not None:
             self._journal_writes_in_flight -= 1
-        for entry, kept in batch:
+        for entry in batch:
             self._remember_pending(entry)
-            self._backlog.append(_Waiting(entry, position))
-        for _, kept in batch:
+        self._queue(_Waiting(batch, position, len(batch)))
+        if kept is not None:
             kept.callback(None)
         self._write_next()
 
-    def _journal_failed(self, failure, batch) -> None:
+    def _journal_failed(self, failure, batch: list[JournalEntry], kept: Deferred | None) -> None:
         # The disk refused (full, read-only...). Keep the reads in memory: losing them
         # would be worse than the risk of losing them in a crash before they are stored.
         log.failure("journal write failed; {count} reads kept in memory only until stored",
                     failure, count=len(batch))
-        self._journaled(None, batch)
+        self._journaled(None, batch, kept)
+
+    def _queue(self, waiting: _Waiting) -> None:
+        self._backlog.append(waiting)
+        self._backlog_reads += waiting.count
+        if (isinstance(waiting.position, JournalPosition) and self.journal is not None
+                and self._reads_in_memory + waiting.count > self.backlog_in_memory):
+            waiting.entries = None  # safe on disk; read back when the writer gets to it
+        else:
+            self._reads_in_memory += waiting.count
 
     @staticmethod
     def _pending_key(entry: JournalEntry) -> tuple[int | None, str, str]:
@@ -354,23 +400,94 @@ class PostgresReadStore:
         if not self._can_write():
             return
         self._writing = True
-        size = min(self.batch_size, len(self._backlog))
-        waiting = [self._backlog[index] for index in range(size)]
+        waiting = [self._backlog[0]]
+        count = waiting[0].count
+        for more in islice(self._backlog, 1, None):
+            if count + more.count > self.write_batch_size:
+                break
+            waiting.append(more)
+            count += more.count
+        if any(item.entries is None for item in waiting):
+            self._read_back(waiting)
+            return
+        entries = [entry for item in waiting for entry in item.entries]
         sent_at = self.reactor.seconds()
-        d = self.database_source.database.run_interaction(_insert_reads, [w.entry for w in waiting],
-                                                          self.clock_tolerance)
-        d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, sent_at),
-                       errbackArgs=(waiting,))
+        d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
+        d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
+                       errbackArgs=(waiting, entries))
+        self._prefetch(len(waiting))
+
+    def _prefetch(self, in_flight: int) -> None:
+        """While the database writes, read back the spilled batches of the next statement, so it
+        does not wait for the disk (at most ``write_batch_size`` more reads in memory)."""
+        count = 0
+        for item in islice(self._backlog, in_flight, None):
+            count += item.count
+            if count > self.write_batch_size:
+                break
+            if item.entries is None:
+                self._start_loading(item)
+
+    def _start_loading(self, item: _Waiting) -> None:
+        if item.loading:
+            return
+        item.loading = True
+
+        def done(result: list[JournalEntry] | Failure) -> None:
+            item.loading = False
+            waiters, item.load_waiters = item.load_waiters, []
+            if isinstance(result, Failure):
+                if not waiters:  # a prefetch: the writer will try again when it gets there
+                    log.warn("reading waiting reads back from the journal failed ({reason}); will retry",
+                             reason=result.getErrorMessage())
+                for waiter in waiters:
+                    waiter.errback(result)
+                return
+            item.entries = result
+            # Lines recovery would skip as damaged are skipped here too (the journal logs them).
+            self._backlog_reads += len(result) - item.count
+            item.count = len(result)
+            self._reads_in_memory += item.count
+            for waiter in waiters:
+                waiter.callback(None)
+
+        self.journal.read_back(item.position).addBoth(done)
+
+    def _when_loaded(self, item: _Waiting) -> Deferred[None]:
+        waiter: Deferred[None] = Deferred()
+        item.load_waiters.append(waiter)
+        self._start_loading(item)
+        return waiter
+
+    def _read_back(self, waiting: list[_Waiting]) -> None:
+        """Bring spilled batches back from the journal, then write them (self._writing is held)."""
+        spilled = [item for item in waiting if item.entries is None]
+        d = gatherResults([self._when_loaded(item) for item in spilled], consumeErrors=True)
+
+        def loaded(_: object) -> None:
+            self._writing = False
+            self._write_next()
+
+        def failed(failure: Failure) -> None:
+            if failure.check(FirstError):
+                failure = failure.value.subFailure
+            log.failure("cannot read {count} waiting reads back from the journal; retrying (they stay "
+                        "safe in the journal)", failure, count=sum(item.count for item in spilled))
+            self._writing = False
+            self._retry_later()
+
+        d.addCallbacks(loaded, failed)
 
     def _count_written(self, session_id: int, inserted: int, attempted: int) -> None:
         self.current_session_id = session_id
         self.reads_stored += inserted
         self.duplicates_skipped += attempted - inserted
 
-    def _written(self, result: tuple[int, int], waiting: list[_Waiting], sent_at: float | None = None) -> None:
-        self._count_written(*result, attempted=len(waiting))
-        if self.on_batch_written is not None and sent_at is not None:
-            self.on_batch_written(len(waiting), self.reactor.seconds() - sent_at)
+    def _written(self, result: tuple[int, int], waiting: list[_Waiting], entries: list[JournalEntry],
+                 sent_at: float) -> None:
+        self._count_written(*result, attempted=len(entries))
+        if self.on_batch_written is not None:
+            self.on_batch_written(len(entries), self.reactor.seconds() - sent_at)
         self._drop_written(waiting)
         self._writing = False
         self._check_backlog()
@@ -381,7 +498,10 @@ class PostgresReadStore:
     def _drop_written(self, waiting: list[_Waiting]) -> None:
         for item in waiting:
             self._backlog.popleft()
-            self._forget_pending(item.entry)
+            self._backlog_reads -= item.count
+            self._reads_in_memory -= item.count
+            for entry in item.entries:
+                self._forget_pending(entry)
         self._release_journal(waiting)
 
     def _release_journal(self, written: list[_Waiting]) -> None:
@@ -396,56 +516,61 @@ class PostgresReadStore:
         if done:
             self.journal.release(done[-1])
 
-    def _write_failed(self, failure, waiting: list[_Waiting]) -> None:
+    def _write_failed(self, failure, waiting: list[_Waiting], entries: list[JournalEntry]) -> None:
         self._writing = False
         if is_connection_failure(failure) or not self._can_write():
             log.warn("database write of {count} reads failed ({reason}); {backlog} reads wait for the "
-                     "database", count=len(waiting), reason=failure.getErrorMessage().strip(),
-                     backlog=len(self._backlog))
+                     "database", count=len(entries), reason=failure.getErrorMessage().strip(),
+                     backlog=self._backlog_reads)
             self._retry_later()
             return
-        if len(waiting) > 1:
+        if len(entries) > 1:
             # Something in this batch is refused by the database itself: find it by
             # writing the batch one read at a time.
             log.failure("database refused a batch of {count} reads; retrying them one by one",
-                        failure, count=len(waiting))
+                        failure, count=len(entries))
             self._write_one_by_one(waiting)
             return
-        self._set_aside(waiting[0], failure)
+        self._record_set_aside(entries[0], failure)
+        self._drop_written(waiting)
+        self._write_next()
 
     @inlineCallbacks
     def _write_one_by_one(self, waiting: list[_Waiting]):
         self._writing = True
         database = self.database_source.database
-        for index, item in enumerate(waiting):
-            try:
-                session_id, inserted = yield database.run_interaction(_insert_reads, [item.entry],
-                                                                      self.clock_tolerance)
-            except Exception:  # noqa: BLE001 - each outcome is handled below
-                failure = Failure()
-                if is_connection_failure(failure) or not self._can_write():
-                    self._drop_written(waiting[:index])
-                    self._writing = False
-                    self._retry_later()
-                    return
-                self._record_set_aside(item, failure)
-            else:
-                self._count_written(session_id, inserted, attempted=1)
+        for done, item in enumerate(waiting):
+            for index, entry in enumerate(item.entries):
+                try:
+                    session_id, inserted = yield database.run_interaction(_insert_reads, [entry],
+                                                                          self.clock_tolerance)
+                except Exception:  # noqa: BLE001 - each outcome is handled below
+                    failure = Failure()
+                    if is_connection_failure(failure) or not self._can_write():
+                        # Keep only what is not written yet; it is retried as it stands.
+                        self._drop_written(waiting[:done])
+                        for written in item.entries[:index]:
+                            self._forget_pending(written)
+                        self._backlog_reads -= index
+                        self._reads_in_memory -= index
+                        item.entries = item.entries[index:]
+                        item.count = len(item.entries)
+                        self._writing = False
+                        self._retry_later()
+                        return
+                    self._record_set_aside(entry, failure)
+                else:
+                    self._count_written(session_id, inserted, attempted=1)
         self._drop_written(waiting)
         self._writing = False
         self._write_next()
 
-    def _record_set_aside(self, item: _Waiting, failure) -> None:
+    def _record_set_aside(self, entry: JournalEntry, failure) -> None:
         """A read the database refuses outright is kept as a rejected line, not retried forever."""
         self.reads_set_aside += 1
-        self.record_rejected_line(item.entry.read.raw_data,
+        self.record_rejected_line(entry.read.raw_data,
                                   f"database refused the read: {failure.getErrorMessage().strip()}",
-                                  item.entry.source)
-
-    def _set_aside(self, item: _Waiting, failure) -> None:
-        self._record_set_aside(item, failure)
-        self._drop_written([item])
-        self._write_next()
+                                  entry.source)
 
     def _retry_later(self) -> None:
         if self._retry_call is None or not self._retry_call.active():
@@ -458,7 +583,7 @@ class PostgresReadStore:
                 waiter.callback(None)
 
     def _check_backlog(self) -> None:
-        waiting = len(self._backlog) + len(self._incoming)
+        waiting = self._backlog_reads + len(self._incoming)
         if not self._backlog_full and waiting >= self.backlog_limit:
             self._backlog_full = True
             log.warn("{count} reads wait for the database: pausing controllers until it catches up",
@@ -611,7 +736,8 @@ class PostgresReadStore:
             "reads_received": self.reads_received,
             "reads_stored": self.reads_stored,
             "duplicates_skipped": self.duplicates_skipped,
-            "reads_waiting": len(self._backlog) + len(self._incoming),
+            "reads_waiting": self._backlog_reads + len(self._incoming),
+            "reads_waiting_in_journal_only": self._backlog_reads - self._reads_in_memory,
             "reads_set_aside": self.reads_set_aside,
             "journal_pending": self.journal.pending_count if self.journal is not None else 0,
             "controllers_paused": self._backlog_full,

@@ -1,0 +1,62 @@
+"""Array literals built by chronotrack.storage.pg_arrays read back exactly on a real PostgreSQL,
+and reads with awkward text go through the store's insert unchanged."""
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+import pytest_twisted
+
+from chronotrack.reads import ReadSource, TagRead
+from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
+from tests.postgres import query
+from tests.test_pgstore import open_store  # noqa: F401 - fixture
+from tests.waiting import wait_until
+
+AWKWARD = ["", "plain", 'a "quoted" word', "back\\slash", "trailing\\", "{braces}", "a,b", "NULL",
+           "  spaces  ", "Zieleinlauf \u00e9tape \u2603", "tab\there", "new\nline", "'single'"]
+
+
+def test_text_array_reads_back_every_awkward_string_and_null(pg_dsn):
+    values = AWKWARD + [None]
+    [(back,)] = query(pg_dsn, "SELECT %s::text[]", (text_array(values),))
+    assert back == values
+
+
+def test_int_array_reads_back_and_refuses_what_is_not_an_integer(pg_dsn):
+    values = [0, 1, -5, 2_147_483_647, None]
+    [(back,)] = query(pg_dsn, "SELECT %s::bigint[]", (int_array(values),))
+    assert back == values
+    with pytest.raises(TypeError):
+        int_array([True])
+    with pytest.raises(TypeError):
+        int_array(["1"])
+
+
+def test_timestamp_array_keeps_the_instant_of_every_zone_and_refuses_naive(pg_dsn):
+    paris = datetime(2026, 3, 29, 1, 59, 59, 990000, tzinfo=ZoneInfo("Europe/Paris"))
+    values = [paris, datetime(2026, 3, 29, 3, 0, 0, 10000, tzinfo=ZoneInfo("Europe/Paris")),
+              datetime(1970, 1, 1, tzinfo=timezone.utc),
+              datetime(2026, 11, 24, 9, 0, 7, 250000, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+              None]
+    [(back,)] = query(pg_dsn, "SELECT %s::timestamptz[]", (timestamp_array(values),))
+    assert back == values
+    with pytest.raises(ValueError):
+        timestamp_array([datetime(2026, 1, 1)])
+
+
+@pytest_twisted.ensureDeferred
+async def test_reads_with_awkward_text_are_stored_exactly(pg_dsn, open_store):  # noqa: F811
+    database, store = await open_store()
+    stamp = datetime(2026, 11, 24, 9, 0, 0, tzinfo=timezone.utc)
+    for seq, text in enumerate(AWKWARD, start=1):
+        read = TagRead("CT01_33", seq, f"loc {text}", f"tag {text}", f"time {text}", stamp, 1,
+                       f"reader {text}", 2, f"raw {text}", stamp)
+        store.record_read(read, ReadSource(stream_id=f"stream {text}", peer="127.0.0.1:1"))
+    await wait_until(lambda: store.reads_stored == len(AWKWARD))
+    rows = query(pg_dsn, "SELECT stream_id, location_name, tag_code, read_time, reader_id, raw_data"
+                         " FROM timing_reads ORDER BY sequence_number")
+    assert rows == [(f"stream {t}", f"loc {t}", f"tag {t}", f"time {t}", f"reader {t}", f"raw {t}")
+                    for t in AWKWARD]
+    marks = query(pg_dsn, "SELECT stream_id, location_name FROM stream_watermarks ORDER BY 1")
+    assert sorted(marks) == sorted((f"stream {t}", f"loc {t}") for t in AWKWARD)
