@@ -108,18 +108,26 @@ def open_session(cursor, source: ReadSource):
     return session_id, partner_id
 
 
+def _event_order(event: tuple[int | None, str, str]) -> tuple:
+    partner, event_id, event_name = event
+    return (partner is None, partner or 0, event_id, event_name)
+
+
 @inlineCallbacks
 def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
-    """Write a batch; reads of several events go to their own sessions, in arrival order.
+    """Write a batch; reads of several events go to their own sessions, each event's in arrival order.
 
-    In the same transaction the stream watermarks move past the reads now stored.
+    The events are written in the order of their keys, so two collectors writing batches that
+    span the same events take the maintained figures' row locks (0008) in the same order and
+    cannot deadlock. In the same transaction the stream watermarks move past the reads now stored.
     """
     by_event: dict[tuple, list[JournalEntry]] = {}
     for entry in entries:
         by_event.setdefault(event_of(entry.source), []).append(entry)
     inserted = 0
     session_id = None
-    for group in by_event.values():
+    for key in sorted(by_event, key=_event_order):
+        group = by_event[key]
         session_id, partner_id = yield open_session(cursor, group[0].source)
         inserted += yield _insert_event_reads(cursor, session_id, partner_id, group, clock_tolerance)
         # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
