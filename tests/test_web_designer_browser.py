@@ -209,6 +209,7 @@ def drive_browser(base: str, dsn: str, cookie: str, logo: Path) -> None:
                                                "fonts": ["Georgia", "Arial"], "url": "https://race.example.org/"}))
 
             page.route("**/api/events/*/brand-from-url", brand_answer)
+            page.fill("#brand-url", "https://race.example.org")
             page.click("#brand-form button[type=submit]")
             expect(page.locator("#brand-status")).to_contain_text("Applied the colours")
             assert requests == [{"body": {"url": "https://race.example.org"}, "csrf": CSRF}]
