@@ -22,8 +22,9 @@ from chronotrack.storage.database import Database
 from web import designer_queries, queries
 from web.designer_queries import StoredLayout
 from web.errors import BadParameter, NotFound
+from web.event_choice import chosen_event
 from web.operator_pages import MAX_ID, OperatorPages
-from web.params import CONTROL_CHARACTERS, int_param, text_param
+from web.params import CONTROL_CHARACTERS, text_param
 
 log = Logger()
 
@@ -200,12 +201,7 @@ class DesignerPages:
         database = self.database()
         viewer = await self._reader(request, database)  # type: ignore[attr-defined]
         events = await queries.events(database, viewer.scope)
-        event_id = int_param(request, "event", None, 1, MAX_ID)
-        event = None
-        if event_id is not None:
-            event = await self._scoped_event(database, viewer, event_id)  # type: ignore[attr-defined]
-        elif events:
-            event = events[0]
+        event = await chosen_event(request, database, viewer.scope)
         return self._render(request, "designer.html", active="designer", title="Display designer", events=events,
                             event=event, may_change=viewer.may_change,
                             sample_runner=json.dumps(sample_runner()),

@@ -27,14 +27,15 @@ from twisted.web.iweb import IRequest
 
 from chronotrack.reads import NEW_LOCATION_TAG
 from chronotrack.storage.database import Database
-from web import display_queries, queries, results_queries
+from web import display_queries, queries
 from web.display_feed import EventFeed, ScreenFeeds, ScreenView
 from web.display_queries import Branding, Screen
 from web.display_settings_pages import ScreenSettingsPages
 from web.errors import DatabaseUnavailable, NotFound
+from web.event_choice import chosen_event
 from web.live import LiveReads
 from web.operator_pages import DISPLAY_SLUG, MAX_ID, OperatorPages
-from web.params import int_param, parse_bounded_int, text_param
+from web.params import parse_bounded_int, text_param
 from web.queries import DisplayRead, Event, Scope
 from web.sse import EventStream, parse_last_event_id
 from web.stream_guard import StreamRight
@@ -296,15 +297,9 @@ class DisplayPages(ScreenSettingsPages):
 
     async def _viewer_event(self, request: IRequest, database: Database, required: bool = False) -> Event | None:
         viewer = await self._reader(request, database)  # type: ignore[attr-defined]
-        event_id = int_param(request, "event", None, 1, MAX_ID)
-        if event_id is None:
-            event = await results_queries.current_event(database, viewer.scope)
-            if event is None and required:
-                raise NotFound("no event yet: the announcer shows runners once a timing session has started")
-            return event
-        event = await queries.event_in_scope(database, viewer.scope, event_id)
-        if event is None:
-            raise NotFound("no such event")
+        event = await chosen_event(request, database, viewer.scope)
+        if event is None and required:
+            raise NotFound("no event yet: the announcer shows runners once a timing session has started")
         return event
 
     @app.route("/api/announcer", methods=["GET"])

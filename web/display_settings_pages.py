@@ -15,11 +15,11 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from chronotrack.storage.database import Database
-from web import designer_queries, display_queries, queries, results_queries
+from web import designer_queries, display_queries, queries
+from web.event_choice import chosen_event
 from web.display_forms import parse_branding_form, parse_messages_form, parse_screen_form
 from web.errors import BadParameter, NotFound
 from web.operator_pages import MAX_ID, OperatorPages
-from web.params import int_param
 from web.sse import EventStream
 
 log = Logger()
@@ -45,14 +45,7 @@ class ScreenSettingsPages:
         database = self.database()
         viewer = await self._reader(request, database)  # type: ignore[attr-defined]
         events = await queries.events(database, viewer.scope)
-        event_id = int_param(request, "event", None, 1, MAX_ID)
-        event = None
-        if event_id is not None:
-            event = await queries.event_in_scope(database, viewer.scope, event_id)
-            if event is None:
-                raise NotFound("no such event")
-        else:
-            event = await results_queries.current_event(database, viewer.scope)
+        event = await chosen_event(request, database, viewer.scope)
         context: dict[str, Any] = {"events": events, "event": event, "screens": [], "branding": None,
                                    "event_messages": [], "may_change": viewer.may_change,
                                    "layouts": [], "images": []}
