@@ -9,6 +9,9 @@ read. The 4-controller run's database is kept for ``baseline`` (same reads). Wit
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from bench.context import Context, connect, cpu_seconds, main_thread_schedstat, scalar, wait_rows
 from bench.profiling import start_profiler, summarize_profile
 from bench.report import Row, Target
@@ -27,6 +30,7 @@ def run(ctx: Context) -> None:
         profiler = None
         try:
             collector_cpu = cpu_seconds(collector.process.pid)
+            database_cpu = postgres_cpu_seconds(ctx)
             sched_before = main_thread_schedstat(collector.process.pid)
             simulator = start_simulator(collector.ctp01_port, "--controllers", str(controllers),
                                         "--locations", LOCATIONS, "--reads", str(reads), "--rate", "0",
@@ -37,6 +41,7 @@ def run(ctx: Context) -> None:
             finished, stored = wait_rows(connection, "SELECT count(*) FROM timing_reads", total,
                                          timeout=300, interval=0.05)
             collector_cpu = cpu_seconds(collector.process.pid) - collector_cpu
+            database_cpu = postgres_cpu_seconds(ctx) - database_cpu
             sched_after = main_thread_schedstat(collector.process.pid)
             reactor_wait = sched_after[1] - sched_before[1]
             simulator_cpu = cpu_seconds(simulator.pid)  # still lingering: its whole run
@@ -48,7 +53,7 @@ def run(ctx: Context) -> None:
             rate = stored / elapsed
             failed = stored < total
             note = (f"{stored:,} reads in {elapsed:.2f} s; CPU: collector {collector_cpu / elapsed:.0%},"
-                    f" simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
+                    f" PostgreSQL {database_cpu / elapsed:.0%}, simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
                     f" {reactor_wait / elapsed:.0%} of the time")
             if failed:
                 note += f"; only {stored} of {total} stored"
@@ -65,3 +70,27 @@ def run(ctx: Context) -> None:
         finally:
             connection.close()
             collector.stop()
+
+
+def postgres_cpu_seconds(ctx: Context) -> float:
+    """CPU time of the run's own PostgreSQL server so far: the postmaster, its live processes,
+    and the reaped ones (the postmaster's children's times); nan when it is not embedded."""
+    embedded = ctx.postgres.embedded
+    if embedded is None:
+        return float("nan")
+    try:
+        postmaster = int((embedded.cluster / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat[1]) == postmaster:
+            ticks += int(stat[11]) + int(stat[12])
+    return ticks / os.sysconf("SC_CLK_TCK")

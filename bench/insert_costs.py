@@ -1,6 +1,6 @@
 """What one 5,000-read batch INSERT costs inside PostgreSQL, and which part of it is what.
 
-    .venv/bin/python -m bench.insert_costs [--rows-before 200000] [--repeat 5]
+    .venv/bin/python -m bench.insert_costs [--rows-before 200000] [--repeat 5] [--up-to 13] [--variants]
 
 A private PostgreSQL, the schema migrated by the shipped files, a table already holding
 ``--rows-before`` reads, then the collector's own batch statement (``_INSERT_READS``,
@@ -34,10 +34,11 @@ BATCH = 5000
 LOCATIONS = ("start", "finish")
 
 
-def migrate(connection) -> None:
+def migrate(connection, up_to: int | None) -> None:
     with connection.cursor() as cursor:
         for migration in available_migrations():
-            cursor.execute(migration.sql)
+            if up_to is None or migration.version <= up_to:
+                cursor.execute(migration.sql)
     connection.commit()
 
 
@@ -144,12 +145,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows-before", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--up-to", type=int, default=None,
+                        help="apply the schema files up to this version only (the schema before a change)")
+    parser.add_argument("--variants", action="store_true",
+                        help="also time the insert without each foreign key, index and trigger")
     args = parser.parse_args(argv)
     postgres = PostgresForTests()
     try:
         dsn = postgres.create_database()
         connection = psycopg2.connect(dsn)
-        migrate(connection)
+        migrate(connection, args.up_to)
         batches = Batches(*setup(connection))
         fill(connection, batches, args.rows_before)
         connection.autocommit = True
@@ -159,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         for line in explain(connection, batches):
             print("  " + line)
         timed_inserts(connection, batches, args.repeat, None)  # warm up
-        for name, change in variants(connection):
+        everything = timed_inserts(connection, batches, args.repeat * 2, None)
+        print(f"  median of {args.repeat * 2} inserts: {everything:.1f} ms", flush=True)
+        for name, change in variants(connection) if args.variants else ():
             # Back to back with everything on, so a change of machine load hits both alike.
             everything = timed_inserts(connection, batches, args.repeat, None)
             median = timed_inserts(connection, batches, args.repeat, change)
