@@ -103,3 +103,14 @@ def test_the_watermark_range_scan_and_the_newest_reads_walk_an_index(schema):
     assert query(schema, "SELECT advance_stream_watermark(%s, 'connection:c7', 'finish')", (partner,)) == [(0,)]
     # connection:c1 holds 1, 51, 101...: only 1 is contiguous from the start.
     assert query(schema, "SELECT advance_stream_watermark(%s, 'connection:c1', 'finish')", (partner,)) == [(1,)]
+
+
+def test_the_tag_bitmap_has_exactly_the_bits_of_its_slots(schema):
+    slots = [0, 1, 7, 8, 4095, 8190, 8191, 7]
+    [(built, expected)] = query(schema, """
+        SELECT tags_bitmap(%s::int[])::text,
+               (SELECT bit_or(set_bit(B'0'::bit(8192), slot, 1)) FROM unnest(%s::int[]) AS slot)::text""",
+                                (slots, slots))
+    assert built == expected
+    assert [index for index, bit in enumerate(built) if bit == "1"] == sorted(set(slots))
+    assert query(schema, "SELECT bit_count(tags_bitmap('{}'::int[]))") == [(0,)]

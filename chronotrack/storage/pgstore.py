@@ -49,14 +49,18 @@ _INSERT_READS = """
 INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
                           location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
                           gator_number, raw_data, received_at, connection_id, clock_suspect)
-SELECT %s, %s, locations.id, batch.*,
+SELECT %s, %s, locations.id, batch.stream_id, batch.sequence_number, batch.location_name, batch.tag_code,
+       batch.read_time, batch.read_timestamp, batch.lap_count, batch.reader_id, batch.gator_number,
+       batch.raw_data, batch.received_at, batch.connection_id,
        abs(extract(epoch FROM batch.read_timestamp - batch.received_at)) > %s
 FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
             %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[])
-     AS batch (stream_id, sequence_number, location_name, tag_code, read_time, read_timestamp,
-               lap_count, reader_id, gator_number, raw_data, received_at, connection_id)
+     WITH ORDINALITY AS batch (stream_id, sequence_number, location_name, tag_code, read_time, read_timestamp,
+                               lap_count, reader_id, gator_number, raw_data, received_at, connection_id, arrival)
 LEFT JOIN timing_locations AS locations
        ON locations.session_id = %s AND locations.location_name = batch.location_name
+-- Ids in arrival order: the planner may hash the batch side of the join, which loses it.
+ORDER BY batch.arrival
 ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING
 """
 
@@ -113,56 +117,87 @@ def _event_order(event: tuple[int | None, str, str]) -> tuple:
     return (partner is None, partner or 0, event_id, event_name)
 
 
-@inlineCallbacks
+@dataclass(frozen=True, slots=True)
+class _EventBatch:
+    """One event's reads of a batch, as the INSERT takes them: one array literal per column."""
+
+    source: ReadSource  # names the event (open_timing_session's arguments)
+    count: int
+    locations: tuple[str, str]  # array literals: each location once, with its first reader
+    columns: tuple[str, ...]  # array literals in _INSERT_READS's order
+    pairs: tuple[str, str]  # array literals: the distinct (stream, location) pairs, sorted
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedBatch:
+    """A statement's reads ready for PostgreSQL: its events in key order (see _insert_reads)."""
+
+    events: tuple[_EventBatch, ...]
+    count: int
+
+
+def prepare_batch(entries: list[JournalEntry]) -> _PreparedBatch:
+    """Everything the INSERT of ``entries`` needs, computed without the database.
+
+    Pure and separate from the SQL so the store can prepare the next statement while
+    PostgreSQL still works on the current one.
+    """
+    by_event: dict[tuple, list[JournalEntry]] = {}
+    for entry in entries:
+        by_event.setdefault(event_of(entry.source), []).append(entry)
+    events = []
+    for key in sorted(by_event, key=_event_order):
+        group = by_event[key]
+        reads = [entry.read for entry in group]
+        first_reader: dict[str, str] = {}
+        for read in reads:
+            first_reader.setdefault(read.location_name, read.reader_id)
+        # One array literal per column (see chronotrack.storage.pg_arrays), not a list each.
+        columns = (
+            text_array([entry.source.stream_id for entry in group]),
+            int_array([read.sequence_number for read in reads]),
+            text_array([read.location_name for read in reads]),
+            text_array([read.tag_code for read in reads]),
+            text_array([read.read_time for read in reads]),
+            timestamp_array([read.read_timestamp for read in reads]),
+            int_array([read.lap_count for read in reads]),
+            text_array([read.reader_id for read in reads]),
+            int_array([read.gator_number for read in reads]),
+            text_array([read.raw_data for read in reads]),
+            timestamp_array([read.received_at for read in reads]),
+            int_array([entry.source.connection_row_id for entry in group]),
+        )
+        # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
+        pairs = sorted({(entry.source.stream_id, entry.read.location_name) for entry in group})
+        events.append(_EventBatch(
+            source=group[0].source, count=len(group),
+            locations=(text_array(first_reader), text_array(first_reader.values())), columns=columns,
+            pairs=(text_array(pair[0] for pair in pairs), text_array(pair[1] for pair in pairs))))
+    return _PreparedBatch(tuple(events), len(entries))
+
+
 def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
-    """Write a batch; reads of several events go to their own sessions, each event's in arrival order.
+    """Write a batch; reads of several events go to their own sessions, each event's in arrival order."""
+    return _insert_prepared(cursor, prepare_batch(entries), clock_tolerance)
+
+
+@inlineCallbacks
+def _insert_prepared(cursor, batch: _PreparedBatch, clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
+    """Write a prepared batch, event by event.
 
     The events are written in the order of their keys, so two collectors writing batches that
     span the same events take the maintained figures' row locks (0008) in the same order and
     cannot deadlock. In the same transaction the stream watermarks move past the reads now stored.
     """
-    by_event: dict[tuple, list[JournalEntry]] = {}
-    for entry in entries:
-        by_event.setdefault(event_of(entry.source), []).append(entry)
     inserted = 0
     session_id = None
-    for key in sorted(by_event, key=_event_order):
-        group = by_event[key]
-        session_id, partner_id = yield open_session(cursor, group[0].source)
-        inserted += yield _insert_event_reads(cursor, session_id, partner_id, group, clock_tolerance)
-        # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
-        pairs = sorted({(entry.source.stream_id, entry.read.location_name) for entry in group})
-        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, text_array(pair[0] for pair in pairs),
-                                                   text_array(pair[1] for pair in pairs)))
+    for event in batch.events:
+        session_id, partner_id = yield open_session(cursor, event.source)
+        yield cursor.execute(_UPSERT_LOCATIONS, (session_id, partner_id, *event.locations))
+        yield cursor.execute(_INSERT_READS, (session_id, partner_id, clock_tolerance, *event.columns, session_id))
+        inserted += cursor.rowcount  # rows inserted; conflicts are not counted
+        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, *event.pairs))
     return session_id, inserted
-
-
-@inlineCallbacks
-def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[JournalEntry],
-                        clock_tolerance: float):
-    reads = [entry.read for entry in entries]
-    first_reader = {}
-    for read in reads:
-        first_reader.setdefault(read.location_name, read.reader_id)
-    yield cursor.execute(_UPSERT_LOCATIONS, (session_id, partner_id, list(first_reader),
-                                             list(first_reader.values())))
-    # One array literal per column (see chronotrack.storage.pg_arrays), not a list each.
-    columns = (
-        text_array([entry.source.stream_id for entry in entries]),
-        int_array([read.sequence_number for read in reads]),
-        text_array([read.location_name for read in reads]),
-        text_array([read.tag_code for read in reads]),
-        text_array([read.read_time for read in reads]),
-        timestamp_array([read.read_timestamp for read in reads]),
-        int_array([read.lap_count for read in reads]),
-        text_array([read.reader_id for read in reads]),
-        int_array([read.gator_number for read in reads]),
-        text_array([read.raw_data for read in reads]),
-        timestamp_array([read.received_at for read in reads]),
-        int_array([entry.source.connection_row_id for entry in entries]),
-    )
-    yield cursor.execute(_INSERT_READS, (session_id, partner_id, clock_tolerance, *columns, session_id))
-    return cursor.rowcount  # rows inserted; conflicts are not counted
 
 
 @dataclass(slots=True)
@@ -219,6 +254,9 @@ class PostgresReadStore:
         self._backlog_reads = 0  # reads in self._backlog
         self._reads_in_memory = 0  # of those, the ones not spilled to the journal
         self._writing = False
+        # The next statement, built while the current one is in PostgreSQL: (its items with
+        # their entries lists, the batch); see _prepare_next.
+        self._prepared: tuple[tuple[tuple[_Waiting, list[JournalEntry] | None], ...], _PreparedBatch] | None = None
         self._retry_call = None
         self._database_ready = False
         self._backlog_full = False
@@ -419,11 +457,47 @@ class PostgresReadStore:
             self._read_back(waiting)
             return
         entries = [entry for item in waiting for entry in item.entries]
+        batch = self._take_prepared(waiting) or prepare_batch(entries)
         sent_at = self.reactor.seconds()
-        d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
+        d = self.database_source.database.run_interaction(_insert_prepared, batch, self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
         self._prefetch(len(waiting))
+        self._prepare_next(len(waiting))
+
+    def _next_statement(self, start: int) -> list[_Waiting]:
+        """The backlog items the statement after the first ``start`` items will write."""
+        waiting: list[_Waiting] = []
+        count = 0
+        for item in islice(self._backlog, start, None):
+            if waiting and count + item.count > self.write_batch_size:
+                break
+            waiting.append(item)
+            count += item.count
+        return waiting
+
+    def _prepare_next(self, in_flight: int) -> None:
+        """While PostgreSQL writes this statement, build the next one's arrays, so the database
+        gets it as soon as this one commits. Used only if the next statement is made of exactly
+        these items, unchanged (see _take_prepared)."""
+        self._prepared = None
+        waiting = self._next_statement(in_flight)
+        if not waiting or any(item.entries is None for item in waiting):
+            return
+        if sum(item.count for item in waiting) < self.write_batch_size and len(self._backlog) == in_flight + len(waiting):
+            return  # not full yet: more reads may join it before it is written
+        batch = prepare_batch([entry for item in waiting for entry in item.entries])
+        self._prepared = (tuple((item, item.entries) for item in waiting), batch)
+
+    def _take_prepared(self, waiting: list[_Waiting]) -> _PreparedBatch | None:
+        prepared, self._prepared = self._prepared, None
+        if prepared is None:
+            return None
+        items, batch = prepared
+        if len(items) != len(waiting) or any(item is not chosen or entries is not chosen.entries
+                                             for (item, entries), chosen in zip(items, waiting)):
+            return None
+        return batch
 
     def _prefetch(self, in_flight: int) -> None:
         """While the database writes, read back the spilled batches of the next statement, so it
