@@ -7,6 +7,8 @@ stored once, in arrival order, in its own event's session. Real PostgreSQL and j
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest_twisted
 
 from chronotrack.reads import ReadSource
@@ -59,3 +61,18 @@ async def test_statements_prepared_during_the_previous_write_store_every_read_on
     assert dict(query(pg_dsn, "SELECT s.event_name, count(*) FROM timing_reads r"
                               " JOIN timing_sessions s ON s.id = r.session_id GROUP BY 1")) == {
         "Kids Mile": 100, SOURCE.event_name: 200}
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_that_cannot_be_prepared_is_set_aside_and_the_rest_are_stored(pg_dsn, open_store):
+    database, store = await open_store(batch_size=5, batch_delay=0.001, write_batch_size=10)
+    journal, store.journal = store.journal, None  # such a read cannot be journaled; here it reaches the writer
+    for seq in range(1, 31):
+        read = make_read(seq)
+        if seq == 17:
+            read = replace(read, lap_count="2")  # not an int: the array cannot hold it
+        store.record_read(read, SOURCE)
+    await wait_until(lambda: store.reads_stored + store.reads_set_aside == 30)
+    store.journal = journal  # closed when the store stops
+    assert store.reads_set_aside == 1
+    assert query(pg_dsn, "SELECT count(*) FROM timing_reads WHERE sequence_number <> 17") == [(29,)]

@@ -457,9 +457,12 @@ class PostgresReadStore:
             self._read_back(waiting)
             return
         entries = [entry for item in waiting for entry in item.entries]
-        batch = self._take_prepared(waiting) or prepare_batch(entries)
+        batch = self._take_prepared(waiting)
         sent_at = self.reactor.seconds()
-        d = self.database_source.database.run_interaction(_insert_prepared, batch, self.clock_tolerance)
+        if batch is not None:
+            d = self.database_source.database.run_interaction(_insert_prepared, batch, self.clock_tolerance)
+        else:  # prepared in the interaction, so a value it cannot take fails like a refused batch
+            d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
         self._prefetch(len(waiting))
@@ -486,7 +489,10 @@ class PostgresReadStore:
             return
         if sum(item.count for item in waiting) < self.write_batch_size and len(self._backlog) == in_flight + len(waiting):
             return  # not full yet: more reads may join it before it is written
-        batch = prepare_batch([entry for item in waiting for entry in item.entries])
+        try:
+            batch = prepare_batch([entry for item in waiting for entry in item.entries])
+        except Exception:  # noqa: BLE001 - the writer prepares it again and handles the failure
+            return
         self._prepared = (tuple((item, item.entries) for item in waiting), batch)
 
     def _take_prepared(self, waiting: list[_Waiting]) -> _PreparedBatch | None:
