@@ -257,6 +257,7 @@ class PostgresReadStore:
         # The next statement, built while the current one is in PostgreSQL: (its items with
         # their entries lists, the batch); see _prepare_next.
         self._prepared: tuple[tuple[tuple[_Waiting, list[JournalEntry] | None], ...], _PreparedBatch] | None = None
+        self._in_flight = 0  # backlog items in the statement PostgreSQL is writing now
         self._retry_call = None
         self._database_ready = False
         self._backlog_full = False
@@ -465,6 +466,7 @@ class PostgresReadStore:
             d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
+        self._in_flight = len(waiting)
         self._prefetch(len(waiting))
         self._prepare_next(len(waiting))
 
@@ -538,6 +540,8 @@ class PostgresReadStore:
             self._reads_in_memory += item.count
             for waiter in waiters:
                 waiter.callback(None)
+            if self._in_flight and self._prepared is None:
+                self._prepare_next(self._in_flight)  # the next statement may be complete now
 
         self.journal.read_back(item.position).addBoth(done)
 
@@ -573,6 +577,7 @@ class PostgresReadStore:
 
     def _written(self, result: tuple[int, int], waiting: list[_Waiting], entries: list[JournalEntry],
                  sent_at: float) -> None:
+        self._in_flight = 0
         self._count_written(*result, attempted=len(entries))
         if self.on_batch_written is not None:
             self.on_batch_written(len(entries), self.reactor.seconds() - sent_at)
@@ -606,6 +611,7 @@ class PostgresReadStore:
 
     def _write_failed(self, failure, waiting: list[_Waiting], entries: list[JournalEntry]) -> None:
         self._writing = False
+        self._in_flight = 0
         if is_connection_failure(failure) or not self._can_write():
             log.warn("database write of {count} reads failed ({reason}); {backlog} reads wait for the "
                      "database", count=len(entries), reason=failure.getErrorMessage().strip(),
