@@ -18,6 +18,7 @@ from bench.report import Row, Target
 from tests.processes import start_simulator
 
 INGEST_TARGET = Target(">=", 50_000, "reads/s")
+COLLECTOR_ARGS: tuple[str, ...] = ()  # extra twistd options for every ingest collector (bench.ingest_four)
 LOCATIONS = "start,finish"
 
 
@@ -25,7 +26,7 @@ def run(ctx: Context) -> None:
     print("ingest: simulators at full speed into twistd", flush=True)
     for controllers, reads in ctx.mode.ingest:
         total = controllers * 2 * reads
-        collector = ctx.collector(f"ingest-{controllers}", web=True)  # the target counts the web layer on
+        collector = ctx.collector(f"ingest-{controllers}", web=True, extra_args=COLLECTOR_ARGS)  # the target counts the web layer on
         connection = connect(collector.dsn)
         profiler = None
         try:

@@ -1,7 +1,7 @@
 """The 4-controller ingest run alone, then the COPY ceiling on its reads: one figure to
 compare before and after a change, without the rest of the suite.
 
-    .venv/bin/python -m bench.ingest_four [--reads 25000] [--profile]
+    .venv/bin/python -m bench.ingest_four [--reads 25000] [--profile] [--collector-args '...']
 
 ``--reads`` per location per controller (2 locations). Prints the rate, the CPU of the
 collector, PostgreSQL and the simulator, and collector / COPY ceiling.
@@ -25,7 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reads", type=int, default=25_000)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--collector-args", default="", help="extra twistd options, e.g. '--write-batch-size 10000'")
     args = parser.parse_args(argv)
+    ingest.COLLECTOR_ARGS = tuple(args.collector_args.split())
     work = Path(tempfile.mkdtemp(prefix="ctbench-", dir="/tmp"))
     work.chmod(0o755)
     postgres = private_postgres()
