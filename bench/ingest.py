@@ -10,6 +10,8 @@ read. The 4-controller run's database is kept for ``baseline`` (same reads). Wit
 from __future__ import annotations
 
 import os
+import re
+import urllib.request
 from pathlib import Path
 
 from bench.context import Context, connect, cpu_seconds, main_thread_schedstat, scalar, wait_rows
@@ -56,6 +58,7 @@ def run(ctx: Context) -> None:
             note = (f"{stored:,} reads in {elapsed:.2f} s; CPU: collector {collector_cpu / elapsed:.0%},"
                     f" PostgreSQL {database_cpu / elapsed:.0%}, simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
                     f" {reactor_wait / elapsed:.0%} of the time")
+            note += writer_note(collector.status_port, elapsed)
             if failed:
                 note += f"; only {stored} of {total} stored"
             target = INGEST_TARGET if controllers == 4 else None
@@ -95,3 +98,25 @@ def postgres_cpu_seconds(ctx: Context) -> float:
         if int(stat[1]) == postmaster:
             ticks += int(stat[11]) + int(stat[12])
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def writer_note(status_port: int, elapsed: float) -> str:
+    """From the collector's /metrics: how much of the run its one database writer spent
+    between sending a statement and its commit, and how big the statements were."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError as error:
+        return f"; writer figures unavailable ({error})"
+
+    def figure(name: str) -> float:
+        match = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else float("nan")
+
+    statements = figure("chronotrack_database_batch_reads_count")
+    busy = figure("chronotrack_database_flush_seconds_sum")
+    reads = figure("chronotrack_database_batch_reads_sum")
+    if not statements:
+        return "; no statement written"
+    return (f"; writer: {statements:.0f} statements of {reads / statements:,.0f} reads on average,"
+            f" {busy / statements * 1000:.0f} ms each from send to commit, busy {busy / elapsed:.0%} of the run")

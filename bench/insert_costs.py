@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.insert_costs [--rows-before 200000] [--repeat 5] [--up-to 13] [--variants]
 
 A private PostgreSQL, the schema migrated by the shipped files, a table already holding
-``--rows-before`` reads, then the collector's own batch statement (``_INSERT_READS``,
+``--rows-before`` reads, then the collector's own batch INSERT (``_INSERT_READS``,
 arrays as the store builds them) timed:
 
 - once under ``EXPLAIN ANALYZE``: PostgreSQL's own split into the insert itself, each
@@ -27,8 +27,29 @@ import psycopg2
 
 from chronotrack.storage.migrations import available_migrations
 from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
-from chronotrack.storage.pgstore import DEFAULT_CLOCK_TOLERANCE, _INSERT_READS
+from chronotrack.storage.pgstore import DEFAULT_CLOCK_TOLERANCE
 from tests.postgres import PostgresForTests
+
+# The INSERT inside store_timing_reads (0014), as the store sent it on its own before, so the
+# same statement can be timed on every schema version.
+_INSERT_READS = """
+INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
+                          location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
+                          gator_number, raw_data, received_at, connection_id, clock_suspect)
+SELECT %s, %s, locations.id, batch.stream_id, batch.sequence_number, batch.location_name, batch.tag_code,
+       batch.read_time, batch.read_timestamp, batch.lap_count, batch.reader_id, batch.gator_number,
+       batch.raw_data, batch.received_at, batch.connection_id,
+       abs(extract(epoch FROM batch.read_timestamp - batch.received_at)) > %s
+FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
+            %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[])
+     WITH ORDINALITY AS batch (stream_id, sequence_number, location_name, tag_code, read_time, read_timestamp,
+                               lap_count, reader_id, gator_number, raw_data, received_at, connection_id, arrival)
+LEFT JOIN timing_locations AS locations
+       ON locations.session_id = %s AND locations.location_name = batch.location_name
+-- Ids in arrival order: the planner may hash the batch side of the join, which loses it.
+ORDER BY batch.arrival
+ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING
+"""
 
 BATCH = 5000
 LOCATIONS = ("start", "finish")

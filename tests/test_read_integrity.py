@@ -114,3 +114,22 @@ def test_the_tag_bitmap_has_exactly_the_bits_of_its_slots(schema):
     assert built == expected
     assert [index for index, bit in enumerate(built) if bit == "1"] == sorted(set(slots))
     assert query(schema, "SELECT bit_count(tags_bitmap('{}'::int[]))") == [(0,)]
+
+
+def test_store_timing_reads_stores_a_batch_with_its_session_locations_and_watermarks_once(schema):
+    _, partner = open_session(schema, "alpha", "Alpha 10K")
+    call = ("SELECT session_id, inserted FROM store_timing_reads(%s, 'E9', 'Relay', 86400, %s, %s,"
+            " %s, %s, %s, %s, %s, %s::timestamptz[], %s, %s, %s, %s, %s::timestamptz[], %s, %s, %s)")
+    numbers = [1, 2, 3, 5]
+    arguments = (partner, ["finish"], ["BE0001"], ["connection:r"] * 4, numbers, ["finish"] * 4,
+                 [str(100 + n) for n in numbers], ["09:00:00.00"] * 4, ["2026-11-26 09:00:00+00"] * 4, [0] * 4,
+                 ["BE0001"] * 4, [1] * 4, [f"raw {n}" for n in numbers], ["2026-11-26 09:00:01+00"] * 4,
+                 [None] * 4, ["connection:r"], ["finish"])
+    [(session, inserted)] = query(schema, call, arguments)
+    assert inserted == 4
+    assert query(schema, "SELECT event_name FROM timing_sessions WHERE id = %s", (session,)) == [("Relay",)]
+    assert query(schema, "SELECT sequence_number, location_id IS NOT NULL FROM timing_reads ORDER BY id") == [
+        (n, True) for n in numbers]
+    assert query(schema, "SELECT contiguous_through FROM stream_watermarks WHERE stream_id = 'connection:r'") == [
+        (3,)]
+    assert query(schema, call, arguments) == [(session, 0)]  # sent again: stored once

@@ -93,3 +93,61 @@ BEGIN
     ON CONFLICT (minute, timing_partner_id, timing_event_id) DO UPDATE SET reads = m.reads + EXCLUDED.reads;
 END;
 $$;
+
+-- The collector's whole write of one event's batch, in one statement: the session, the
+-- locations, the reads and the stream watermarks, as the store used to send them one by one
+-- (five round trips and a BEGIN/COMMIT, each waiting for a collector busy reading its
+-- controllers). Called alone it is its own transaction; a batch of several events calls it
+-- once per event, in key order, inside one transaction. Returns the session and how many
+-- reads were new (a resent read is stored once, timing_reads_once).
+CREATE FUNCTION store_timing_reads(
+    p_partner BIGINT, p_event_id TEXT, p_event_name TEXT, p_clock_tolerance FLOAT8,
+    p_location_names TEXT[], p_location_readers TEXT[],
+    p_stream_ids TEXT[], p_sequence_numbers INT[], p_locations TEXT[], p_tags TEXT[], p_read_times TEXT[],
+    p_read_timestamps TIMESTAMPTZ[], p_laps INT[], p_readers TEXT[], p_gators INT[], p_raw TEXT[],
+    p_received TIMESTAMPTZ[], p_connections BIGINT[],
+    p_pair_streams TEXT[], p_pair_locations TEXT[])
+RETURNS TABLE (session_id BIGINT, inserted BIGINT) LANGUAGE plpgsql AS $$
+DECLARE
+    v_session BIGINT;
+    v_partner BIGINT;
+    v_inserted BIGINT;
+BEGIN
+    SELECT opened.session_id, opened.partner_id INTO v_session, v_partner
+    FROM open_timing_session(p_partner, p_event_id, p_event_name) AS opened;
+
+    INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
+    SELECT v_session, v_partner, names.location_name, names.reader_id
+    FROM unnest(p_location_names, p_location_readers) AS names (location_name, reader_id)
+    ON CONFLICT ON CONSTRAINT timing_locations_session_id_location_name_key DO NOTHING;
+
+    INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
+                              location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
+                              gator_number, raw_data, received_at, connection_id, clock_suspect)
+    SELECT v_session, v_partner, locations.id, batch.stream_id, batch.sequence_number, batch.location_name,
+           batch.tag_code, batch.read_time, batch.read_timestamp, batch.lap_count, batch.reader_id,
+           batch.gator_number, batch.raw_data, batch.received_at, batch.connection_id,
+           abs(extract(epoch FROM batch.read_timestamp - batch.received_at)) > p_clock_tolerance
+    FROM unnest(p_stream_ids, p_sequence_numbers, p_locations, p_tags, p_read_times, p_read_timestamps,
+                p_laps, p_readers, p_gators, p_raw, p_received, p_connections)
+         WITH ORDINALITY AS batch (stream_id, sequence_number, location_name, tag_code, read_time,
+                                   read_timestamp, lap_count, reader_id, gator_number, raw_data, received_at,
+                                   connection_id, arrival)
+    LEFT JOIN timing_locations AS locations
+           ON locations.session_id = v_session AND locations.location_name = batch.location_name
+    -- Ids in arrival order: the planner may hash the batch side of the join, which loses it.
+    ORDER BY batch.arrival
+    ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING;
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+
+    -- In a fixed order, so two writers lock the watermarks alike (0003).
+    PERFORM advance_stream_watermark(v_partner, written.stream_id, written.location_name)
+    FROM (SELECT DISTINCT pairs.stream_id, pairs.location_name
+          FROM unnest(p_pair_streams, p_pair_locations) AS pairs (stream_id, location_name)
+          ORDER BY 1, 2) AS written;
+
+    session_id := v_session;
+    inserted := v_inserted;
+    RETURN NEXT;
+END;
+$$;

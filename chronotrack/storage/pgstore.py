@@ -45,44 +45,14 @@ MAX_QUEUED_FACTS = 10_000  # rejected lines etc. held while the database is down
 
 _RECOVERED = "recovered"  # journal position of entries recovered at start-up
 
-_INSERT_READS = """
-INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
-                          location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
-                          gator_number, raw_data, received_at, connection_id, clock_suspect)
-SELECT %s, %s, locations.id, batch.stream_id, batch.sequence_number, batch.location_name, batch.tag_code,
-       batch.read_time, batch.read_timestamp, batch.lap_count, batch.reader_id, batch.gator_number,
-       batch.raw_data, batch.received_at, batch.connection_id,
-       abs(extract(epoch FROM batch.read_timestamp - batch.received_at)) > %s
-FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-            %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[])
-     WITH ORDINALITY AS batch (stream_id, sequence_number, location_name, tag_code, read_time, read_timestamp,
-                               lap_count, reader_id, gator_number, raw_data, received_at, connection_id, arrival)
-LEFT JOIN timing_locations AS locations
-       ON locations.session_id = %s AND locations.location_name = batch.location_name
--- Ids in arrival order: the planner may hash the batch side of the join, which loses it.
-ORDER BY batch.arrival
-ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING
-"""
-
-# Watermarks of the (stream, location) pairs a batch wrote to, in a fixed order so two
-# writers lock them alike: see 0003_stream_watermarks.sql.
-_ADVANCE_WATERMARKS = """
-SELECT advance_stream_watermark(%s, written.stream_id, written.location_name)
-FROM (SELECT DISTINCT stream_id, location_name
-      FROM unnest(%s::text[], %s::text[]) AS pairs (stream_id, location_name)
-      ORDER BY 1, 2) AS written
-"""
-
 DEFAULT_CLOCK_TOLERANCE = 86400.0
 DEFAULT_WRITE_BATCH_SIZE = 5000
 DEFAULT_BACKLOG_IN_MEMORY = 20_000
 
-_UPSERT_LOCATIONS = """
-INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
-SELECT %s, %s, names.location_name, names.reader_id
-FROM unnest(%s::text[], %s::text[]) AS names (location_name, reader_id)
-ON CONFLICT (session_id, location_name) DO NOTHING
-"""
+# One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql).
+_STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s, %s, %s::text[], %s::text[],"
+                " %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],"
+                " %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[])")
 
 # The session of a source's event (opened when there is none): see 0002_partners.sql.
 _OPEN_SESSION = "SELECT session_id, partner_id FROM open_timing_session(%s, %s, %s)"
@@ -104,14 +74,6 @@ def event_of(source: ReadSource) -> tuple[int | None, str, str]:
     return source.partner_id, source.event_id or "", source.event_name or ""
 
 
-@inlineCallbacks
-def open_session(cursor, source: ReadSource):
-    """The active session of the source's event and its partner id (in the caller's transaction)."""
-    yield cursor.execute(_OPEN_SESSION, event_of(source))
-    session_id, partner_id = cursor.fetchone()
-    return session_id, partner_id
-
-
 def _event_order(event: tuple[int | None, str, str]) -> tuple:
     partner, event_id, event_name = event
     return (partner is None, partner or 0, event_id, event_name)
@@ -124,7 +86,7 @@ class _EventBatch:
     source: ReadSource  # names the event (open_timing_session's arguments)
     count: int
     locations: tuple[str, str]  # array literals: each location once, with its first reader
-    columns: tuple[str, ...]  # array literals in _INSERT_READS's order
+    columns: tuple[str, ...]  # array literals in store_timing_reads's order
     pairs: tuple[str, str]  # array literals: the distinct (stream, location) pairs, sorted
 
 
@@ -181,23 +143,35 @@ def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = 
     return _insert_prepared(cursor, prepare_batch(entries), clock_tolerance)
 
 
+def _store_arguments(event: _EventBatch, clock_tolerance: float) -> tuple:
+    return (*event_of(event.source), clock_tolerance, *event.locations, *event.columns, *event.pairs)
+
+
 @inlineCallbacks
 def _insert_prepared(cursor, batch: _PreparedBatch, clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
-    """Write a prepared batch, event by event.
+    """Write a prepared batch of several events in one transaction, event by event.
 
     The events are written in the order of their keys, so two collectors writing batches that
     span the same events take the maintained figures' row locks (0008) in the same order and
-    cannot deadlock. In the same transaction the stream watermarks move past the reads now stored.
+    cannot deadlock. With each event's reads the stream watermarks move past them (0014's
+    store_timing_reads: the session, the locations, the reads and the watermarks in one call).
     """
     inserted = 0
     session_id = None
     for event in batch.events:
-        session_id, partner_id = yield open_session(cursor, event.source)
-        yield cursor.execute(_UPSERT_LOCATIONS, (session_id, partner_id, *event.locations))
-        yield cursor.execute(_INSERT_READS, (session_id, partner_id, clock_tolerance, *event.columns, session_id))
-        inserted += cursor.rowcount  # rows inserted; conflicts are not counted
-        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, *event.pairs))
+        yield cursor.execute(_STORE_READS, _store_arguments(event, clock_tolerance))
+        session_id, count = cursor.fetchone()
+        inserted += count
     return session_id, inserted
+
+
+def write_prepared(database, batch: _PreparedBatch, clock_tolerance: float) -> Deferred[tuple[int, int]]:
+    """(session, reads inserted) once ``batch`` is committed: a batch of one event (the usual
+    case) is one statement, its own transaction, a single round trip."""
+    if len(batch.events) != 1:
+        return database.run_interaction(_insert_prepared, batch, clock_tolerance)
+    d = database.run_query(_STORE_READS, _store_arguments(batch.events[0], clock_tolerance))
+    return d.addCallback(lambda rows: (rows[0][0], rows[0][1]))
 
 
 @dataclass(slots=True)
@@ -460,9 +434,14 @@ class PostgresReadStore:
         entries = [entry for item in waiting for entry in item.entries]
         batch = self._take_prepared(waiting)
         sent_at = self.reactor.seconds()
+        if batch is None:
+            try:
+                batch = prepare_batch(entries)
+            except Exception:  # noqa: BLE001 - a value the arrays cannot take: a refused batch
+                batch = None
         if batch is not None:
-            d = self.database_source.database.run_interaction(_insert_prepared, batch, self.clock_tolerance)
-        else:  # prepared in the interaction, so a value it cannot take fails like a refused batch
+            d = write_prepared(self.database_source.database, batch, self.clock_tolerance)
+        else:  # prepared in the interaction, so the failure goes where a refused batch goes
             d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
