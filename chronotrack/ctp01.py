@@ -218,7 +218,7 @@ def parse_tag_line(line: str, event_timezone: tzinfo, event_day: date,
     in ``event_timezone`` on ``event_day``, because the protocol never says which zone
     a controller's clock is in. ``received_at`` (when the line arrived) is kept as is.
     """
-    common = _parse_common_tag_line(line, event_timezone, event_day, received_at)
+    common = parse_common_tag_line(line, event_timezone, event_day, received_at)
     if common is not None:
         return common
     text = _strip_line_end(line)
@@ -265,9 +265,12 @@ _COMMON_TAG_LINE = re.compile(
     r"~([0-9]{1,3})~([A-Za-z0-9]{6})~([0-9]{1,2})")
 
 
-def _parse_common_tag_line(line: str, event_timezone: tzinfo, event_day: date,
+def parse_common_tag_line(line: str, event_timezone: tzinfo, event_day: date,
                            received_at: datetime | None) -> TagRead | None:
-    """``parse_tag_line`` for the common shape of line in one pass, or None for any other."""
+    """``parse_tag_line`` for the common shape of line in one pass, or None for any other.
+
+    A line this returns a read for is a TAG line (``classify_line``) and a valid one.
+    """
     match = _COMMON_TAG_LINE.fullmatch(line)
     if match is None:
         return None

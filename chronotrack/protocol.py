@@ -41,6 +41,7 @@ from chronotrack.ctp01 import (
     is_tag_line,
     loggable_line,
     parse_greeting,
+    parse_common_tag_line,
     parse_tag_line,
     read_stream_id,
     reply_plan,
@@ -332,8 +333,16 @@ class CTP01ServerProtocol(LineReceiver):
             self._on_blank_line()
             return
         try:
-            if self.greeting is not None and is_tag_line(text) and self.authorized:
-                self._on_tag_line(text)  # the common line, without _dispatch's questions
+            if self.greeting is not None and self.event_day is not None and self.authorized:
+                # A started stream: the common tag line is parsed at once, without _dispatch's questions.
+                read = parse_common_tag_line(text, self._settings.event_timezone, self.event_day,
+                                             self._received_at())
+                if read is not None:
+                    self._on_read(read)
+                elif is_tag_line(text):
+                    self._on_tag_line(text)
+                else:
+                    self._dispatch(text)
             else:
                 self._dispatch(text)
         except Exception:
@@ -580,6 +589,9 @@ class CTP01ServerProtocol(LineReceiver):
         except MalformedLine as error:
             self._reject(text, error.reason, error.kind)
             return
+        self._on_read(read)
+
+    def _on_read(self, read: TagRead) -> None:
         self.factory.rejections.check_clock(self.peer, read, self._clock.seconds())
         if read.is_new_location:
             self._on_new_location(read)

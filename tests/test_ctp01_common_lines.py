@@ -39,7 +39,7 @@ def full_path(line: str):
 
 @pytest.mark.parametrize("line", COMMON_LINES)
 def test_common_line_takes_the_one_pass_parse(line):
-    assert ctp01._parse_common_tag_line(line, ZONE, DAY, RECEIVED) is not None
+    assert ctp01.parse_common_tag_line(line, ZONE, DAY, RECEIVED) is not None
 
 
 @pytest.mark.parametrize("line", COMMON_LINES)
@@ -63,7 +63,7 @@ def test_one_pass_parse_gives_the_field_by_field_read(line):
     ("CT01_33~1~a;b~101~09:02:15.31~0~BE0001~1", "bad_location"),
 ])
 def test_lines_just_outside_the_common_shape_are_still_refused(line, kind):
-    assert ctp01._parse_common_tag_line(line, ZONE, DAY, RECEIVED) is None
+    assert ctp01.parse_common_tag_line(line, ZONE, DAY, RECEIVED) is None
     with pytest.raises(MalformedLine) as error:
         parse_tag_line(line, ZONE, DAY, RECEIVED)
     assert error.value.kind == kind
@@ -76,5 +76,5 @@ def test_lines_just_outside_the_common_shape_are_still_refused(line, kind):
     "CT01_33~1~Zürich~101~09:02:15.31~0~BE0001~1",  # a location beyond ASCII
 ])
 def test_other_valid_lines_are_read_field_by_field(line):
-    assert ctp01._parse_common_tag_line(line, ZONE, DAY, RECEIVED) is None
+    assert ctp01.parse_common_tag_line(line, ZONE, DAY, RECEIVED) is None
     assert parse_tag_line(line, ZONE, DAY, RECEIVED).raw_data == line
