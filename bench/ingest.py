@@ -9,12 +9,18 @@ read. The 4-controller run's database is kept for ``baseline`` (same reads). Wit
 
 from __future__ import annotations
 
+import os
+import re
+import urllib.request
+from pathlib import Path
+
 from bench.context import Context, connect, cpu_seconds, main_thread_schedstat, scalar, wait_rows
 from bench.profiling import start_profiler, summarize_profile
 from bench.report import Row, Target
 from tests.processes import start_simulator
 
 INGEST_TARGET = Target(">=", 50_000, "reads/s")
+COLLECTOR_ARGS: tuple[str, ...] = ()  # extra twistd options for every ingest collector (bench.ingest_four)
 LOCATIONS = "start,finish"
 
 
@@ -22,11 +28,12 @@ def run(ctx: Context) -> None:
     print("ingest: simulators at full speed into twistd", flush=True)
     for controllers, reads in ctx.mode.ingest:
         total = controllers * 2 * reads
-        collector = ctx.collector(f"ingest-{controllers}", web=True)  # the target counts the web layer on
+        collector = ctx.collector(f"ingest-{controllers}", web=True, extra_args=COLLECTOR_ARGS)  # the target counts the web layer on
         connection = connect(collector.dsn)
         profiler = None
         try:
             collector_cpu = cpu_seconds(collector.process.pid)
+            database_cpu = postgres_cpu_seconds(ctx)
             sched_before = main_thread_schedstat(collector.process.pid)
             simulator = start_simulator(collector.ctp01_port, "--controllers", str(controllers),
                                         "--locations", LOCATIONS, "--reads", str(reads), "--rate", "0",
@@ -37,6 +44,7 @@ def run(ctx: Context) -> None:
             finished, stored = wait_rows(connection, "SELECT count(*) FROM timing_reads", total,
                                          timeout=300, interval=0.05)
             collector_cpu = cpu_seconds(collector.process.pid) - collector_cpu
+            database_cpu = postgres_cpu_seconds(ctx) - database_cpu
             sched_after = main_thread_schedstat(collector.process.pid)
             reactor_wait = sched_after[1] - sched_before[1]
             simulator_cpu = cpu_seconds(simulator.pid)  # still lingering: its whole run
@@ -48,8 +56,9 @@ def run(ctx: Context) -> None:
             rate = stored / elapsed
             failed = stored < total
             note = (f"{stored:,} reads in {elapsed:.2f} s; CPU: collector {collector_cpu / elapsed:.0%},"
-                    f" simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
+                    f" PostgreSQL {database_cpu / elapsed:.0%}, simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
                     f" {reactor_wait / elapsed:.0%} of the time")
+            note += writer_note(collector.status_port, elapsed)
             if failed:
                 note += f"; only {stored} of {total} stored"
             target = INGEST_TARGET if controllers == 4 else None
@@ -65,3 +74,49 @@ def run(ctx: Context) -> None:
         finally:
             connection.close()
             collector.stop()
+
+
+def postgres_cpu_seconds(ctx: Context) -> float:
+    """CPU time of the run's own PostgreSQL server so far: the postmaster, its live processes,
+    and the reaped ones (the postmaster's children's times); nan when it is not embedded."""
+    embedded = ctx.postgres.embedded
+    if embedded is None:
+        return float("nan")
+    try:
+        postmaster = int((embedded.cluster / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+    ticks = sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat[1]) == postmaster:
+            ticks += int(stat[11]) + int(stat[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def writer_note(status_port: int, elapsed: float) -> str:
+    """From the collector's /metrics: how much of the run its one database writer spent
+    between sending a statement and its commit, and how big the statements were."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError as error:
+        return f"; writer figures unavailable ({error})"
+
+    def figure(name: str) -> float:
+        match = re.search(rf"^{name} ([0-9.e+-]+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else float("nan")
+
+    statements = figure("chronotrack_database_batch_reads_count")
+    busy = figure("chronotrack_database_flush_seconds_sum")
+    reads = figure("chronotrack_database_batch_reads_sum")
+    if not statements:
+        return "; no statement written"
+    return (f"; writer: {statements:.0f} statements of {reads / statements:,.0f} reads on average,"
+            f" {busy / statements * 1000:.0f} ms each from send to commit, busy {busy / elapsed:.0%} of the run")

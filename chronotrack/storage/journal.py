@@ -140,22 +140,38 @@ class JournalEntry:
         Strict on purpose: recovery must skip a damaged line, never turn it into a
         plausible but wrong read.
         """
+        return _EntryDecoder().decode(line)
+
+
+_SOURCE_KEYS = ("stream_id", "peer", "connection_row_id", "partner_id", "event_id", "event_name")
+_MISSING = object()
+
+
+class _EntryDecoder:
+    """``JournalEntry.from_json`` for the many lines of one batch or segment.
+
+    A batch's reads come from a few controllers in a few chunks, so most lines repeat their
+    source and arrival time: those are checked and built once per distinct value (keyed by
+    value and type, so ``7``, ``7.0`` and ``true`` stay different), and the reads that
+    share them share one object. Every line is as strictly checked as on its own.
+    """
+
+    def __init__(self) -> None:
+        self._sources: dict[tuple, ReadSource] = {}
+        self._times: dict[str, datetime] = {}
+
+    def decode(self, line: str | bytes) -> JournalEntry:
         try:
             document = json.loads(line)
             if not isinstance(document, dict) or document.get("v") != _FORMAT_VERSION:
                 raise ValueError("not a version 1 journal entry")
             read = document["read"]
-            source = document["source"]
             timestamp = _aware_datetime(_typed(read, "read_timestamp", str), "read_timestamp")
             # Lines journaled before received_at existed still recover, as None.
             received_at = read.get("received_at")
             if received_at is not None:
-                received_at = _aware_datetime(received_at, "received_at")
-            row_id = source["connection_row_id"]
-            row_id = None if row_id is None else _typed(source, "connection_row_id", int)
-            # Lines journaled before partners existed recover into the default partner.
-            partner_id = _optional(source, "partner_id", int)
-            return cls(
+                received_at = self._time(received_at)
+            return JournalEntry(
                 read=TagRead(
                     format_id=_typed(read, "format_id", str),
                     sequence_number=_typed(read, "sequence_number", int),
@@ -169,17 +185,42 @@ class JournalEntry:
                     raw_data=_typed(read, "raw_data", str),
                     received_at=received_at,
                 ),
-                source=ReadSource(
-                    stream_id=_typed(source, "stream_id", str),
-                    peer=_typed(source, "peer", str),
-                    connection_row_id=row_id,
-                    partner_id=partner_id,
-                    event_id=_optional(source, "event_id", str),
-                    event_name=_optional(source, "event_name", str),
-                ),
+                source=self._source(document["source"]),
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"malformed journal entry: {error!r}") from error
+
+    def _time(self, text: object) -> datetime:
+        if type(text) is not str:
+            return _aware_datetime(text, "received_at")
+        value = self._times.get(text)
+        if value is None:
+            value = self._times[text] = _aware_datetime(text, "received_at")
+        return value
+
+    def _source(self, source: dict[str, Any]) -> ReadSource:
+        values = tuple(source.get(name, _MISSING) for name in _SOURCE_KEYS)
+        try:
+            key = (*map(type, values), *values)
+            known = self._sources.get(key)
+        except TypeError:  # a list or an object where a value belongs: refused below
+            key, known = None, None
+        if known is not None:
+            return known
+        row_id = source["connection_row_id"]
+        row_id = None if row_id is None else _typed(source, "connection_row_id", int)
+        built = ReadSource(
+            stream_id=_typed(source, "stream_id", str),
+            peer=_typed(source, "peer", str),
+            connection_row_id=row_id,
+            # Lines journaled before partners existed recover into the default partner.
+            partner_id=_optional(source, "partner_id", int),
+            event_id=_optional(source, "event_id", str),
+            event_name=_optional(source, "event_name", str),
+        )
+        if key is not None:
+            self._sources[key] = built
+        return built
 
 
 def _aware_isoformat(value: datetime, name: str) -> str:
@@ -387,6 +428,7 @@ class _JournalFiles:
             ))
             return None
         entries = []
+        decode = _EntryDecoder().decode
         start = 0
         line_number = 0
         while start < len(data):
@@ -405,7 +447,7 @@ class _JournalFiles:
             line = data[start:newline]
             if end > released_offset and line.strip():
                 try:
-                    entries.append(JournalEntry.from_json(line))
+                    entries.append(decode(line))
                 except ValueError as error:
                     problems.append((
                         LogLevel.warn,
@@ -474,9 +516,10 @@ class _JournalFiles:
             raise OSError(errno.EIO, f"journal segment {path} is shorter than it was written")
         entries: list[JournalEntry] = []
         problems: list[_Problem] = []
+        decode = _EntryDecoder().decode
         for line in data.splitlines():
             try:
-                entries.append(JournalEntry.from_json(line))
+                entries.append(decode(line))
             except ValueError as error:
                 problems.append((LogLevel.error,
                                  "skipping a damaged line of journal segment {segment} read back: {error}",

@@ -45,40 +45,14 @@ MAX_QUEUED_FACTS = 10_000  # rejected lines etc. held while the database is down
 
 _RECOVERED = "recovered"  # journal position of entries recovered at start-up
 
-_INSERT_READS = """
-INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
-                          location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
-                          gator_number, raw_data, received_at, connection_id, clock_suspect)
-SELECT %s, %s, locations.id, batch.*,
-       abs(extract(epoch FROM batch.read_timestamp - batch.received_at)) > %s
-FROM unnest(%s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[],
-            %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[])
-     AS batch (stream_id, sequence_number, location_name, tag_code, read_time, read_timestamp,
-               lap_count, reader_id, gator_number, raw_data, received_at, connection_id)
-LEFT JOIN timing_locations AS locations
-       ON locations.session_id = %s AND locations.location_name = batch.location_name
-ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING
-"""
-
-# Watermarks of the (stream, location) pairs a batch wrote to, in a fixed order so two
-# writers lock them alike: see 0003_stream_watermarks.sql.
-_ADVANCE_WATERMARKS = """
-SELECT advance_stream_watermark(%s, written.stream_id, written.location_name)
-FROM (SELECT DISTINCT stream_id, location_name
-      FROM unnest(%s::text[], %s::text[]) AS pairs (stream_id, location_name)
-      ORDER BY 1, 2) AS written
-"""
-
 DEFAULT_CLOCK_TOLERANCE = 86400.0
 DEFAULT_WRITE_BATCH_SIZE = 5000
 DEFAULT_BACKLOG_IN_MEMORY = 20_000
 
-_UPSERT_LOCATIONS = """
-INSERT INTO timing_locations (session_id, timing_partner_id, location_name, reader_id)
-SELECT %s, %s, names.location_name, names.reader_id
-FROM unnest(%s::text[], %s::text[]) AS names (location_name, reader_id)
-ON CONFLICT (session_id, location_name) DO NOTHING
-"""
+# One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql).
+_STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s, %s, %s::text[], %s::text[],"
+                " %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],"
+                " %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[])")
 
 # The session of a source's event (opened when there is none): see 0002_partners.sql.
 _OPEN_SESSION = "SELECT session_id, partner_id FROM open_timing_session(%s, %s, %s)"
@@ -100,69 +74,104 @@ def event_of(source: ReadSource) -> tuple[int | None, str, str]:
     return source.partner_id, source.event_id or "", source.event_name or ""
 
 
-@inlineCallbacks
-def open_session(cursor, source: ReadSource):
-    """The active session of the source's event and its partner id (in the caller's transaction)."""
-    yield cursor.execute(_OPEN_SESSION, event_of(source))
-    session_id, partner_id = cursor.fetchone()
-    return session_id, partner_id
-
-
 def _event_order(event: tuple[int | None, str, str]) -> tuple:
     partner, event_id, event_name = event
     return (partner is None, partner or 0, event_id, event_name)
 
 
-@inlineCallbacks
-def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
-    """Write a batch; reads of several events go to their own sessions, each event's in arrival order.
+@dataclass(frozen=True, slots=True)
+class _EventBatch:
+    """One event's reads of a batch, as the INSERT takes them: one array literal per column."""
 
-    The events are written in the order of their keys, so two collectors writing batches that
-    span the same events take the maintained figures' row locks (0008) in the same order and
-    cannot deadlock. In the same transaction the stream watermarks move past the reads now stored.
+    source: ReadSource  # names the event (open_timing_session's arguments)
+    count: int
+    locations: tuple[str, str]  # array literals: each location once, with its first reader
+    columns: tuple[str, ...]  # array literals in store_timing_reads's order
+    pairs: tuple[str, str]  # array literals: the distinct (stream, location) pairs, sorted
+
+
+@dataclass(frozen=True, slots=True)
+class _PreparedBatch:
+    """A statement's reads ready for PostgreSQL: its events in key order (see _insert_reads)."""
+
+    events: tuple[_EventBatch, ...]
+    count: int
+
+
+def prepare_batch(entries: list[JournalEntry]) -> _PreparedBatch:
+    """Everything the INSERT of ``entries`` needs, computed without the database.
+
+    Pure and separate from the SQL so the store can prepare the next statement while
+    PostgreSQL still works on the current one.
     """
     by_event: dict[tuple, list[JournalEntry]] = {}
     for entry in entries:
         by_event.setdefault(event_of(entry.source), []).append(entry)
-    inserted = 0
-    session_id = None
+    events = []
     for key in sorted(by_event, key=_event_order):
         group = by_event[key]
-        session_id, partner_id = yield open_session(cursor, group[0].source)
-        inserted += yield _insert_event_reads(cursor, session_id, partner_id, group, clock_tolerance)
+        reads = [entry.read for entry in group]
+        first_reader: dict[str, str] = {}
+        for read in reads:
+            first_reader.setdefault(read.location_name, read.reader_id)
+        # One array literal per column (see chronotrack.storage.pg_arrays), not a list each.
+        columns = (
+            text_array([entry.source.stream_id for entry in group]),
+            int_array([read.sequence_number for read in reads]),
+            text_array([read.location_name for read in reads]),
+            text_array([read.tag_code for read in reads]),
+            text_array([read.read_time for read in reads]),
+            timestamp_array([read.read_timestamp for read in reads]),
+            int_array([read.lap_count for read in reads]),
+            text_array([read.reader_id for read in reads]),
+            int_array([read.gator_number for read in reads]),
+            text_array([read.raw_data for read in reads]),
+            timestamp_array([read.received_at for read in reads]),
+            int_array([entry.source.connection_row_id for entry in group]),
+        )
         # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
         pairs = sorted({(entry.source.stream_id, entry.read.location_name) for entry in group})
-        yield cursor.execute(_ADVANCE_WATERMARKS, (partner_id, text_array(pair[0] for pair in pairs),
-                                                   text_array(pair[1] for pair in pairs)))
-    return session_id, inserted
+        events.append(_EventBatch(
+            source=group[0].source, count=len(group),
+            locations=(text_array(first_reader), text_array(first_reader.values())), columns=columns,
+            pairs=(text_array(pair[0] for pair in pairs), text_array(pair[1] for pair in pairs))))
+    return _PreparedBatch(tuple(events), len(entries))
+
+
+def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
+    """Write a batch; reads of several events go to their own sessions, each event's in arrival order."""
+    return _insert_prepared(cursor, prepare_batch(entries), clock_tolerance)
+
+
+def _store_arguments(event: _EventBatch, clock_tolerance: float) -> tuple:
+    return (*event_of(event.source), clock_tolerance, *event.locations, *event.columns, *event.pairs)
 
 
 @inlineCallbacks
-def _insert_event_reads(cursor, session_id: int, partner_id: int, entries: list[JournalEntry],
-                        clock_tolerance: float):
-    reads = [entry.read for entry in entries]
-    first_reader = {}
-    for read in reads:
-        first_reader.setdefault(read.location_name, read.reader_id)
-    yield cursor.execute(_UPSERT_LOCATIONS, (session_id, partner_id, list(first_reader),
-                                             list(first_reader.values())))
-    # One array literal per column (see chronotrack.storage.pg_arrays), not a list each.
-    columns = (
-        text_array([entry.source.stream_id for entry in entries]),
-        int_array([read.sequence_number for read in reads]),
-        text_array([read.location_name for read in reads]),
-        text_array([read.tag_code for read in reads]),
-        text_array([read.read_time for read in reads]),
-        timestamp_array([read.read_timestamp for read in reads]),
-        int_array([read.lap_count for read in reads]),
-        text_array([read.reader_id for read in reads]),
-        int_array([read.gator_number for read in reads]),
-        text_array([read.raw_data for read in reads]),
-        timestamp_array([read.received_at for read in reads]),
-        int_array([entry.source.connection_row_id for entry in entries]),
-    )
-    yield cursor.execute(_INSERT_READS, (session_id, partner_id, clock_tolerance, *columns, session_id))
-    return cursor.rowcount  # rows inserted; conflicts are not counted
+def _insert_prepared(cursor, batch: _PreparedBatch, clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
+    """Write a prepared batch of several events in one transaction, event by event.
+
+    The events are written in the order of their keys, so two collectors writing batches that
+    span the same events take the maintained figures' row locks (0008) in the same order and
+    cannot deadlock. With each event's reads the stream watermarks move past them (0014's
+    store_timing_reads: the session, the locations, the reads and the watermarks in one call).
+    """
+    inserted = 0
+    session_id = None
+    for event in batch.events:
+        yield cursor.execute(_STORE_READS, _store_arguments(event, clock_tolerance))
+        session_id, count = cursor.fetchone()
+        inserted += count
+    return session_id, inserted
+
+
+def write_prepared(database, batch: _PreparedBatch, clock_tolerance: float) -> Deferred[tuple[int, int]]:
+    """(session, reads inserted) once ``batch`` is committed: a batch of one event (the usual
+    case) is one statement, its own transaction, a single round trip."""
+    if len(batch.events) != 1:
+        return database.run_interaction(_insert_prepared, batch, clock_tolerance)
+    d = database.run_query(_STORE_READS, _store_arguments(batch.events[0], clock_tolerance))
+    return d.addCallback(lambda rows: (rows[0][0], rows[0][1]))
 
 
 @dataclass(slots=True)
@@ -219,6 +228,10 @@ class PostgresReadStore:
         self._backlog_reads = 0  # reads in self._backlog
         self._reads_in_memory = 0  # of those, the ones not spilled to the journal
         self._writing = False
+        # The next statement, built while the current one is in PostgreSQL: (its items with
+        # their entries lists, the batch); see _prepare_next.
+        self._prepared: tuple[tuple[tuple[_Waiting, list[JournalEntry] | None], ...], _PreparedBatch] | None = None
+        self._in_flight = 0  # backlog items in the statement PostgreSQL is writing now
         self._retry_call = None
         self._database_ready = False
         self._backlog_full = False
@@ -419,11 +432,59 @@ class PostgresReadStore:
             self._read_back(waiting)
             return
         entries = [entry for item in waiting for entry in item.entries]
+        batch = self._take_prepared(waiting)
         sent_at = self.reactor.seconds()
-        d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
+        if batch is None:
+            try:
+                batch = prepare_batch(entries)
+            except Exception:  # noqa: BLE001 - a value the arrays cannot take: a refused batch
+                batch = None
+        if batch is not None:
+            d = write_prepared(self.database_source.database, batch, self.clock_tolerance)
+        else:  # prepared in the interaction, so the failure goes where a refused batch goes
+            d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
+        self._in_flight = len(waiting)
         self._prefetch(len(waiting))
+        self._prepare_next(len(waiting))
+
+    def _next_statement(self, start: int) -> list[_Waiting]:
+        """The backlog items the statement after the first ``start`` items will write."""
+        waiting: list[_Waiting] = []
+        count = 0
+        for item in islice(self._backlog, start, None):
+            if waiting and count + item.count > self.write_batch_size:
+                break
+            waiting.append(item)
+            count += item.count
+        return waiting
+
+    def _prepare_next(self, in_flight: int) -> None:
+        """While PostgreSQL writes this statement, build the next one's arrays, so the database
+        gets it as soon as this one commits. Used only if the next statement is made of exactly
+        these items, unchanged (see _take_prepared)."""
+        self._prepared = None
+        waiting = self._next_statement(in_flight)
+        if not waiting or any(item.entries is None for item in waiting):
+            return
+        if sum(item.count for item in waiting) < self.write_batch_size and len(self._backlog) == in_flight + len(waiting):
+            return  # not full yet: more reads may join it before it is written
+        try:
+            batch = prepare_batch([entry for item in waiting for entry in item.entries])
+        except Exception:  # noqa: BLE001 - the writer prepares it again and handles the failure
+            return
+        self._prepared = (tuple((item, item.entries) for item in waiting), batch)
+
+    def _take_prepared(self, waiting: list[_Waiting]) -> _PreparedBatch | None:
+        prepared, self._prepared = self._prepared, None
+        if prepared is None:
+            return None
+        items, batch = prepared
+        if len(items) != len(waiting) or any(item is not chosen or entries is not chosen.entries
+                                             for (item, entries), chosen in zip(items, waiting)):
+            return None
+        return batch
 
     def _prefetch(self, in_flight: int) -> None:
         """While the database writes, read back the spilled batches of the next statement, so it
@@ -458,6 +519,8 @@ class PostgresReadStore:
             self._reads_in_memory += item.count
             for waiter in waiters:
                 waiter.callback(None)
+            if self._in_flight and self._prepared is None:
+                self._prepare_next(self._in_flight)  # the next statement may be complete now
 
         self.journal.read_back(item.position).addBoth(done)
 
@@ -493,6 +556,7 @@ class PostgresReadStore:
 
     def _written(self, result: tuple[int, int], waiting: list[_Waiting], entries: list[JournalEntry],
                  sent_at: float) -> None:
+        self._in_flight = 0
         self._count_written(*result, attempted=len(entries))
         if self.on_batch_written is not None:
             self.on_batch_written(len(entries), self.reactor.seconds() - sent_at)
@@ -526,6 +590,7 @@ class PostgresReadStore:
 
     def _write_failed(self, failure, waiting: list[_Waiting], entries: list[JournalEntry]) -> None:
         self._writing = False
+        self._in_flight = 0
         if is_connection_failure(failure) or not self._can_write():
             log.warn("database write of {count} reads failed ({reason}); {backlog} reads wait for the "
                      "database", count=len(entries), reason=failure.getErrorMessage().strip(),
