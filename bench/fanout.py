@@ -27,7 +27,10 @@ def run(ctx: Context) -> None:
     clients_wanted = min(mode.fanout_clients, limit - 200)
     print(f"fan-out: {clients_wanted:,} SSE clients, {mode.fanout_rate} reads/s for {mode.fanout_seconds:.0f} s",
           flush=True)
-    collector = ctx.collector("fanout", web=True)
+    # The hub refuses streams beyond --max-stream-clients (1000 by default) with a 503: the
+    # fan-out asks for room for every client it opens.
+    collector = ctx.collector("fanout", web=True,
+                              extra_args=("--max-stream-clients", str(clients_wanted + 100)))
     try:
         profile = collector.work_dir / "py-spy.txt"
         with RssSampler(collector.process.pid, interval=0.2) as sampler:
