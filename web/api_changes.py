@@ -8,11 +8,14 @@ every operator form (``OperatorPages._changer``).
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from twisted.web.iweb import IRequest
 
 from chronotrack.accounts.tokens import tokens_match
 from web.access import Viewer
-from web.errors import Forbidden
+from web.errors import BadParameter, Forbidden
 from web.sign_in import CSRF_FIELD, form_field
 
 CSRF_HEADER = b"X-CSRF-Token"
@@ -26,3 +29,21 @@ def check_api_csrf(request: IRequest, viewer: Viewer) -> None:
     given = header.decode("ascii", "replace").strip() if header else form_field(request, CSRF_FIELD, 200)
     if not given or not viewer.csrf_token or not tokens_match(viewer.csrf_token, given):
         raise Forbidden("The CSRF token is missing or wrong; reload the page and try again.")
+
+
+def read_json_object(request: IRequest, max_bytes: int, too_large: BadParameter) -> dict[str, Any]:
+    """The request body as a JSON object, reading at most ``max_bytes`` (more: ``too_large``)."""
+    if request.content is None:
+        raw = b""
+    else:
+        request.content.seek(0)
+        raw = request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise too_large
+    try:
+        value = json.loads(raw or b"null")
+    except (UnicodeDecodeError, ValueError):
+        raise BadParameter("body", "must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise BadParameter("body", "must be a JSON object")
+    return value

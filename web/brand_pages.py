@@ -9,23 +9,21 @@ At most a few fetches run at once hub-wide, so pasting URLs cannot tie up the re
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
-from chronotrack.accounts.tokens import tokens_match
 from chronotrack.outbound.brand import fetch_brand
 from chronotrack.outbound.safe_fetch import BadURL, FetchError, Target, safe_url_text
 from chronotrack.outbound.settings import OutboundSettings
 from chronotrack.storage.database import Database
 from web import queries
-from web.access import Viewer
-from web.errors import BadParameter, Forbidden, NotFound
+from web.api_changes import read_json_object
+from web.errors import BadParameter, NotFound
 from web.operator_pages import MAX_ID, OperatorPages
-from web.sign_in import CSRF_FIELD, form_field, refuse_cross_site
+from web.sign_in import form_field
 
 log = Logger()
 app = OperatorPages.app
@@ -33,35 +31,15 @@ app = OperatorPages.app
 MAX_URL_LENGTH = 2000
 MAX_JSON_BODY = 16 * 1024
 PARALLEL_BRAND_FETCHES = 4
-CSRF_HEADER = b"X-CSRF-Token"
 
 
-def check_json_csrf(request: IRequest, viewer: Viewer) -> None:
-    """A signed-in JSON POST must carry the session's CSRF token in X-CSRF-Token (or the form field)."""
-    if not viewer.signed_in:
-        return
-    header = request.getHeader(CSRF_HEADER)
-    given = header.decode("ascii", "replace") if header else form_field(request, CSRF_FIELD, 200)
-    if not given or not viewer.csrf_token or not tokens_match(viewer.csrf_token, given):
-        raise Forbidden("The request has no valid CSRF token; reload the page and try again.")
-
-
-def json_body(request: IRequest, max_bytes: int = MAX_JSON_BODY) -> dict[str, Any]:
+def json_body(request: IRequest) -> dict[str, Any]:
     """The posted JSON object; a form post's fields are read as text instead."""
     content_type = (request.getHeader(b"Content-Type") or b"").split(b";", 1)[0].strip().lower()
     if content_type != b"application/json":
         return {}
-    request.content.seek(0)
-    raw = request.content.read(max_bytes + 1)
-    if len(raw) > max_bytes:
-        raise BadParameter("body", f"must be at most {max_bytes // 1024} KB of JSON")
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BadParameter("body", "must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise BadParameter("body", "must be a JSON object")
-    return value
+    return read_json_object(request, MAX_JSON_BODY,
+                            BadParameter("body", f"must be at most {MAX_JSON_BODY // 1024} KB of JSON"))
 
 
 class BrandPages:
@@ -70,7 +48,7 @@ class BrandPages:
     reactor: Any
     database: Callable[[], Database]
     _json: Callable[[IRequest, dict[str, Any]], bytes]
-    _reader: Callable[..., Any]
+    _api_changer: Callable[..., Any]
     outbound_settings: OutboundSettings = OutboundSettings()
     _brand_fetches: DeferredSemaphore | None = None
 
@@ -78,18 +56,10 @@ class BrandPages:
         """Called at start-up with the resolved settings (base URLs, timeouts, the server key file)."""
         self.outbound_settings = OutboundSettings.from_settings(settings)
 
-    async def _json_changer(self, request: IRequest, database: Database) -> Viewer:
-        refuse_cross_site(request)
-        viewer = await self._reader(request, database)
-        if not viewer.may_change:
-            raise Forbidden("An API token can read, not change anything; sign in to do that.")
-        check_json_csrf(request, viewer)
-        return viewer
-
     @app.route("/api/events/<int:event_id>/brand-from-url", methods=["POST"])
     async def brand_from_url(self, request: IRequest, event_id: int) -> bytes:
         database = self.database()
-        viewer = await self._json_changer(request, database)
+        viewer = await self._api_changer(request, database)
         if event_id > MAX_ID or await queries.event_in_scope(database, viewer.scope, event_id) is None:
             raise NotFound("no such event")
         url = json_body(request).get("url")

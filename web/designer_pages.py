@@ -21,6 +21,7 @@ from chronotrack.display.layouts import MAX_LAYOUT_BYTES, MAX_NAME_LENGTH, Layou
 from chronotrack.storage.database import Database
 from web import designer_queries, queries
 from web.designer_queries import StoredLayout
+from web.api_changes import read_json_object
 from web.errors import BadParameter, NotFound
 from web.event_choice import chosen_event
 from web.operator_pages import MAX_ID, OperatorPages
@@ -57,16 +58,8 @@ class DesignerPages:
 
     @staticmethod
     def _json_body(request: IRequest) -> dict[str, Any]:
-        raw = request.content.read(MAX_BODY_BYTES + 1) if request.content is not None else b""
-        if len(raw) > MAX_BODY_BYTES:
-            raise BadParameter("layout", f"must be at most {MAX_LAYOUT_BYTES // 1024} KB of JSON")
-        try:
-            body = json.loads(raw or b"null")
-        except (ValueError, UnicodeDecodeError):
-            raise BadParameter("body", "must be a JSON object") from None
-        if not isinstance(body, dict):
-            raise BadParameter("body", "must be a JSON object with name and layout")
-        return body
+        return read_json_object(request, MAX_BODY_BYTES,
+                                BadParameter("layout", f"must be at most {MAX_LAYOUT_BYTES // 1024} KB of JSON"))
 
     @staticmethod
     def _name(body: dict[str, Any]) -> str:

@@ -21,10 +21,8 @@ from chronotrack.display.images import EXTENSIONS, ImageRefused, check_upload_si
 from chronotrack.storage.database import Database
 from web import designer_queries, queries
 from web.access import Viewer
-from web.api_changes import check_api_csrf
-from web.errors import BadParameter, Forbidden, NotFound
+from web.errors import BadParameter, NotFound
 from web.operator_pages import MAX_ID, OperatorPages
-from web.sign_in import refuse_cross_site
 
 log = Logger()
 
@@ -54,15 +52,6 @@ class ImagePages:
         if pool is None:
             return clean_image(data)
         return await self._image_decodes.run(deferToThreadPool, self.reactor, pool(), clean_image, data)
-
-    async def _api_changer(self, request: IRequest, database: Database) -> Viewer:
-        """Whoever may change things through the JSON API (same-site, not a read-only token, CSRF)."""
-        refuse_cross_site(request)
-        viewer = await self._reader(request, database)  # type: ignore[attr-defined]
-        if not viewer.may_change:
-            raise Forbidden("An API token can read, not change anything; sign in to do that.")
-        check_api_csrf(request, viewer)
-        return viewer
 
     async def _scoped_event(self, database: Database, viewer: Viewer, event_id: int) -> queries.Event:
         event = await queries.event_in_scope(database, viewer.scope, event_id) if event_id <= MAX_ID else None

@@ -20,6 +20,7 @@ from chronotrack.accounts.passwords import MAX_PASSWORD_LENGTH
 from chronotrack.storage.database import Database
 from web import queries
 from web.access import Access, Viewer
+from web.api_changes import check_api_csrf
 from web.errors import BadCredentials, BadParameter, Forbidden, NotFound, NotSignedIn
 from web.params import int_param, parse_bounded_int, text_param
 from web.queries import Event
@@ -63,6 +64,15 @@ class OperatorPages:
         if not viewer.may_change:
             raise Forbidden("An API token can read, not change anything; sign in to do that.")
         check_csrf(request, viewer)
+        return viewer
+
+    async def _api_changer(self, request: IRequest, database: Database) -> Viewer:
+        """The same for a JSON API change: a page's script sends the CSRF token in X-CSRF-Token."""
+        refuse_cross_site(request)
+        viewer = await self._reader(request, database)
+        if not viewer.may_change:
+            raise Forbidden("An API token can read, not change anything; sign in to do that.")
+        check_api_csrf(request, viewer)
         return viewer
 
     async def _public_event(self, database: Database, slug: str) -> Event:
