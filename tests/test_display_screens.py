@@ -109,6 +109,24 @@ async def test_screen_forms_need_the_csrf_token_stay_within_the_partner_and_name
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_layout_or_logo_that_is_not_the_events_own_is_a_400_naming_the_field(pg_dsn, stub, race):
+    layout = validate_layout({"version": 1, "aspect": "16:9", "background": {"color": "#000000", "image_id": None},
+                              "font": "sans", "fields": [{"kind": "name", "x": 5, "y": 10, "w": 90, "h": 30}]})
+    theirs = query(pg_dsn, """
+        INSERT INTO display_layouts (timing_partner_id, timing_event_id, name, layout)
+        SELECT timing_partner_id, id, 'Theirs', %s::jsonb FROM timing_events WHERE id = %s RETURNING id""",
+                   (json.dumps(layout), race.zeta_event))[0][0]
+    for layout_id in ("999999", str(theirs)):  # no such layout; another partner's
+        response, html = await add_screen(stub, race.acme, race.event, layout_id=layout_id)
+        assert response.code == 400 and "layout_id" in html, layout_id
+    assert query(pg_dsn, "SELECT count(*) FROM display_screens") == [(0,)]
+    response, html = await fetch(stub, "POST", f"/events/{race.event}/branding", cookies=race.acme.cookies,
+                                 data={"csrf_token": CSRF, "logo_image_id": "999999"})
+    assert response.code == 400 and "logo_image_id" in html
+    assert query(pg_dsn, "SELECT count(*) FROM event_branding") == [(0,)]
+
+
+@pytest_twisted.ensureDeferred
 async def test_messages_and_branding_edited_by_the_operator_reach_the_screens_feed_with_a_new_etag(pg_dsn, stub, race):
     await add_screen(stub, race.acme, race.event)
     code = screen_code(pg_dsn)

@@ -16,10 +16,11 @@ from twisted.web.iweb import IRequest
 
 from chronotrack.storage.database import Database
 from web import designer_queries, display_queries, queries
-from web.event_choice import chosen_event
 from web.display_forms import parse_branding_form, parse_messages_form, parse_screen_form
 from web.errors import BadParameter, NotFound
+from web.event_choice import chosen_event
 from web.operator_pages import MAX_ID, OperatorPages
+from web.queries import Scope
 from web.sse import EventStream
 
 log = Logger()
@@ -65,11 +66,23 @@ class ScreenSettingsPages:
             raise NotFound("no such event")
         return viewer, event
 
+    @staticmethod
+    async def _check_event_owns(database: Database, partner_id: int, event_id: int, layout_id: int | None = None,
+                                logo_image_id: int | None = None) -> None:
+        """A screen's layout and an event's logo must be the event's own (the designer's rows)."""
+        scope = Scope(frozenset([partner_id]), event_id)
+        if layout_id is not None and await designer_queries.layout(database, scope, layout_id) is None:
+            raise BadParameter("layout_id", "is not one of this event's layouts")
+        if logo_image_id is not None and not await designer_queries.images_by_id(database, scope, event_id,
+                                                                                 {logo_image_id}):
+            raise BadParameter("logo_image_id", "is not one of this event's images")
+
     @app.route("/events/<int:event_id>/screens", methods=["POST"])
     async def add_screen(self, request: IRequest, event_id: int) -> bytes:
         database = self.database()
         viewer, event = await self._changed_event(request, database, event_id)
         settings = parse_screen_form(request)
+        await self._check_event_owns(database, event.partner_id, event.id, layout_id=settings.layout_id)
         screen = await display_queries.add_screen(database, viewer.scope, event.id, settings)
         if screen is None:
             raise BadParameter("name", f"this event already has a screen named {settings.name!r}")
@@ -86,6 +99,7 @@ class ScreenSettingsPages:
         if screen is None:
             raise NotFound("no such screen")
         settings = parse_screen_form(request)
+        await self._check_event_owns(database, screen.partner_id, screen.event_id, layout_id=settings.layout_id)
         if await display_queries.screen_name_taken(database, screen.event_id, settings.name, screen.id):
             raise BadParameter("name", f"this event already has a screen named {settings.name!r}")
         await display_queries.update_screen(database, viewer.scope, screen.id, settings)
@@ -114,7 +128,9 @@ class ScreenSettingsPages:
         database = self.database()
         viewer, event = await self._changed_event(request, database, event_id)
         current = await display_queries.branding(database, event.id, event.partner_id)
-        await display_queries.save_branding(database, viewer.scope, event.id, parse_branding_form(request, current))
+        branding = parse_branding_form(request, current)
+        await self._check_event_owns(database, event.partner_id, event.id, logo_image_id=branding.logo_image_id)
+        await display_queries.save_branding(database, viewer.scope, event.id, branding)
         (self._dressing or {}).pop(event.id, None)
         log.info("branding of event {event} changed by {who}", event=event.id, who=viewer.email or "open mode")
         return self._redirect(request, f"/screens?event={event.id}#branding")
