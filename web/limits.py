@@ -16,7 +16,8 @@ ROSTER_FILE_BYTES = 5 * MIB  # what the roster route accepts as a file
 UPLOAD_BODY_BYTES = ROSTER_FILE_BYTES + 64 * 1024  # the file plus its multipart envelope
 IMAGE_FILE_BYTES = 2 * MIB  # what an event image upload accepts (chronotrack.display.images)
 IMAGE_BODY_BYTES = IMAGE_FILE_BYTES + 64 * 1024
-REFUSED_BODY_DISCARD_BYTES = 1 * MIB  # read and dropped after a 413, then the connection is cut
+REFUSED_BODY_DISCARD_BYTES = 1 * MIB  # read and dropped after a 413, then reading stops
+REFUSED_BODY_LINGER_SECONDS = 2.0  # how long a refused client then has to read the 413 before the cut
 DEFAULT_MAX_STREAM_CLIENTS = 1000
 STREAM_RETRY_AFTER_SECONDS = 10
 

@@ -21,7 +21,8 @@ from twisted.web.resource import IResource, Resource
 
 from web.headers import HeaderPolicy, apply_security_headers
 from web.limits import (DEFAULT_LIMIT, DEFAULT_MAX_STREAM_CLIENTS, REFUSED_BODY_DISCARD_BYTES,
-                        STREAM_RETRY_AFTER_SECONDS, BodyLimit, body_limit, is_stream, refusal_body, wants_json)
+                        REFUSED_BODY_LINGER_SECONDS, STREAM_RETRY_AFTER_SECONDS, BodyLimit, body_limit, is_stream,
+                        refusal_body, wants_json)
 
 log = Logger()
 
@@ -108,11 +109,18 @@ class HubRequest(server.Request):
         self.write(body)
 
     def _discard(self, size: int) -> None:
-        """Read on a little so the client sees the 413 rather than a reset, then cut it off."""
+        """Read on a little so the client sees the 413 rather than a reset, then cut it off.
+
+        Past the allowance reading stops first: a client still sending then blocks on its full
+        window and reads the 413, which a reset at once could destroy unread in its socket.
+        The cut follows after a short linger, so a refused client costs at most that long.
+        """
         self._discarded_bytes += size
         if self._discarded_bytes > REFUSED_BODY_DISCARD_BYTES and not self._aborted and self.channel is not None:
             self._aborted = True
-            self.channel.transport.abortConnection()
+            transport = self.channel.transport
+            transport.pauseProducing()
+            self.channel.site.reactor.callLater(REFUSED_BODY_LINGER_SECONDS, transport.abortConnection)
 
 
 class StreamGate(Resource):
