@@ -226,6 +226,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max-stream-clients", "1000",
             "Most live-display streams (/stream) open at once; past it new ones get 503 with "
             "Retry-After, and the clients already watching keep their stream.", _positive_int),
+    Setting("max-streams-per-address", "100",
+            "Most live-display streams open at once from one client address (behind a proxy on "
+            "this machine, its X-Forwarded-For); past it that address gets 429. Raise it when many "
+            "phones share one address (a venue's Wi-Fi, a mobile carrier's NAT).", _positive_int),
     Setting("cors-origins", "none",
             "Web origins, separated by spaces or commas (e.g. https://results.example.org), whose "
             "pages may read the display's responses (CORS, GET only); 'none' allows none.", _origin_list),

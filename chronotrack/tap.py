@@ -28,7 +28,7 @@ from web.service import make_web_service
 COLLECTOR_SETTINGS = (
     "port", "status", "web", "dsn", "data-dir", "greeting-delay", "setting-delay", "command-delay",
     "ping-interval", "idle-timeout", "reply-timeout", "event-timezone", "pushmode-ack", "batch-size",
-    "batch-delay", "backlog-limit", "retention-days", "messages", "max-stream-clients", "cors-origins",
+    "batch-delay", "backlog-limit", "retention-days", "messages", "max-stream-clients", "max-streams-per-address", "cors-origins",
     "write-batch-size", "backlog-in-memory",
     "authentication", "secret-key-file", "greeting-timeout",
     "max-line-length", "max-connections", "max-connections-per-address", "allow",
@@ -96,6 +96,7 @@ def makeService(options: Options, reactor=None) -> IService:
         web = make_web_service(reactor, settings["web"], database, settings["messages"],
                                collector_status=in_process_collector_status(reactor, collector),
                                max_stream_clients=settings["max_stream_clients"],
+                               max_streams_per_address=settings["max_streams_per_address"],
                                cors_origins=settings["cors_origins"])
         web.setServiceParent(root)
         display_app = getattr(web, "display_app", None)

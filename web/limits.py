@@ -19,6 +19,9 @@ IMAGE_BODY_BYTES = IMAGE_FILE_BYTES + 64 * 1024
 REFUSED_BODY_DISCARD_BYTES = 1 * MIB  # read and dropped after a 413, then reading stops
 REFUSED_BODY_LINGER_SECONDS = 2.0  # how long a refused client then has to read the 413 before the cut
 DEFAULT_MAX_STREAM_CLIENTS = 1000
+# One address may hold at most this many of them: one client cannot fill the hub's streams
+# (a venue's Wi-Fi or a mobile carrier can put many phones behind one address: raise it there).
+DEFAULT_MAX_STREAMS_PER_ADDRESS = 100
 STREAM_RETRY_AFTER_SECONDS = 10
 
 

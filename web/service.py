@@ -12,7 +12,7 @@ from twisted.logger import Logger
 from chronotrack.lifecycle import ListeningService
 from web.app import CollectorStatus, DisplayApp
 from web.headers import HeaderPolicy
-from web.limits import DEFAULT_MAX_STREAM_CLIENTS
+from web.limits import DEFAULT_MAX_STREAM_CLIENTS, DEFAULT_MAX_STREAMS_PER_ADDRESS
 from web.site import HubSite
 
 log = Logger()
@@ -23,21 +23,23 @@ class WebService(MultiService):
 
     Every request goes through ``HubSite`` (web/site.py): security headers on every
     response, request bodies refused over their limit before they are read, and at most
-    ``max_stream_clients`` live streams.
+    ``max_stream_clients`` live streams, ``max_streams_per_address`` of them from one address.
     """
 
     name = "web"
 
     def __init__(self, reactor, endpoint: IStreamServerEndpoint, display_app: DisplayApp,
                  description: str | None = None, max_stream_clients: int = DEFAULT_MAX_STREAM_CLIENTS,
-                 cors_origins: tuple[str, ...] = ()) -> None:
+                 cors_origins: tuple[str, ...] = (),
+                 max_streams_per_address: int = DEFAULT_MAX_STREAMS_PER_ADDRESS) -> None:
         super().__init__()
         self.reactor = reactor
         self.display_app = display_app
         self.port: IListeningPort | None = None
         self._listening_waiters: list[Deferred] = []
         policy = HeaderPolicy(cors_origins=frozenset(origin.encode("ascii") for origin in cors_origins))
-        self.site = HubSite(display_app.resource(), policy, max_stream_clients, reactor=reactor)
+        self.site = HubSite(display_app.resource(), policy, max_stream_clients, max_streams_per_address,
+                            reactor=reactor)
         server = ListeningService(endpoint, self.site, description or repr(endpoint),
                                   "race display", on_listening=self._listening)
         server.setServiceParent(self)
@@ -79,7 +81,8 @@ class WebService(MultiService):
 def make_web_service(reactor, endpoint: IStreamServerEndpoint | str, database_source: Any,
                      messages: tuple[str, ...], collector_status: CollectorStatus | None,
                      max_stream_clients: int = DEFAULT_MAX_STREAM_CLIENTS,
-                     cors_origins: tuple[str, ...] = ()) -> IService:
+                     cors_origins: tuple[str, ...] = (),
+                     max_streams_per_address: int = DEFAULT_MAX_STREAMS_PER_ADDRESS) -> IService:
     """The race display served on ``endpoint`` (an endpoint or an endpoint string).
 
     ``database_source.database`` is read on every request (a DatabaseService works);
@@ -89,5 +92,6 @@ def make_web_service(reactor, endpoint: IStreamServerEndpoint | str, database_so
     if isinstance(endpoint, str):
         endpoint = serverFromString(reactor, endpoint)
     display_app = DisplayApp(reactor, database_source, tuple(messages), collector_status)
-    return WebService(reactor, endpoint, display_app, description, max_stream_clients, tuple(cors_origins))
+    return WebService(reactor, endpoint, display_app, description, max_stream_clients, tuple(cors_origins),
+                      max_streams_per_address)
 

@@ -5,7 +5,8 @@
   the headers are in, or as soon as a chunked body passes the limit: nothing more of it
   is kept.
 - ``StreamGate`` counts open live streams and answers 503 with ``Retry-After`` past the
-  most allowed, before the app subscribes anything.
+  most allowed, and 429 past the most allowed from one address, before the app subscribes
+  anything.
 - ``HubSite`` is a Site made of the two.
 """
 
@@ -19,8 +20,9 @@ from twisted.web import server
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
+from web.access import client_address
 from web.headers import HeaderPolicy, apply_security_headers
-from web.limits import (DEFAULT_LIMIT, DEFAULT_MAX_STREAM_CLIENTS, REFUSED_BODY_DISCARD_BYTES,
+from web.limits import (DEFAULT_LIMIT, DEFAULT_MAX_STREAM_CLIENTS, DEFAULT_MAX_STREAMS_PER_ADDRESS, REFUSED_BODY_DISCARD_BYTES,
                         REFUSED_BODY_LINGER_SECONDS, STREAM_RETRY_AFTER_SECONDS, BodyLimit, body_limit, is_stream,
                         refusal_body, wants_json)
 
@@ -124,41 +126,72 @@ class HubRequest(server.Request):
 
 
 class StreamGate(Resource):
-    """In front of the app: at most ``max_streams`` live streams at once, the rest get 503."""
+    """In front of the app: at most ``max_streams`` live streams at once (the rest get 503),
+    and at most ``max_per_address`` of them from one client address (the rest get 429), so
+    one client opening streams in a loop cannot take the live display from everyone else.
+
+    The address is the peer's, or the one a proxy on this machine puts in X-Forwarded-For
+    (``web.access.client_address``).
+    """
 
     isLeaf = True
 
     def __init__(self, wrapped: IResource, max_streams: int = DEFAULT_MAX_STREAM_CLIENTS,
-                 retry_after: int = STREAM_RETRY_AFTER_SECONDS) -> None:
+                 retry_after: int = STREAM_RETRY_AFTER_SECONDS,
+                 max_per_address: int = DEFAULT_MAX_STREAMS_PER_ADDRESS) -> None:
         super().__init__()
         self.wrapped = wrapped
         self.max_streams = max_streams
+        self.max_per_address = max_per_address
         self.retry_after = retry_after
         self.open_streams = 0
+        self.open_by_address: dict[str, int] = {}
         self._refusing = False
+        self._refused_addresses: set[str] = set()
 
     def render(self, request: IRequest) -> Any:
         if is_stream(request.method, request.path):
             if self.open_streams >= self.max_streams:
                 return self._busy(request)
+            address = client_address(request)
+            if self.open_by_address.get(address, 0) >= self.max_per_address:
+                return self._too_many_from(request, address)
             self._refusing = False
+            self._refused_addresses.discard(address)
             self.open_streams += 1
-            request.notifyFinish().addBoth(self._stream_ended)
+            self.open_by_address[address] = self.open_by_address.get(address, 0) + 1
+            request.notifyFinish().addBoth(self._stream_ended, address)
         return self.wrapped.render(request)
 
-    def _stream_ended(self, _: object) -> None:
+    def _stream_ended(self, _: object, address: str) -> None:
         self.open_streams -= 1
+        left = self.open_by_address[address] - 1
+        if left:
+            self.open_by_address[address] = left
+        else:
+            del self.open_by_address[address]
 
     def _busy(self, request: IRequest) -> bytes:
         if not self._refusing:  # once per busy spell, not once per refused client
             self._refusing = True
             log.warn("{count} live streams open, the most allowed: refusing new ones for now",
                      count=self.open_streams)
-        request.setResponseCode(503)
+        return self._refuse(request, 503, "too many live streams", "The live display is full; try again shortly.")
+
+    def _too_many_from(self, request: IRequest, address: str) -> bytes:
+        if address not in self._refused_addresses and len(self._refused_addresses) < 1000:
+            self._refused_addresses.add(address)  # once per address and spell, in a bounded set
+            log.warn("{address} has {count} live streams open, the most allowed from one address:"
+                     " refusing more from it (max-streams-per-address)", address=address,
+                     count=self.open_by_address.get(address, 0))
+        return self._refuse(request, 429, "too many live streams from your address",
+                            "Too many live displays are open from your network; close one, or try again shortly.")
+
+    def _refuse(self, request: IRequest, code: int, error: str, message: str) -> bytes:
+        request.setResponseCode(code)
         request.setHeader(b"Retry-After", b"%d" % self.retry_after)
         request.setHeader(b"Cache-Control", b"no-store")
-        content_type, body = refusal_body(503, "too many live streams", "The live display is full; try again shortly.",
-                                          True, retry_after=self.retry_after)
+        content_type, body = refusal_body(code, error, message, True, retry_after=self.retry_after)
         request.setHeader(b"Content-Type", content_type)
         return body
 
@@ -169,7 +202,8 @@ class HubSite(server.Site):
     requestFactory = HubRequest
 
     def __init__(self, resource: IResource, header_policy: HeaderPolicy = DEFAULT_POLICY,
-                 max_stream_clients: int = DEFAULT_MAX_STREAM_CLIENTS, **kwargs: Any) -> None:
-        self.stream_gate = StreamGate(resource, max_stream_clients)
+                 max_stream_clients: int = DEFAULT_MAX_STREAM_CLIENTS,
+                 max_streams_per_address: int = DEFAULT_MAX_STREAMS_PER_ADDRESS, **kwargs: Any) -> None:
+        self.stream_gate = StreamGate(resource, max_stream_clients, max_per_address=max_streams_per_address)
         super().__init__(self.stream_gate, **kwargs)
         self.header_policy = header_policy

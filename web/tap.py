@@ -20,7 +20,7 @@ from web.service import WebService, make_web_service
 
 __all__ = ["Options", "makeService", "make_web_service", "WebService"]
 
-SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients", "cors-origins",
+SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients", "max-streams-per-address", "cors-origins",
                  "secret-key-file", *OUTBOUND_SETTINGS)
 
 
@@ -49,6 +49,7 @@ def makeService(options: Options, reactor=None) -> OrderedServices:
                         if status_url and status_url.lower() != "none" else None)
     web = make_web_service(reactor, settings["web"], database, settings["messages"], collector_status,
                            max_stream_clients=settings["max_stream_clients"],
+                           max_streams_per_address=settings["max_streams_per_address"],
                            cors_origins=settings["cors_origins"])
     web.display_app.configure_outbound(settings)
     web.setServiceParent(root)
