@@ -96,12 +96,19 @@ class JournalPosition:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class JournalEntry:
-    """One received read and where it came from: what the journal keeps per line."""
+    """One received read and where it came from: what the journal keeps per line.
+
+    Its own ``__init__`` for the reason TagRead has one: one is built per read received.
+    """
 
     read: TagRead
     source: ReadSource
+
+    def __init__(self, read: TagRead, source: ReadSource) -> None:
+        _set_entry_read(self, read)
+        _set_entry_source(self, source)
 
     def to_json(self) -> str:
         """One line of JSON (no newline inside), ASCII only.
@@ -149,6 +156,9 @@ class JournalEntry:
         """
         return _EntryDecoder().decode(line)
 
+
+_set_entry_read = JournalEntry.__dict__["read"].__set__
+_set_entry_source = JournalEntry.__dict__["source"].__set__
 
 _COMPACT_PREFIXES = (_COMPACT_VERSION + "\t", (_COMPACT_VERSION + "\t").encode("ascii"))
 _SOURCE_KEYS = ("stream_id", "peer", "connection_row_id", "partner_id", "event_id", "event_name")
