@@ -14,7 +14,22 @@ from datetime import datetime
 
 
 def text_array(values: Iterable[str | None]) -> str:
-    """Every element double-quoted, backslash and double quote escaped; None is NULL."""
+    """Every element double-quoted, backslash and double quote escaped; None is NULL.
+
+    The usual column (strings, none holding a quote or a backslash) is joined in one go;
+    anything else is quoted element by element.
+    """
+    values = list(values)
+    try:
+        joined = "".join(values)  # TypeError for None or anything else that is not a str
+    except TypeError:
+        return _quoted_each(values)
+    if '"' in joined or "\\" in joined:
+        return _quoted_each(values)
+    return '{"' + '","'.join(values) + '"}' if values else "{}"
+
+
+def _quoted_each(values: list[str | None]) -> str:
     return "{" + ",".join(
         "NULL" if value is None
         else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -22,8 +37,14 @@ def text_array(values: Iterable[str | None]) -> str:
     ) + "}"
 
 
+_ONLY_INT = frozenset((int,))
+
+
 def int_array(values: Iterable[int | None]) -> str:
     """Integers as written by ``int.__str__`` (bools refused); None is NULL."""
+    values = list(values)
+    if set(map(type, values)) <= _ONLY_INT:  # the usual column: every element exactly an int
+        return "{" + ",".join(map(str, values)) + "}"
     parts = []
     for value in values:
         if value is None:
