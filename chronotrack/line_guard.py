@@ -125,8 +125,10 @@ class ConnectionLineGuard:
         self.tally = tally
         limits = tally.limits
         self._limits = limits
-        self._recent: deque[bool] = deque(maxlen=limits.garbage_window)  # True: rejected
-        self._recent_rejected = 0
+        self._lines = 0  # lines seen, accepted or not; each line's number is its count
+        # Numbers of the rejected (or blank) lines among the last garbage_window: an accepted
+        # line, nearly every line, costs one addition.
+        self._rejected_lines: deque[int] = deque()
         self._stored = WindowBudget(limits.rejected_lines_stored_per_minute)
         self._logged = WindowBudget(limits.rejected_lines_stored_per_minute)
         self._per_minute = WindowBudget(limits.max_rejected_per_minute)
@@ -136,17 +138,17 @@ class ConnectionLineGuard:
         return self._replies.allow(now)
 
     def accepted(self) -> None:
-        self._note(False)
+        self._lines += 1
 
     def blank(self, now: float) -> str | None:
         """An empty line: not a rejection, but it counts as garbage towards closing."""
-        self._note(True)
+        self._note_garbage()
         return self._close_because(now, counted=False)
 
     def rejected(self, kind: str, now: float) -> Verdict:
         tally = self.tally
         tally.by_kind[kind] += 1
-        self._note(True)
+        self._note_garbage()
         store = self._stored.allow(now) and tally.stored_budget.allow(now)
         if not store:
             tally.not_stored += 1
@@ -154,18 +156,25 @@ class ConnectionLineGuard:
         suppressed = (self._logged.take_refused() + tally.warnings.take_refused()) if log else 0
         return Verdict(store, log, suppressed, self._close_because(now, counted=True))
 
-    def _note(self, rejected: bool) -> None:
-        if len(self._recent) == self._recent.maxlen and self._recent[0]:
-            self._recent_rejected -= 1
-        self._recent.append(rejected)
-        self._recent_rejected += rejected
+    def _note_garbage(self) -> None:
+        self._lines += 1
+        rejected = self._rejected_lines
+        rejected.append(self._lines)
+        oldest_in_window = self._lines - self._limits.garbage_window
+        while rejected and rejected[0] <= oldest_in_window:
+            rejected.popleft()
 
     def _close_because(self, now: float, counted: bool) -> str | None:
         if counted and not self._per_minute.allow(now):
             return f"more than {self._limits.max_rejected_per_minute} rejected lines in a minute"
-        if (len(self._recent) == self._recent.maxlen
-                and self._recent_rejected > self._limits.garbage_ratio * len(self._recent)):
-            return (f"{self._recent_rejected} of its last {len(self._recent)} lines were rejected")
+        window = self._limits.garbage_window
+        if self._lines >= window:
+            oldest_in_window = self._lines - window
+            rejected = self._rejected_lines
+            while rejected and rejected[0] <= oldest_in_window:
+                rejected.popleft()
+            if len(rejected) > self._limits.garbage_ratio * window:
+                return f"{len(rejected)} of its last {window} lines were rejected"
         return None
 
 
