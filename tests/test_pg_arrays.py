@@ -1,7 +1,7 @@
 """Array literals built by chronotrack.storage.pg_arrays read back exactly on a real PostgreSQL,
 and reads with awkward text go through the store's insert unchanged."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -63,6 +63,22 @@ def test_timestamp_array_keeps_the_instant_of_every_zone_and_refuses_naive(pg_ds
     assert back == values
     with pytest.raises(ValueError):
         timestamp_array([datetime(2026, 1, 1)])
+    with pytest.raises(ValueError):
+        timestamp_array([paris, datetime(2026, 1, 1, tzinfo=_NoOffset())])
+
+
+class _NoOffset(tzinfo):
+    """A tzinfo that knows no offset: the datetime is naive for every purpose."""
+
+    def utcoffset(self, dt):
+        return None
+
+
+def test_timestamp_array_keeps_offsets_with_seconds_and_early_years(pg_dsn):
+    values = [datetime(1900, 1, 1, 12, tzinfo=ZoneInfo("Europe/Amsterdam")),  # +00:19:32
+              datetime(1, 1, 2, tzinfo=timezone(timedelta(hours=5, seconds=7)))]
+    [(back,)] = query(pg_dsn, "SELECT %s::timestamptz[]", (timestamp_array(values),))
+    assert back == values
 
 
 @pytest_twisted.ensureDeferred
