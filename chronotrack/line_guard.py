@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from twisted.logger import Logger
@@ -93,13 +93,18 @@ class RejectionTally:
         self.reads_clock_suspect = 0
         self.stored_budget = WindowBudget(limits.rejected_lines_stored_per_minute_total)
         self.warnings = WindowBudget(limits.warnings_per_minute_total)
+        self._clock_window: ClockWindow | None = None
 
     def check_clock(self, peer: str, read: TagRead, now: float) -> bool:
         """Count (and log, within the budget) a read whose time is far from the server's.
 
         It is stored all the same; the store flags it ``clock_suspect`` by the same rule.
         """
-        if not is_clock_suspect(read.read_timestamp, now, self.limits.clock_tolerance):
+        stamp = read.read_timestamp
+        window = self._clock_window
+        if window is None or window.zone is not stamp.tzinfo or not window.fresh(now):
+            window = self._clock_window = ClockWindow.around(now, self.limits.clock_tolerance, stamp.tzinfo)
+        if window.surely_within(stamp) or not is_clock_suspect(stamp, now, self.limits.clock_tolerance):
             return False
         self.reads_clock_suspect += 1
         if self.warnings.allow(now):
@@ -186,3 +191,54 @@ def is_clock_suspect(read_timestamp: datetime, now: float, tolerance: float) -> 
     """
     # Seconds since the epoch on both sides: no datetime built per read.
     return abs(read_timestamp.timestamp() - now) > tolerance
+
+
+# How far a wall-clock comparison may be from the instants compared: a zone's offset changes
+# by at most two hours (double summer time; a window across a larger change is not used), and
+# the window is renewed once the clock has moved a minute.
+_LARGEST_OFFSET_CHANGE = timedelta(hours=2)
+_WALL_CLOCK_MARGIN = 2 * 3600 + 60
+_WINDOW_RENEWED_AFTER = 60.0
+
+
+class ClockWindow:
+    """A time that is surely within ``tolerance`` of the server clock, told at the cost of
+    comparing two datetimes of one zone.
+
+    ``is_clock_suspect`` converts each read's time to seconds since the epoch, which asks its
+    zone for the offset: a cost per read at full speed. Reads of one connection share their
+    event's zone object, and datetimes sharing a tzinfo compare by wall-clock fields alone.
+    So the bounds are kept as wall-clock times in that zone, brought in by more than any
+    offset change and any clock movement before they are renewed: a read between them is
+    within tolerance for certain; any other read gets the exact test.
+    """
+
+    __slots__ = ("zone", "_made_at", "_low", "_high")
+
+    def __init__(self, zone: tzinfo | None, made_at: float, low: datetime | None, high: datetime | None) -> None:
+        self.zone = zone
+        self._made_at = made_at
+        self._low = low
+        self._high = high
+
+    @classmethod
+    def around(cls, now: float, tolerance: float, zone: tzinfo | None) -> ClockWindow:
+        inner = tolerance - _WALL_CLOCK_MARGIN
+        if zone is None or inner <= 0:
+            return cls(zone, now, None, None)  # nothing is certain: every read gets the exact test
+        try:
+            low = datetime.fromtimestamp(now - inner, zone)
+            high = datetime.fromtimestamp(now + inner, zone)
+            offsets = [moment.utcoffset() for moment in (low, datetime.fromtimestamp(now, zone), high)]
+        except (OverflowError, OSError, ValueError):
+            return cls(zone, now, None, None)
+        if None in offsets or max(offsets) - min(offsets) > _LARGEST_OFFSET_CHANGE:
+            return cls(zone, now, None, None)  # a zone redrawn around now (Samoa, 2011)
+        return cls(zone, now, low, high)
+
+    def fresh(self, now: float) -> bool:
+        return abs(now - self._made_at) < _WINDOW_RENEWED_AFTER
+
+    def surely_within(self, stamp: datetime) -> bool:
+        low = self._low
+        return low is not None and stamp.tzinfo is self.zone and low <= stamp <= self._high
