@@ -149,7 +149,7 @@ class JournalEntry:
 
     @classmethod
     def from_json(cls, line: str | bytes) -> JournalEntry:
-        """Parse a line written by to_json; ValueError for anything else.
+        """Parse a line written by to_json (or in the compact format 2); ValueError for anything else.
 
         Strict on purpose: recovery must skip a damaged line, never turn it into a
         plausible but wrong read.
