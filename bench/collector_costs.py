@@ -90,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reads", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
+    try:  # the garbage collector as the collector process sets it (absent in older versions)
+        from chronotrack.garbage_collection import settle_after_start_up
+    except ImportError:
+        print("garbage collector: Python's defaults")
+    else:
+        settle_after_start_up()
+        print("garbage collector: as the collector process sets it")
     lines = tag_lines(args.reads)
     sources = [ReadSource(stream_id=f"connection:c{n}", peer=f"127.0.0.1:{40000 + n}", connection_row_id=n,
                           partner_id=None, event_id="bench", event_name="Bench") for n in range(4)]
