@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from twisted.logger import Logger
@@ -93,13 +93,18 @@ class RejectionTally:
         self.reads_clock_suspect = 0
         self.stored_budget = WindowBudget(limits.rejected_lines_stored_per_minute_total)
         self.warnings = WindowBudget(limits.warnings_per_minute_total)
+        self._clock_window: ClockWindow | None = None
 
     def check_clock(self, peer: str, read: TagRead, now: float) -> bool:
         """Count (and log, within the budget) a read whose time is far from the server's.
 
         It is stored all the same; the store flags it ``clock_suspect`` by the same rule.
         """
-        if not is_clock_suspect(read.read_timestamp, now, self.limits.clock_tolerance):
+        stamp = read.read_timestamp
+        window = self._clock_window
+        if window is None or window.zone is not stamp.tzinfo or not window.fresh(now):
+            window = self._clock_window = ClockWindow.around(now, self.limits.clock_tolerance, stamp.tzinfo)
+        if window.surely_within(stamp) or not is_clock_suspect(stamp, now, self.limits.clock_tolerance):
             return False
         self.reads_clock_suspect += 1
         if self.warnings.allow(now):
@@ -125,8 +130,10 @@ class ConnectionLineGuard:
         self.tally = tally
         limits = tally.limits
         self._limits = limits
-        self._recent: deque[bool] = deque(maxlen=limits.garbage_window)  # True: rejected
-        self._recent_rejected = 0
+        self._lines = 0  # lines seen, accepted or not; each line's number is its count
+        # Numbers of the rejected (or blank) lines among the last garbage_window: an accepted
+        # line, nearly every line, costs one addition.
+        self._rejected_lines: deque[int] = deque()
         self._stored = WindowBudget(limits.rejected_lines_stored_per_minute)
         self._logged = WindowBudget(limits.rejected_lines_stored_per_minute)
         self._per_minute = WindowBudget(limits.max_rejected_per_minute)
@@ -136,17 +143,17 @@ class ConnectionLineGuard:
         return self._replies.allow(now)
 
     def accepted(self) -> None:
-        self._note(False)
+        self._lines += 1
 
     def blank(self, now: float) -> str | None:
         """An empty line: not a rejection, but it counts as garbage towards closing."""
-        self._note(True)
+        self._note_garbage()
         return self._close_because(now, counted=False)
 
     def rejected(self, kind: str, now: float) -> Verdict:
         tally = self.tally
         tally.by_kind[kind] += 1
-        self._note(True)
+        self._note_garbage()
         store = self._stored.allow(now) and tally.stored_budget.allow(now)
         if not store:
             tally.not_stored += 1
@@ -154,18 +161,25 @@ class ConnectionLineGuard:
         suppressed = (self._logged.take_refused() + tally.warnings.take_refused()) if log else 0
         return Verdict(store, log, suppressed, self._close_because(now, counted=True))
 
-    def _note(self, rejected: bool) -> None:
-        if len(self._recent) == self._recent.maxlen and self._recent[0]:
-            self._recent_rejected -= 1
-        self._recent.append(rejected)
-        self._recent_rejected += rejected
+    def _note_garbage(self) -> None:
+        self._lines += 1
+        rejected = self._rejected_lines
+        rejected.append(self._lines)
+        oldest_in_window = self._lines - self._limits.garbage_window
+        while rejected and rejected[0] <= oldest_in_window:
+            rejected.popleft()
 
     def _close_because(self, now: float, counted: bool) -> str | None:
         if counted and not self._per_minute.allow(now):
             return f"more than {self._limits.max_rejected_per_minute} rejected lines in a minute"
-        if (len(self._recent) == self._recent.maxlen
-                and self._recent_rejected > self._limits.garbage_ratio * len(self._recent)):
-            return (f"{self._recent_rejected} of its last {len(self._recent)} lines were rejected")
+        window = self._limits.garbage_window
+        if self._lines >= window:
+            oldest_in_window = self._lines - window
+            rejected = self._rejected_lines
+            while rejected and rejected[0] <= oldest_in_window:
+                rejected.popleft()
+            if len(rejected) > self._limits.garbage_ratio * window:
+                return f"{len(rejected)} of its last {window} lines were rejected"
         return None
 
 
@@ -177,3 +191,54 @@ def is_clock_suspect(read_timestamp: datetime, now: float, tolerance: float) -> 
     """
     # Seconds since the epoch on both sides: no datetime built per read.
     return abs(read_timestamp.timestamp() - now) > tolerance
+
+
+# How far a wall-clock comparison may be from the instants compared: a zone's offset changes
+# by at most two hours (double summer time; a window across a larger change is not used), and
+# the window is renewed once the clock has moved a minute.
+_LARGEST_OFFSET_CHANGE = timedelta(hours=2)
+_WALL_CLOCK_MARGIN = 2 * 3600 + 60
+_WINDOW_RENEWED_AFTER = 60.0
+
+
+class ClockWindow:
+    """A time that is surely within ``tolerance`` of the server clock, told at the cost of
+    comparing two datetimes of one zone.
+
+    ``is_clock_suspect`` converts each read's time to seconds since the epoch, which asks its
+    zone for the offset: a cost per read at full speed. Reads of one connection share their
+    event's zone object, and datetimes sharing a tzinfo compare by wall-clock fields alone.
+    So the bounds are kept as wall-clock times in that zone, brought in by more than any
+    offset change and any clock movement before they are renewed: a read between them is
+    within tolerance for certain; any other read gets the exact test.
+    """
+
+    __slots__ = ("zone", "_made_at", "_low", "_high")
+
+    def __init__(self, zone: tzinfo | None, made_at: float, low: datetime | None, high: datetime | None) -> None:
+        self.zone = zone
+        self._made_at = made_at
+        self._low = low
+        self._high = high
+
+    @classmethod
+    def around(cls, now: float, tolerance: float, zone: tzinfo | None) -> ClockWindow:
+        inner = tolerance - _WALL_CLOCK_MARGIN
+        if zone is None or inner <= 0:
+            return cls(zone, now, None, None)  # nothing is certain: every read gets the exact test
+        try:
+            low = datetime.fromtimestamp(now - inner, zone)
+            high = datetime.fromtimestamp(now + inner, zone)
+            offsets = [moment.utcoffset() for moment in (low, datetime.fromtimestamp(now, zone), high)]
+        except (OverflowError, OSError, ValueError):
+            return cls(zone, now, None, None)
+        if None in offsets or max(offsets) - min(offsets) > _LARGEST_OFFSET_CHANGE:
+            return cls(zone, now, None, None)  # a zone redrawn around now (Samoa, 2011)
+        return cls(zone, now, low, high)
+
+    def fresh(self, now: float) -> bool:
+        return abs(now - self._made_at) < _WINDOW_RENEWED_AFTER
+
+    def surely_within(self, stamp: datetime) -> bool:
+        low = self._low
+        return low is not None and stamp.tzinfo is self.zone and low <= stamp <= self._high

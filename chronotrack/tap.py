@@ -22,6 +22,7 @@ from chronotrack.lifecycle import ListeningService, OrderedServices
 from chronotrack.logs import JSON_OBSERVER
 from chronotrack.service import CollectorService
 from chronotrack.status_api import StatusApp
+from chronotrack.garbage_collection import settle_after_start_up
 from web.collector_status import in_process_collector_status
 from web.service import make_web_service
 
@@ -103,5 +104,6 @@ def makeService(options: Options, reactor=None) -> IService:
         if display_app is not None:
             collector.metrics.stream_clients = lambda: display_app.open_streams
             display_app.configure_outbound(settings)
+    settle_after_start_up()
     return root
 

@@ -37,7 +37,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_entry(sequence_number: int, raw_padding: int = 0) -> JournalEntry:
-    """A deterministic entry per sequence number, exercising offsets and None row ids."""
+    """A deterministic entry per sequence number, exercising offsets and None row ids.
+
+    Two of three are reads their raw line describes exactly (journaled in the compact format
+    2); every third has a location its raw line does not carry (format 1, JSON), so each
+    test also covers both formats side by side in one segment.
+    """
     offset = timedelta(hours=(sequence_number % 5) - 2, minutes=30 * (sequence_number % 2))
     timestamp = datetime(2025, 5, 17, 9, 30, 0, tzinfo=timezone(offset)) + timedelta(
         seconds=sequence_number, microseconds=sequence_number * 7 % 1_000_000
@@ -51,7 +56,8 @@ def make_entry(sequence_number: int, raw_padding: int = 0) -> JournalEntry:
         read=TagRead(
             format_id="CT01_33",
             sequence_number=sequence_number,
-            location_name="Finish \u00e9tape",  # non-ASCII survives the round trip
+            # non-ASCII survives the round trip (in format 1)
+            location_name="Finish \u00e9tape" if sequence_number % 3 == 1 else "Finish",
             tag_code=str(1000 + sequence_number),
             read_time=read_time,
             read_timestamp=timestamp,
@@ -444,7 +450,7 @@ def test_write_error_fails_the_append_and_later_appends_are_clean(
     real_write = os.write
 
     def disk_full_halfway(fd, data):
-        if bytes(data[:6]) == b'{"v":1':
+        if bytes(data[:6]) == b'{"v":1' or bytes(data[:2]) == b"2\t":  # a batch, either format
             real_write(fd, data[: len(data) // 2])  # a partial line reaches the file
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)

@@ -1,7 +1,7 @@
 """Array literals built by chronotrack.storage.pg_arrays read back exactly on a real PostgreSQL,
 and reads with awkward text go through the store's insert unchanged."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,6 +23,22 @@ def test_text_array_reads_back_every_awkward_string_and_null(pg_dsn):
     assert back == values
 
 
+@pytest.mark.parametrize("values", [
+    [text for text in AWKWARD if '"' not in text and "\\" not in text],  # joined in one go
+    ["plain", "NULL", "{braces}", 'one "quote"'],  # one quote: element by element
+    ["", "x", None],
+    [],
+])
+def test_text_array_reads_back_whichever_way_it_is_built(pg_dsn, values):
+    [(back,)] = query(pg_dsn, "SELECT %s::text[]", (text_array(iter(values)),))
+    assert back == values
+
+
+def test_text_array_refuses_what_is_not_text():
+    with pytest.raises((TypeError, AttributeError)):
+        text_array(["a", 1])
+
+
 def test_int_array_reads_back_and_refuses_what_is_not_an_integer(pg_dsn):
     values = [0, 1, -5, 2_147_483_647, None]
     [(back,)] = query(pg_dsn, "SELECT %s::bigint[]", (int_array(values),))
@@ -31,6 +47,10 @@ def test_int_array_reads_back_and_refuses_what_is_not_an_integer(pg_dsn):
         int_array([True])
     with pytest.raises(TypeError):
         int_array(["1"])
+    with pytest.raises(TypeError):
+        int_array([1, 2.0])
+    [(back, empty)] = query(pg_dsn, "SELECT %s::int[], %s::int[]", (int_array(iter([3, -4, 5])), int_array([])))
+    assert back == [3, -4, 5] and empty == []
 
 
 def test_timestamp_array_keeps_the_instant_of_every_zone_and_refuses_naive(pg_dsn):
@@ -43,6 +63,22 @@ def test_timestamp_array_keeps_the_instant_of_every_zone_and_refuses_naive(pg_ds
     assert back == values
     with pytest.raises(ValueError):
         timestamp_array([datetime(2026, 1, 1)])
+    with pytest.raises(ValueError):
+        timestamp_array([paris, datetime(2026, 1, 1, tzinfo=_NoOffset())])
+
+
+class _NoOffset(tzinfo):
+    """A tzinfo that knows no offset: the datetime is naive for every purpose."""
+
+    def utcoffset(self, dt):
+        return None
+
+
+def test_timestamp_array_keeps_offsets_with_seconds_and_early_years(pg_dsn):
+    values = [datetime(1900, 1, 1, 12, tzinfo=ZoneInfo("Europe/Amsterdam")),  # +00:19:32
+              datetime(1, 1, 2, tzinfo=timezone(timedelta(hours=5, seconds=7)))]
+    [(back,)] = query(pg_dsn, "SELECT %s::timestamptz[]", (timestamp_array(values),))
+    assert back == values
 
 
 @pytest_twisted.ensureDeferred

@@ -9,8 +9,14 @@ read that was in fact stored is harmless; failing to hand back one that was not 
 Every design choice below errs on that side.
 
 On disk the journal is a directory of segments, ``segment-<20-digit counter>.jsonl``
-(names sort in write order), one JSON read per line, plus ``released.json``, a
-checkpoint of the highest released position, and ``journal.lock``. Each run writes new
+(names sort in write order), one read per line, plus ``released.json``, a
+checkpoint of the highest released position, and ``journal.lock``. A line is either a
+JSON document (format 1, ``JournalEntry.to_json``: any read) or, for the usual read whose
+fields are exactly those of its raw tilde-separated CTP01 line, the compact format 2
+(``2<TAB>received_at<TAB>source JSON<TAB>read_timestamp<TAB>raw line<TAB>``, the last tab
+there so that a line cut short is never taken for a read): reading a spilled
+batch back is then a split instead of a JSON parse per read. Both are read, so journals
+written before format 2 existed are recovered after an upgrade. Each run writes new
 segments only, so a torn tail left by a crash is never appended to.
 
 All file I/O (writes, fsyncs, deletions, recovery) runs in one dedicated worker thread:
@@ -47,6 +53,7 @@ _SEGMENT_NAME = re.compile(r"^segment-(\d{20})\.jsonl$")
 _CHECKPOINT_NAME = "released.json"
 _LOCK_NAME = "journal.lock"
 _FORMAT_VERSION = 1
+_COMPACT_VERSION = "2"
 
 _T = TypeVar("_T")
 
@@ -89,12 +96,19 @@ class JournalPosition:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class JournalEntry:
-    """One received read and where it came from: what the journal keeps per line."""
+    """One received read and where it came from: what the journal keeps per line.
+
+    Its own ``__init__`` for the reason TagRead has one: one is built per read received.
+    """
 
     read: TagRead
     source: ReadSource
+
+    def __init__(self, read: TagRead, source: ReadSource) -> None:
+        _set_entry_read(self, read)
+        _set_entry_source(self, source)
 
     def to_json(self) -> str:
         """One line of JSON (no newline inside), ASCII only.
@@ -135,7 +149,7 @@ class JournalEntry:
 
     @classmethod
     def from_json(cls, line: str | bytes) -> JournalEntry:
-        """Parse a line written by to_json; ValueError for anything else.
+        """Parse a line written by to_json (or in the compact format 2); ValueError for anything else.
 
         Strict on purpose: recovery must skip a damaged line, never turn it into a
         plausible but wrong read.
@@ -143,6 +157,10 @@ class JournalEntry:
         return _EntryDecoder().decode(line)
 
 
+_set_entry_read = JournalEntry.__dict__["read"].__set__
+_set_entry_source = JournalEntry.__dict__["source"].__set__
+
+_COMPACT_PREFIXES = (_COMPACT_VERSION + "\t", (_COMPACT_VERSION + "\t").encode("ascii"))
 _SOURCE_KEYS = ("stream_id", "peer", "connection_row_id", "partner_id", "event_id", "event_name")
 _MISSING = object()
 
@@ -158,9 +176,13 @@ class _EntryDecoder:
 
     def __init__(self) -> None:
         self._sources: dict[tuple, ReadSource] = {}
+        self._compact_sources: dict[str, ReadSource] = {}
         self._times: dict[str, datetime] = {}
 
     def decode(self, line: str | bytes) -> JournalEntry:
+        """One line of either format (see the module docstring); ValueError if damaged."""
+        if line[:2] in _COMPACT_PREFIXES:
+            return self.decode_compact(line)
         try:
             document = json.loads(line)
             if not isinstance(document, dict) or document.get("v") != _FORMAT_VERSION:
@@ -189,6 +211,45 @@ class _EntryDecoder:
             )
         except (KeyError, TypeError, AttributeError) as error:
             raise ValueError(f"malformed journal entry: {error!r}") from error
+
+    def decode_compact(self, line: str | bytes) -> JournalEntry:
+        """A format 2 line: the read's fields come from its raw line, split on tildes.
+
+        As strict as format 1 where a value has a type to check: an aware timestamp, whole
+        numbers, a source that format 1 would accept; and a raw line that is printable ASCII
+        with exactly eight fields, as the writer makes sure.
+        """
+        try:
+            if type(line) is bytes:
+                line = line.decode("ascii")
+            parts = line.split("\t")
+            # The empty last field is the tab that ends the line: a line cut short lacks it.
+            if len(parts) != 6 or parts[0] != _COMPACT_VERSION or parts[5]:
+                raise ValueError("not a complete version 2 journal entry")
+            _, received_text, source_text, stamp_text, raw, _ = parts
+            source = self._compact_sources.get(source_text)
+            if source is None:
+                source = self._compact_source(source_text)
+            stamp = datetime.fromisoformat(stamp_text)
+            if stamp.tzinfo is None:
+                raise ValueError("read_timestamp has no UTC offset")
+            fields = raw.split("~")
+            if len(fields) != 8 or not raw.isascii() or not raw.isprintable():
+                raise ValueError("the raw line is not a tilde-separated tag line")
+            format_id, sequence, location, tag, read_time, lap, reader_id, gator = fields
+            return JournalEntry(
+                TagRead(format_id, int(sequence), location, tag, read_time, stamp, int(lap), reader_id,
+                        int(gator), raw, self._time(received_text) if received_text else None),
+                source)
+        except (KeyError, TypeError, AttributeError) as error:
+            raise ValueError(f"malformed journal entry: {error!r}") from error
+
+    def _compact_source(self, text: str) -> ReadSource:
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("the source is not an object")
+        source = self._compact_sources[text] = self._source(document)
+        return source
 
     def _time(self, text: object) -> datetime:
         if type(text) is not str:
@@ -517,7 +578,15 @@ class _JournalFiles:
         entries: list[JournalEntry] = []
         problems: list[_Problem] = []
         decode = _EntryDecoder().decode
-        for line in data.splitlines():
+        # Every line the journal writes is ASCII: one decode for the batch, not one per line. A
+        # damaged byte only sends this batch the slower way, where it fails its own line.
+        try:
+            lines: list[str] | list[bytes] = data.decode("ascii").split("\n")
+        except UnicodeDecodeError:
+            lines = data.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()  # after the batch's last newline
+        for line in lines:
             try:
                 entries.append(decode(line))
             except ValueError as error:
@@ -637,25 +706,27 @@ class _JournalFiles:
 
 
 def _journal_lines(entries: Sequence[JournalEntry]) -> bytes:
-    """The batch's lines, exactly as ``JournalEntry.to_json`` writes them, but cheaply.
+    """The batch's lines, cheaply: format 2 for a read its raw line describes exactly
+    (``_compact_line``), else format 1 exactly as ``JournalEntry.to_json`` writes it.
 
     An acknowledged read must be recoverable: a value that would not survive the round
     trip (a wrong type, a naive timestamp) fails the append with ValueError, while the
     caller still holds the read, instead of being skipped as corrupt at the next start-up.
-    That is checked field by field (``_check_recoverable``) rather than by parsing every
-    line back, which cost more than writing it. Reads of one chunk share their source and
-    arrival time, so those parts are encoded once per run of equal values.
+    That is checked field by field rather than by parsing every line back, which cost more
+    than writing it. Reads of one chunk share their source and arrival time, so those parts
+    are checked and encoded once per run of equal values.
     """
     encode = _ENCODER.encode
     lines = []
     last_source: ReadSource | None = None
     source_json = ""
-    last_received: datetime | None = None
+    last_received: object = _MISSING
+    received_text = ""
     received_json = "null"
     for entry in entries:
         read, source = entry.read, entry.source
-        _check_recoverable(read, source)
         if source is not last_source:
+            _check_source(source)
             last_source = source
             source_json = encode({
                 "stream_id": source.stream_id,
@@ -667,35 +738,78 @@ def _journal_lines(entries: Sequence[JournalEntry]) -> bytes:
             })
         received = read.received_at
         if received is not last_received:
+            if received is not None and (type(received) is not datetime or received.utcoffset() is None):
+                raise ValueError(f"received_at must be an aware datetime, got {received!r}")
             last_received = received
-            received_json = "null" if received is None else encode(received.isoformat())
-        lines.append(
-            '{"v":%d,"read":{"format_id":%s,"sequence_number":%d,"location_name":%s,'
-            '"tag_code":%s,"read_time":%s,"read_timestamp":%s,"lap_count":%d,"reader_id":%s,'
-            '"gator_number":%d,"raw_data":%s,"received_at":%s},"source":%s}\n' % (
-                _FORMAT_VERSION, encode(read.format_id), read.sequence_number,
-                encode(read.location_name), encode(read.tag_code), encode(read.read_time),
-                encode(read.read_timestamp.isoformat()), read.lap_count, encode(read.reader_id),
-                read.gator_number, encode(read.raw_data), received_json, source_json))
+            received_text = "" if received is None else received.isoformat()
+            received_json = "null" if received is None else encode(received_text)
+        line = _compact_line(read, received_text, source_json)
+        if line is None:
+            _check_recoverable(read, source)
+            line = (
+                '{"v":%d,"read":{"format_id":%s,"sequence_number":%d,"location_name":%s,'
+                '"tag_code":%s,"read_time":%s,"read_timestamp":%s,"lap_count":%d,"reader_id":%s,'
+                '"gator_number":%d,"raw_data":%s,"received_at":%s},"source":%s}\n' % (
+                    _FORMAT_VERSION, encode(read.format_id), read.sequence_number,
+                    encode(read.location_name), encode(read.tag_code), encode(read.read_time),
+                    encode(read.read_timestamp.isoformat()), read.lap_count, encode(read.reader_id),
+                    read.gator_number, encode(read.raw_data), received_json, source_json))
+        lines.append(line)
     return "".join(lines).encode("ascii")
+
+
+def _compact_line(read: TagRead, received_text: str, source_json: str) -> str | None:
+    """The format 2 line of ``read``, or None if its raw line does not give back every field.
+
+    The raw line must be printable ASCII (no tab, no line end) of eight tilde-separated
+    fields that equal the read's, the numbers as ``int()`` reads them back: then the
+    read-back split rebuilds exactly this read. Anything else (another separator, a read
+    built by hand) is left to format 1, which can hold any read.
+    """
+    raw = read.raw_data
+    if type(raw) is not str or not raw.isascii() or not raw.isprintable():
+        return None
+    fields = raw.split("~")
+    if len(fields) != 8:
+        return None
+    format_id, sequence, location, tag, read_time, lap, reader_id, gator = fields
+    sequence_number, lap_count, gator_number = read.sequence_number, read.lap_count, read.gator_number
+    stamp = read.read_timestamp
+    if not (format_id == read.format_id and location == read.location_name and tag == read.tag_code
+            and read_time == read.read_time and reader_id == read.reader_id
+            and type(sequence_number) is int and type(lap_count) is int and type(gator_number) is int
+            and type(stamp) is datetime and stamp.utcoffset() is not None):
+        return None
+    try:
+        if int(sequence) != sequence_number or int(lap) != lap_count or int(gator) != gator_number:
+            return None
+    except ValueError:
+        return None
+    return f"2\t{received_text}\t{source_json}\t{stamp.isoformat()}\t{raw}\t\n"
 
 
 # The same output as json.dumps(..., separators=(",", ":")), built once instead of per call.
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-def _check_recoverable(read: TagRead, source: ReadSource) -> None:
-    """ValueError unless ``from_json`` would give back exactly this read and source."""
-    if not (type(read.format_id) is str and type(read.sequence_number) is int
-            and type(read.location_name) is str and type(read.tag_code) is str
-            and type(read.read_time) is str and type(read.lap_count) is int
-            and type(read.reader_id) is str and type(read.gator_number) is int
-            and type(read.raw_data) is str and type(read.read_timestamp) is datetime
-            and type(source.stream_id) is str and type(source.peer) is str
+def _check_source(source: ReadSource) -> None:
+    """ValueError unless the decoder would give back exactly this source."""
+    if not (type(source.stream_id) is str and type(source.peer) is str
             and (source.connection_row_id is None or type(source.connection_row_id) is int)
             and (source.partner_id is None or type(source.partner_id) is int)
             and (source.event_id is None or type(source.event_id) is str)
             and (source.event_name is None or type(source.event_name) is str)):
+        raise ValueError(f"entry does not survive the journal round trip: {source!r}")
+
+
+def _check_recoverable(read: TagRead, source: ReadSource) -> None:
+    """ValueError unless ``from_json`` would give back exactly this read and source."""
+    _check_source(source)
+    if not (type(read.format_id) is str and type(read.sequence_number) is int
+            and type(read.location_name) is str and type(read.tag_code) is str
+            and type(read.read_time) is str and type(read.lap_count) is int
+            and type(read.reader_id) is str and type(read.gator_number) is int
+            and type(read.raw_data) is str and type(read.read_timestamp) is datetime):
         raise ValueError(f"entry does not survive the journal round trip: {read!r} {source!r}")
     # A naive timestamp would be written fine and then refused by recovery: a lost read.
     if read.read_timestamp.utcoffset() is None:

@@ -10,11 +10,27 @@ quoted once and parsed by PostgreSQL's array input function: send it as ``%s::te
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 
 def text_array(values: Iterable[str | None]) -> str:
-    """Every element double-quoted, backslash and double quote escaped; None is NULL."""
+    """Every element double-quoted, backslash and double quote escaped; None is NULL.
+
+    The usual column (strings, none holding a quote or a backslash) is joined in one go;
+    anything else is quoted element by element.
+    """
+    values = list(values)
+    try:
+        joined = "".join(values)  # TypeError for None or anything else that is not a str
+    except TypeError:
+        return _quoted_each(values)
+    if '"' in joined or "\\" in joined:
+        return _quoted_each(values)
+    return '{"' + '","'.join(values) + '"}' if values else "{}"
+
+
+def _quoted_each(values: list[str | None]) -> str:
     return "{" + ",".join(
         "NULL" if value is None
         else '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -22,8 +38,14 @@ def text_array(values: Iterable[str | None]) -> str:
     ) + "}"
 
 
+_ONLY_INT = frozenset((int,))
+
+
 def int_array(values: Iterable[int | None]) -> str:
     """Integers as written by ``int.__str__`` (bools refused); None is NULL."""
+    values = list(values)
+    if set(map(type, values)) <= _ONLY_INT:  # the usual column: every element exactly an int
+        return "{" + ",".join(map(str, values)) + "}"
     parts = []
     for value in values:
         if value is None:
@@ -35,18 +57,29 @@ def int_array(values: Iterable[int | None]) -> str:
     return "{" + ",".join(parts) + "}"
 
 
+_ZONES_WITH_AN_OFFSET = (timezone, ZoneInfo)  # their utcoffset() is never None
+
+
 def timestamp_array(values: Iterable[datetime | None]) -> str:
-    """Aware datetimes in ISO 8601 with their UTC offset, for ``timestamptz[]``; None is NULL."""
+    """Aware datetimes in ISO 8601 with their UTC offset, for ``timestamptz[]``; None is NULL.
+
+    Unquoted: ISO 8601 text holds nothing the array syntax gives a meaning to. A naive
+    datetime is refused (PostgreSQL would read it in the server's zone); asking the usual
+    zones for the offset of every value just to find that out was a cost per read.
+    """
     parts = []
     last: datetime | None = None
     last_text = ""
     for value in values:
+        if value is last:  # reads of one chunk share their arrival time
+            parts.append(last_text)
+            continue
         if value is None:
             parts.append("NULL")
             continue
-        if value is not last:  # reads of one chunk share their arrival time
-            if value.utcoffset() is None:
-                raise ValueError(f"naive datetime would be read in the server's zone: {value!r}")
-            last, last_text = value, '"' + value.isoformat() + '"'
+        zone = value.tzinfo
+        if zone is None or (type(zone) not in _ZONES_WITH_AN_OFFSET and value.utcoffset() is None):
+            raise ValueError(f"naive datetime would be read in the server's zone: {value!r}")
+        last, last_text = value, value.isoformat()
         parts.append(last_text)
     return "{" + ",".join(parts) + "}"
