@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import functools
 import hashlib
 import hmac
 import re
@@ -294,8 +295,9 @@ def build_session(config: SimulatorConfig, index: int = 0) -> dict[str, list[Sim
 # --- Line formatting: pure ------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def separator_for(format_id: str) -> str:
-    """The field separator a ``CTff_ss`` format id names (``CT01_13`` is commas)."""
+    """The field separator a ``CTff_ss`` format id names (``CT01_13`` is commas); asked per line."""
     match = re.fullmatch(r"CT\d\d_(\d)\d", format_id)
     if not match or match.group(1) not in SEPARATORS:
         raise ValueError(f"unknown tag line format {format_id!r} (expected e.g. CT01_33)")
@@ -320,8 +322,10 @@ def format_read_time(timestamp: datetime, time_format: str, *, day_start: dateti
         seconds, hundredths = divmod(rest, 100)
         return f"{hours:02d}:{minutes:02d}:{seconds:02d}.{hundredths:02d}"
     if time_format == "iso":
-        local = timestamp.astimezone(day_start.tzinfo)
-        return f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond // 10_000:02d}"
+        zone = day_start.tzinfo
+        local = (timestamp if timestamp.tzinfo is zone else timestamp.astimezone(zone)).replace(tzinfo=None)
+        # Milliseconds are cut, not rounded; one digit less is the hundredth, cut as well.
+        return local.isoformat(timespec="milliseconds")[:-1]
     if time_format == "unix":
         centiseconds = (timestamp - _EPOCH) // _CENTISECOND
         return f"{centiseconds // 100}.{centiseconds % 100:02d}"
