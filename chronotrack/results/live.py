@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Iterable
 from chronotrack.reads import TagRead
 from chronotrack.results.divisions import division_for, normalise_gender
 from chronotrack.results.ranking import PlaceKey, RankedList, place_key
-from chronotrack.results.readlog import ReadLog
+from chronotrack.results.readlog import ONE_MICROSECOND, ReadLog
 from chronotrack.results.rows import ResultRow, build_row, with_places
 from chronotrack.results.settings import EventSettings, PlaceBy, resolve_gun_time, resolve_locations
-from chronotrack.results.timing import RunnerTimes, counts_as_finish, runner_times
+from chronotrack.results.timing import RunnerTimes, counts_as_finish, runner_times_micros
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -78,6 +78,8 @@ class RaceResults:
         self._settings = settings
         self._roster: dict[str, Participant] = {participant.bib: participant for participant in roster}
         self._log = ReadLog()
+        self._duplicate_window_us = settings.duplicate_window // ONE_MICROSECOND
+        self._minimum_time_us = settings.minimum_time // ONE_MICROSECOND
         self._finish: str | None = None
         self._start: str | None = None
         self._gun: datetime | None = None
@@ -113,6 +115,18 @@ class RaceResults:
             return ResultsChange(self._kind(read))
         runner, shifted = self._reposition(read.tag_code)
         return ResultsChange(self._kind(read), runner, shifted)
+
+    @property
+    def read_log(self) -> ReadLog:
+        """The kept reads, for loading a whole event at once (``ReadLog.add_location``,
+        ``add_times``, ``add_gun_times``) instead of read by read; then call ``rescore()``."""
+        return self._log
+
+    def rescore(self) -> None:
+        """Score the race afresh from the kept reads (after loading them through ``read_log``):
+        the same rows as adding each read with ``add_read``, at the cost of one re-score."""
+        self._finish, self._start, self._gun = self._context()
+        self._rebuild()
 
     def set_participant(self, participant: Participant) -> ResultsChange:
         """Add or correct one roster entry (an unknown tag fixed, a gender or age corrected)."""
@@ -164,8 +178,10 @@ class RaceResults:
     def _standing(self, bib: str) -> _Standing | None:
         if self._gun is None:
             return None
-        times = runner_times(self._log.times(self._finish, bib), self._log.times(self._start, bib), self._gun,
-                             self._settings.duplicate_window, self._settings.minimum_time)
+        log = self._log
+        times = runner_times_micros(log.micros(self._finish, bib), log.micros(self._start, bib),
+                                    log.as_micros(self._gun), self._duplicate_window_us, self._minimum_time_us,
+                                    log.as_datetime)
         if times is None:
             return None
         participant = self._roster.get(bib)
@@ -219,14 +235,15 @@ class RaceResults:
         return moved
 
     def _rebuild(self) -> None:
-        self._lists = {}
         self._standings = {}
+        keys: dict[tuple[str, ...], list[PlaceKey]] = {}
         for bib in self._log.tags_at(self._finish):
             standing = self._standing(bib)
             if standing is not None:
                 self._standings[bib] = standing
                 for group in standing.groups:
-                    self._lists.setdefault(group, RankedList()).add(standing.key)
+                    keys.setdefault(group, []).append(standing.key)
+        self._lists = {group: RankedList.of(group_keys) for group, group_keys in keys.items()}
 
     def _row_or_none(self, bib: str) -> ResultRow | None:
         return self._row(bib) if bib in self._standings else None
