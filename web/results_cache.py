@@ -40,10 +40,13 @@ taken as applied already (the live feed itself re-fetches only 1000 ids below a 
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections import OrderedDict
 from typing import Any, Callable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.python.failure import Failure
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -55,7 +58,7 @@ from web.roster import Participant
 from web import results_queries
 from web.live import LiveReads
 from web.queries import DisplayRead, Event
-from web.results_queries import StoredSettings, scored_read
+from web.results_queries import ReadPage, StoredSettings, scored_read
 
 log = Logger()
 
@@ -105,6 +108,36 @@ class EventResults:
         self.read_count = len(reads)
         return self
 
+    def take_page(self, page: ReadPage) -> None:
+        """Take in one page of the event's reads as PostgreSQL grouped them (any thread; pages in
+        id order). Locations are announced in the order their first reads came."""
+        log = self.race.read_log
+        firsts: dict[str, int] = {}
+        for location, _, first_id, _, _, _ in page.groups:
+            if first_id < firsts.get(location, first_id + 1):
+                firsts[location] = first_id
+        for location in sorted(firsts, key=firsts.__getitem__):
+            log.add_location(location)
+        swap = sys.byteorder == "little"  # PostgreSQL packs big-endian
+        for location, tag, _, count, packed, guns in page.groups:
+            self.read_count += count
+            if guns:
+                log.add_gun_times(location, guns)
+            elif packed:
+                times = array("q")
+                times.frombytes(packed)
+                if swap:
+                    times.byteswap()
+                log.add_times(location, tag, times)
+
+    def finish_loading(self, high_id: int, recent_ids: list[int]) -> EventResults:
+        """After the last page: score the race once (any thread). ``recent_ids``: the event's read
+        ids in (high_id - SEEN_WINDOW, high_id], so the live feed's copies of them are skipped."""
+        self.high_id = high_id
+        self._recent_ids = set(recent_ids)
+        self.race.rescore()
+        return self
+
     def apply(self, read_id: int, read: TagRead) -> bool:
         """Take one read in unless it was already; True when it was new."""
         if read_id <= self.high_id - SEEN_WINDOW or read_id in self._recent_ids:
@@ -145,6 +178,7 @@ class ResultsCache:
     def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY) -> None:
         self.reactor = reactor  # its thread pool scores whole events; None (or a test clock): in line
         self.capacity = capacity
+        self.page_reads = results_queries.PAGE_READS  # reads per page of a build
         self.full_builds = 0  # whole events scored from all their reads
         self.live_reads_applied = 0  # reads taken in from the live feed
         self._entries: OrderedDict[int, EventResults] = OrderedDict()
@@ -214,37 +248,61 @@ class ResultsCache:
         return deferToThreadPool(self.reactor, pool(), work, *args)
 
     async def _build(self, database: Database, event: Event, version: tuple[Any, ...]) -> EventResults:
+        """The event built afresh, by one shared build: a request that gives up (its client went
+        away, which cancels its Deferred) stops waiting, but the build goes on for the others
+        and for the next request."""
+        mine: Deferred[EventResults] = Deferred()
         waiters = self._building.get(event.id)
         if waiters is not None:  # someone is building it already: wait for theirs
-            waiter: Deferred[EventResults] = Deferred()
-            waiters.append(waiter)
-            return await waiter
+            waiters.append(mine)
+            return await mine
         self._building[event.id] = []
+        ensureDeferred(self._load(database, event, version)).addBoth(self._built, event.id, mine)
+        return await mine
+
+    def _built(self, outcome: EventResults | Failure, event_id: int, starter: Deferred) -> None:
+        """Hand the build's outcome to every request still waiting for it."""
+        told = 0
+        for waiter in [starter, *self._building.pop(event_id, [])]:
+            if waiter.called:  # cancelled: its client went away
+                continue
+            told += 1
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(outcome)
+        if isinstance(outcome, Failure) and not told:
+            log.failure("results of event {event} could not be built", outcome, event=event_id)
+
+    async def _load(self, database: Database, event: Event, version: tuple[Any, ...]) -> EventResults:
+        """Every read of the event so far, page by page (see the module docstring), scored once."""
         self._arrived_while_building[event.id] = []
-        delivered_through = self._delivered_through()  # before the query: it sees at least these
+        delivered_through = self._delivered_through()  # before the first page: the pages see at least these
         try:
             settings = await results_queries.stored_settings(database, event)
             roster = await results_queries.event_roster(database, event)
-            reads = await results_queries.event_reads(database, event)
-            entry = await self._in_thread(EventResults(event, settings, roster, version).build, reads)
+            sessions = await results_queries.event_sessions(database, event)
+            entry = EventResults(event, settings, roster, version)
+            high_id = 0
+            while True:
+                page = await results_queries.event_read_page(database, event, sessions, high_id, self.page_reads)
+                if page.groups:
+                    await self._in_thread(entry.take_page, page)
+                high_id = page.last_id
+                if page.reads < self.page_reads:
+                    break
+            recent = await results_queries.read_ids_above(database, event, sessions, high_id - SEEN_WINDOW, high_id)
+            await self._in_thread(entry.finish_loading, high_id, recent)
             for read_id, read in self._arrived_while_building.get(event.id, ()):
                 entry.apply(read_id, read)
-        except BaseException as error:
+        finally:
             self._arrived_while_building.pop(event.id, None)
-            for waiter in self._building.pop(event.id, []):
-                if not waiter.called:
-                    waiter.errback(error)
-            raise
-        self._arrived_while_building.pop(event.id, None)
         entry.checked_through = delivered_through
         self.full_builds += 1
         log.info("results of event {event} built from {reads} reads and {runners} runners",
-                 event=event.id, reads=len(reads), runners=len(roster))
+                 event=event.id, reads=entry.read_count, runners=len(roster))
         self._entries[event.id] = entry
         self._entries.move_to_end(event.id)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
-        for waiter in self._building.pop(event.id, []):
-            if not waiter.called:
-                waiter.callback(entry)
         return entry
