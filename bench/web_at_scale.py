@@ -35,7 +35,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from bench.context import Context, connect, scalar, start_collector, wait_for_schema
+from bench.context import Context, connect, rss_mb, scalar, start_collector, wait_for_schema
 from bench.report import Row, Target, summary_ms
 from chronotrack.accounts.tokens import new_api_token, token_hash
 from chronotrack.storage.embedded_db import EmbeddedPostgres
@@ -43,7 +43,7 @@ from chronotrack.storage.embedded_db import EmbeddedPostgres
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 WEB_TARGET = Target("<", 50, "ms")
 ENDPOINTS = ("/api/timing/stats", "/api/timing/sessions", "/api/timing/recent-reads", "/", "/reads",
-             "/api/results")
+             "/api/results", "/api/results?limit=500", "/results")  # the results last: see run()
 # The same feeds as one partner sees them (an API token of bench-1, whose reads are the oldest:
 # the hard case for "newest first"), and the filters of the reads page.
 PARTNER_ENDPOINTS = ("/api/timing/stats", "/api/timing/sessions", "/api/timing/recent-reads",
@@ -80,13 +80,21 @@ def run(ctx: Context) -> None:
                  (f" (generated now in {generated:.0f} s)" if generated else " (reused)") +
                  (f"; server log {server.cluster / 'server.log'}" if server else ""))
         base = f"http://127.0.0.1:{collector.web_port}"
-        # /api/results last: its first build reads a whole event, and a build the client gave up on
-        # keeps a thread busy for a while, which would slow whatever is measured next.
-        for path in ENDPOINTS[:-1]:
-            measure_endpoint(ctx, base, path)
+        # The results last: their first request builds the newest event's results from all its reads,
+        # which would slow whatever is measured meanwhile.
+        results = [path for path in ENDPOINTS if "results" in path]
+        for path in ENDPOINTS:
+            if path not in results:
+                measure_endpoint(ctx, base, path)
         for path in PARTNER_ENDPOINTS:
             measure_endpoint(ctx, base, path, {"Authorization": f"Bearer {token}"}, f" ({PARTNER} token)")
-        measure_endpoint(ctx, base, ENDPOINTS[-1])
+        before = rss_mb(collector.process.pid)
+        for path in results:  # the first builds the newest event's results; the page (first rows) and
+            measure_endpoint(ctx, base, path)  # the page's own feed (limit=500) reuse them
+        after = rss_mb(collector.process.pid)
+        ctx.add(Row("web", "collector resident before the results", before, "MB"),
+                Row("web", "collector resident with one event's results cached", after, "MB"))
+        print(f"  collector resident: {before:.0f} MB before the results, {after:.0f} MB after", flush=True)
     finally:
         if collector is not None:
             collector.stop()

@@ -43,7 +43,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.python.failure import Failure
@@ -160,7 +160,7 @@ class EventResults:
             self._rows = self.race.rows()
         return self._rows
 
-    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """``make()``, computed once until a read changes the results (JSON rows, say)."""
         if key not in self._memo:
             self._memo[key] = make()

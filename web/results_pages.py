@@ -167,14 +167,25 @@ class ResultsPages:
         database = self.database()
         _, _, event, _ = await self._results_target(request, database)
         results = await self._event_results(database, event)
-        rows = results.rows()
-        shown = self._shown(rows, filters)
-        as_json = results.memo("json", lambda: {row.bib: row_json(row) for row in rows})
-        return self._json(request, {
-            "success": True, "event": self._event_json(event, results), "count": len(shown),
-            "filters": filters, "divisions": results.memo("divisions", lambda: divisions(rows)),
-            "genders": results.memo("genders", lambda: sorted({row.gender for row in rows if row.gender})),
-            "results": [as_json[row.bib] for row in shown[:limit]], "unknown_tags": results.unknown_tags()})
+
+        def body() -> bytes:
+            rows = results.rows()
+            shown = self._shown(rows, filters)
+            as_json = results.memo("json", lambda: {row.bib: row_json(row) for row in rows})
+            return self._json(request, {
+                "success": True, "event": self._event_json(event, results), "count": len(shown),
+                "filters": filters, "divisions": results.memo("divisions", lambda: divisions(rows)),
+                "genders": results.memo("genders", lambda: sorted({row.gender for row in rows if row.gender})),
+                "results": [as_json[row.bib] for row in shown[:limit]], "unknown_tags": results.unknown_tags()})
+
+        if filters["q"] is not None:  # searches are many and different: not kept
+            return body()
+        # The same question until a read changes the results: the same bytes (a big race's whole
+        # table is megabytes of JSON, and phones ask for it every few seconds).
+        key = ("api body", filters["gender"], filters["division"], limit)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return results.memo(key, body)
 
     @app.route("/results.csv", methods=["GET"])
     async def results_csv_download(self, request: IRequest) -> bytes:
