@@ -123,10 +123,12 @@ PAGE_READS = 100_000
 # The page's reads are the next PAGE_READS of the event's sessions in id order (an index range
 # on (timing_partner_id, id): a page never walks the rest of the event); the grouping, the
 # sorting per (location, tag) and the packing into bytes happen in PostgreSQL, so the web
-# process gets about one row per crossing instead of one per read.
+# process gets about one row per crossing instead of one per read. The microseconds come from
+# date_part's double, rounded: exact for any time within centuries of now (a double holds
+# epoch seconds to within 0.25 us), and twice as fast as extract's numeric.
 _READ_PAGE_SELECT = """
     SELECT page.location_name, page.tag_code, min(page.id), count(*),
-           string_agg(int8send((extract(epoch FROM page.read_timestamp) * 1000000)::bigint), ''::bytea
+           string_agg(int8send(round(date_part('epoch', page.read_timestamp) * 1000000)::bigint), ''::bytea
                       ORDER BY page.read_timestamp) FILTER (WHERE page.tag_code NOT IN ('guntime', 'newlocation')),
            array_agg(page.read_timestamp ORDER BY page.read_timestamp) FILTER (WHERE page.tag_code = 'guntime'),
            max(page.id)
@@ -175,14 +177,14 @@ async def event_roster(database: Database, event: Event) -> list[Participant]:
 
 
 async def event_version(database: Database, event: Event) -> tuple[Any, ...]:
-    """What the cached results were built from besides the reads: the roster's size and newest
-    change, the settings' last change. A roster import or a settings change from any process
-    changes it (one index probe per table)."""
+    """What the cached results were built from besides the reads: the roster's version (0016:
+    bumped by any change to the event's runners, by any writer) and the settings' last change.
+    A roster import or a settings change from any process changes it (one index probe per table,
+    however big the roster)."""
     rows = await _rows(database, """
-        SELECT (SELECT count(*) FROM participants WHERE timing_event_id = %s),
-               (SELECT max(updated_at) FROM participants WHERE timing_event_id = %s),
+        SELECT (SELECT version FROM roster_versions WHERE timing_event_id = %s),
                (SELECT updated_at FROM event_results_settings WHERE timing_event_id = %s)""",
-                       (event.id, event.id, event.id))
+                       (event.id, event.id))
     return tuple(rows[0])
 
 

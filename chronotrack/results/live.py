@@ -57,7 +57,7 @@ class ResultsChange:
     rebuilt: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # tens of thousands per big race: no __dict__ each
 class _Standing:
     key: PlaceKey
     times: RunnerTimes
