@@ -149,3 +149,28 @@ async def test_a_request_that_gives_up_does_not_stop_the_build_for_the_others(pg
     expected = await reference(database, event)
     assert built.rows() == expected.rows()
     assert await cache.results(database, event) is built and cache.full_builds == 1  # the next one reuses it
+
+
+@pytest_twisted.ensureDeferred
+async def test_at_start_up_the_events_racing_now_are_built_before_anyone_asks(pg_dsn, database):
+    from types import SimpleNamespace
+
+    from twisted.internet import reactor
+
+    from web.app import DisplayApp
+
+    event = store(pg_dsn, 4, StoredSettings())  # its second wave's session is active
+    query(pg_dsn, "UPDATE timing_sessions SET status = 'closed' WHERE timing_event_id <> %s", (event.id,))
+    finished = rows.insert_session(pg_dsn, "last year", "Acme 10K 2023", status="closed", partner="acme")
+    rows.insert_read(pg_dsn, finished, "101")
+    display = DisplayApp(reactor, SimpleNamespace(database=database))
+    try:
+        await display.database_ready(database)
+        cache = display.results_cache
+        await wait_until(lambda: event.id in cache)
+        assert cache.full_builds == 1  # only the event racing now, not the ones that are over
+        expected = await reference(database, event)
+        assert (await display._event_results(database, event)).rows() == expected.rows()
+        assert cache.full_builds == 1
+    finally:
+        display.close_streams()

@@ -20,6 +20,7 @@ import re
 from datetime import datetime
 from typing import Any, Callable
 
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -128,6 +129,22 @@ class ResultsPages:
             if event is None:
                 raise NotFound("no such event")
         return viewer, viewer.scope, event, None
+
+    def warm_results(self, database: Database) -> Deferred[None]:
+        """At start-up, in the background: build the results of the events racing now (an active
+        session), newest first, as many as the cache keeps, so the first phone at the finish does
+        not wait for a whole event's reads. Failures are logged; requests build as usual."""
+        return ensureDeferred(self._warm_results(database))
+
+    async def _warm_results(self, database: Database) -> None:
+        try:
+            events = await results_queries.active_events(database, self.results_cache.capacity)
+            for event in events:
+                entry = await self._event_results(database, event)
+                log.info("results of event {event} ready at start-up ({reads} reads)", event=event.id,
+                         reads=entry.read_count)
+        except Exception:  # noqa: BLE001 - a warm-up never takes anything down
+            log.failure("results warm-up stopped")
 
     async def _event_results(self, database: Database, event: Event) -> EventResults:
         self.results_cache.use_live(self.live_reads(database))

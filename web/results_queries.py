@@ -56,6 +56,16 @@ async def current_event(database: Database, scope: Scope) -> Event | None:
     return Event(*rows[0]) if rows else None
 
 
+async def active_events(database: Database, limit: int) -> list[Event]:
+    """Events with an active session, newest first (every partner's: for the process's own warm-up,
+    never shown to a viewer)."""
+    rows = await _rows(database, f"""
+        {_EVENT_SELECT}
+        WHERE e.id IN (SELECT s.timing_event_id FROM timing_sessions s WHERE s.status = 'active')
+        ORDER BY e.id DESC LIMIT %s""", (limit,))
+    return [Event(*row) for row in rows]
+
+
 async def stored_settings(database: Database, event: Event) -> StoredSettings:
     rows = await _rows(database, """
         SELECT finish_location, start_location, gun_time, duplicate_window_seconds, place_by, age_group_years
