@@ -41,6 +41,7 @@ taken as applied already (the live feed itself re-fetches only 1000 ids below a 
 from __future__ import annotations
 
 import sys
+import time
 from array import array
 from collections import OrderedDict
 from typing import Any, Callable, Hashable
@@ -160,6 +161,21 @@ class EventResults:
             self._rows = self.race.rows()
         return self._rows
 
+    def first_rows(self, limit: int | None) -> list[ResultRow]:
+        """The first ``limit`` finishers (all when None), without making every row for a short page."""
+        if self._rows is not None or limit is None:
+            return self.rows()[:limit]
+        return self.memo(("first rows", limit), lambda: self.race.rows(limit))
+
+    def finisher_count(self) -> int:
+        return self.race.finisher_count()
+
+    def divisions(self) -> list[str]:
+        return self.memo("divisions", lambda: self.race.group_names("division"))
+
+    def genders(self) -> list[str]:
+        return self.memo("genders", lambda: self.race.group_names("gender"))
+
     def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """``make()``, computed once until a read changes the results (JSON rows, say)."""
         if key not in self._memo:
@@ -277,6 +293,7 @@ class ResultsCache:
     async def _load(self, database: Database, event: Event, version: tuple[Any, ...]) -> EventResults:
         """Every read of the event so far, page by page (see the module docstring), scored once."""
         self._arrived_while_building[event.id] = []
+        started = time.monotonic()
         delivered_through = self._delivered_through()  # before the first page: the pages see at least these
         try:
             settings = await results_queries.stored_settings(database, event)
@@ -299,8 +316,8 @@ class ResultsCache:
             self._arrived_while_building.pop(event.id, None)
         entry.checked_through = delivered_through
         self.full_builds += 1
-        log.info("results of event {event} built from {reads} reads and {runners} runners",
-                 event=event.id, reads=entry.read_count, runners=len(roster))
+        log.info("results of event {event} built from {reads} reads and {runners} runners in {seconds:.1f} s",
+                 event=event.id, reads=entry.read_count, runners=len(roster), seconds=time.monotonic() - started)
         self._entries[event.id] = entry
         self._entries.move_to_end(event.id)
         while len(self._entries) > self.capacity:

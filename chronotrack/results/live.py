@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING, Iterable
 
 from chronotrack.reads import TagRead
@@ -136,10 +137,20 @@ class RaceResults:
         runner, shifted = self._reposition(participant.bib)
         return ResultsChange(None, runner, shifted)
 
-    def rows(self) -> list[ResultRow]:
-        """Every finisher's row in place order."""
+    def rows(self, limit: int | None = None) -> list[ResultRow]:
+        """Every finisher's row in place order (the first ``limit`` only, when given: a big race's
+        first page costs its own rows, not the whole table)."""
         overall = self._lists.get(_OVERALL)
-        return [self._row(key[-1]) for key in overall] if overall else []
+        return [self._row(key[-1]) for key in islice(overall, limit)] if overall else []
+
+    def finisher_count(self) -> int:
+        overall = self._lists.get(_OVERALL)
+        return len(overall) if overall else 0
+
+    def group_names(self, kind: str) -> list[str]:
+        """The genders (``kind="gender"``) or divisions (``"division"``) some finisher has, sorted:
+        ``sorted({row.division for row in rows()} - {None})`` without making the rows."""
+        return sorted(group[1] for group in self._lists if group[0] == kind)
 
     def row(self, bib: str) -> ResultRow | None:
         return self._row_or_none(bib)
