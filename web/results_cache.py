@@ -4,18 +4,19 @@ Scoring from scratch costs every read of the event; a big race has hundreds of t
 its results page is asked for every few seconds by every phone at the finish. So the web
 process keeps, per event, one ``chronotrack.results.RaceResults`` (the incremental table):
 
-- **Built once**, on the first request for the event: its settings, its roster and every
-  read of the event in one query ordered by id (``full_builds`` counts these). Requests
-  that arrive meanwhile wait for the same build. Scoring happens in a worker thread, so a
-  big race never stalls the reactor (the collector, the other pages, the streams), and in
-  one pass: the reads go to ``add_read`` in id order but with the gun reads last, so the
-  race is scored once when the gun arrives instead of being re-placed read by read
-  (``RaceResults`` keeps reads while no gun time is known and re-scores from them once).
-  Each location is announced first, in the order the reads first showed it, so "the last
-  location seen" means what it would have meant in id order. The outcome equals feeding
-  the reads in id order (tests/test_results_cache.py checks it against
-  ``compute_results``). With a gun time set by hand there is no such shortcut: every
-  finish read is placed as it comes, still off the reactor thread.
+- **Built once**, by one shared build per event: its settings, its roster and every read of
+  the event, fetched in pages of ``PAGE_READS`` by id (``results_queries.event_read_page``):
+  PostgreSQL groups each page per (location, tag) and packs the times as microseconds, so
+  the web process gets about one row per crossing, never holds a whole event's rows at once,
+  and keeps each (location, tag)'s times as one compact array (``ReadLog``: 8 bytes a read).
+  The pages are taken in and the race scored once at the end in a worker thread, so a big
+  race never stalls the reactor (the collector, the other pages, the streams). Requests that
+  arrive meanwhile wait for the same build, and a request that gives up (its client went
+  away) does not stop it: the next one finds it done (``full_builds`` counts builds). The
+  outcome equals feeding the reads one by one in id order (tests/test_results_build.py
+  checks it on a real PostgreSQL; ``build`` does the same from ``TagRead`` objects, checked
+  against ``compute_results`` in tests/test_results_cache.py). At start-up the events with an
+  active session are built in the background (``ResultsPages.warm_results``).
 - **Fed by the live feed**: the cache subscribes to ``LiveReads`` (the same fan-out the
   ``/stream`` screens use, one fetch per notify for everybody) and hands each new read of a
   cached event to ``add_read``. Reads that arrive while an event is being built are kept
@@ -26,10 +27,11 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   to the cache already) are fetched: a primary-key range at the top of the table, normally
   empty, however many reads other events took since. A lost notify, or a request that
   comes before the feed delivered a read just stored, still sees it.
-- **Rebuilt when what it was built from changes**: each request compares the roster's size
-  and newest ``updated_at`` and the settings' ``updated_at`` with those at build time (one
-  query of index probes), so a roster import or a settings change from any process (the
-  ``chronotrack roster`` command, another display) rebuilds the event at its next request.
+- **Rebuilt when what it was built from changes**: each request compares the roster's version
+  (0016: bumped by triggers on any change to the event's runners) and the settings'
+  ``updated_at`` with those at build time (one query of two index probes), so a roster
+  import or a settings change from any process (the ``chronotrack roster`` command, another
+  display) rebuilds the event at its next request.
   The settings form also drops the event at once.
 - **Bounded**: at most ``capacity`` events (least recently asked for goes first); a new
   database connection (``LiveReads`` replaced) empties the cache.
@@ -68,8 +70,9 @@ SEEN_WINDOW = 2000
 
 
 def scoring_order(reads: list[tuple[int, TagRead]]) -> list[TagRead]:
-    """The reads of a whole event in the order that scores it in one pass (see the module docstring):
-    each location announced where reads first showed it, then every read in id order, gun reads last."""
+    """Reads given as ``TagRead`` objects (``EventResults.build``) in the order that scores them in
+    one pass: each location announced where reads first showed it, then every read in id order,
+    gun reads last (so the race is scored once, when the gun arrives)."""
     announced: dict[str, TagRead] = {}
     runners: list[TagRead] = []
     guns: list[TagRead] = []
