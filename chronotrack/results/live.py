@@ -11,14 +11,23 @@ import enum
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from chronotrack.reads import TagRead
 from chronotrack.results.divisions import division_for, normalise_gender
 from chronotrack.results.ranking import PlaceKey, RankedList, place_key
 from chronotrack.results.readlog import ONE_MICROSECOND, ReadLog
 from chronotrack.results.rows import ResultRow, build_row, with_places
-from chronotrack.results.settings import EventSettings, PlaceBy, resolve_gun_time, resolve_locations
+from chronotrack.results.settings import (
+    DEFAULT_FINISH_NAME,
+    DEFAULT_START_NAME,
+    EventSettings,
+    PlaceBy,
+    location_order,
+    named,
+    resolve_gun_time,
+    resolve_locations,
+)
 from chronotrack.results.timing import RunnerTimes, counts_as_finish, runner_times_micros
 
 if TYPE_CHECKING:
@@ -78,7 +87,7 @@ class RaceResults:
     def __init__(self, settings: EventSettings = EventSettings(), roster: Iterable[Participant] = ()) -> None:
         self._settings = settings
         self._roster: dict[str, Participant] = {participant.bib: participant for participant in roster}
-        self._log = ReadLog()
+        self._log = ReadLog(self._scored_for_good)
         self._duplicate_window_us = settings.duplicate_window // ONE_MICROSECOND
         self._minimum_time_us = settings.minimum_time // ONE_MICROSECOND
         self._finish: str | None = None
@@ -160,6 +169,18 @@ class RaceResults:
         return sorted(set(self._log.all_tags()) - set(self._roster), key=lambda tag: place_key(0, tag))
 
     # --- inside -------------------------------------------------------------------
+
+    def _scored_for_good(self, seen: Sequence[str]) -> frozenset[str] | None:
+        """The start and finish, once no location that may still appear can change them (both
+        set in the settings or named so; the settings never change for this table): the only
+        locations whose reads are ever scored. None while they can still change."""
+        settings = self._settings
+        order = location_order(settings, seen)
+        if settings.finish_location is None and named(order, DEFAULT_FINISH_NAME) is None:
+            return None
+        if settings.start_location is None and named(order, DEFAULT_START_NAME) is None:
+            return None
+        return frozenset(location for location in resolve_locations(settings, seen) if location)
 
     def _context(self) -> tuple[str | None, str | None, datetime | None]:
         finish, start = resolve_locations(self._settings, self._log.locations)

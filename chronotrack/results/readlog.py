@@ -14,7 +14,7 @@ from __future__ import annotations
 from array import array
 from bisect import insort
 from datetime import datetime, timedelta, timezone
-from typing import Iterable, Iterator, Sequence, overload
+from typing import Callable, Iterable, Iterator, Sequence, overload
 
 from chronotrack.reads import TagRead
 
@@ -72,12 +72,19 @@ class ReadLog:
     locations appear, and a changed gun time or finish re-scores the race from here.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, needed: Callable[[Sequence[str]], frozenset[str] | None] | None = None) -> None:
+        """``needed(locations)``: the only locations whose times can ever be scored, given the
+        locations seen so far, once that can no longer change (None until then, and without
+        ``needed``: every location's). Other locations keep only which tags they read: in a race
+        with a start and a finish mat, the splits' reads are half of all reads."""
         self._locations: list[str] = []
         self._times: dict[str, dict[str, array]] = {}
         self._guns: dict[str, list[datetime]] = {}
         self._tags: dict[str, str] = {}  # one string per tag, shared by every location
         self._aware = True  # whether the times were given with a time zone (naive ones come back naive)
+        self._needed = needed
+        self._only: frozenset[str] | None = None  # the locations whose times are kept, once known
+        self._tags_only: dict[str, set[str]] = {}  # the other locations: their tags
 
     def add(self, read: TagRead) -> None:
         location = read.location_name
@@ -88,8 +95,11 @@ class ReadLog:
             insort(self._guns.setdefault(location, []), read.read_timestamp)
             return
         self._aware = read.read_timestamp.tzinfo is not None
-        tags = self._times[location]
         tag = read.tag_code
+        if self._only is not None and location not in self._only:
+            self._tags_only[location].add(self._tags.setdefault(tag, tag))
+            return
+        tags = self._times[location]
         times = tags.get(tag)
         if times is None:
             tags[self._tags.setdefault(tag, tag)] = array("q", (microseconds(read.read_timestamp),))
@@ -101,11 +111,23 @@ class ReadLog:
         if location not in self._times:
             self._locations.append(location)
             self._times[location] = {}
+            if self._needed is not None and self._only is None:
+                self._only = self._needed(self._locations)
+                if self._only is not None:
+                    for other in self._locations:
+                        if other not in self._only:  # never scored from now on: forget its times
+                            self._tags_only[other] = set(self._times[other])
+                            self._times[other] = {}
+            elif self._only is not None:
+                self._tags_only[location] = set()
 
     def add_times(self, location: str, tag: str, micros: array) -> None:
         """Many reads of one tag at one (already added) location at once: ``micros`` sorted, UTC.
 
         The log keeps ``micros`` itself when the tag is new there (do not change it afterwards)."""
+        if self._only is not None and location not in self._only:
+            self._tags_only[location].add(self._tags.setdefault(tag, tag))
+            return
         tags = self._times[location]
         times = tags.get(tag)
         if times is None:
@@ -152,7 +174,10 @@ class ReadLog:
         return self._times.get(location, {}).keys()
 
     def all_tags(self) -> set[str]:
-        return {tag for tags in self._times.values() for tag in tags}
+        seen = {tag for tags in self._times.values() for tag in tags}
+        for tags in self._tags_only.values():
+            seen |= tags
+        return seen
 
     def gun_times(self, location: str) -> Sequence[datetime]:
         return self._guns.get(location, ())
