@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -81,13 +82,25 @@ class _Standing:
         return (_OVERALL,) + tuple(group for group in (self.gender_group, self.division_group) if group)
 
 
+def _scored_for_good(settings: EventSettings, seen: Sequence[str]) -> frozenset[str] | None:
+    """The start and finish, once no location that may still appear can change them (both
+    set in the settings or named so; the settings never change for one table): the only
+    locations whose reads are ever scored. None while they can still change."""
+    order = location_order(settings, seen)
+    if settings.finish_location is None and named(order, DEFAULT_FINISH_NAME) is None:
+        return None
+    if settings.start_location is None and named(order, DEFAULT_START_NAME) is None:
+        return None
+    return frozenset(location for location in resolve_locations(settings, seen) if location)
+
+
 class RaceResults:
     """An event's results kept up to date read by read; ``rows()`` equals ``compute_results``."""
 
     def __init__(self, settings: EventSettings = EventSettings(), roster: Iterable[Participant] = ()) -> None:
         self._settings = settings
         self._roster: dict[str, Participant] = {participant.bib: participant for participant in roster}
-        self._log = ReadLog(self._scored_for_good)
+        self._log = ReadLog(partial(_scored_for_good, settings))  # not a bound method: no cycle to collect
         self._duplicate_window_us = settings.duplicate_window // ONE_MICROSECOND
         self._minimum_time_us = settings.minimum_time // ONE_MICROSECOND
         self._finish: str | None = None
@@ -169,18 +182,6 @@ class RaceResults:
         return sorted(set(self._log.all_tags()) - set(self._roster), key=lambda tag: place_key(0, tag))
 
     # --- inside -------------------------------------------------------------------
-
-    def _scored_for_good(self, seen: Sequence[str]) -> frozenset[str] | None:
-        """The start and finish, once no location that may still appear can change them (both
-        set in the settings or named so; the settings never change for this table): the only
-        locations whose reads are ever scored. None while they can still change."""
-        settings = self._settings
-        order = location_order(settings, seen)
-        if settings.finish_location is None and named(order, DEFAULT_FINISH_NAME) is None:
-            return None
-        if settings.start_location is None and named(order, DEFAULT_START_NAME) is None:
-            return None
-        return frozenset(location for location in resolve_locations(settings, seen) if location)
 
     def _context(self) -> tuple[str | None, str | None, datetime | None]:
         finish, start = resolve_locations(self._settings, self._log.locations)
