@@ -76,12 +76,13 @@ def run(ctx: Context) -> None:
         finally:
             connection.close()
         collector.stop()
+        earlier_log = collector.log_path.stat().st_size  # the same log file: this start's lines come after
         collector = start_collector(ctx.work / "web-at-scale", dsn=dsn, web=True)  # new pool: auto_explain
         ctx.note(f"web at scale: {total:,} rows in timing_reads" +
                  (f" (generated now in {generated:.0f} s)" if generated else " (reused)") +
                  (f"; server log {server.cluster / 'server.log'}" if server else ""))
         base = f"http://127.0.0.1:{collector.web_port}"
-        _wait_for_results_warm_up(ctx, collector)
+        _wait_for_results_warm_up(ctx, collector, earlier_log)
         # The results last: their first request builds the newest event's results from all its reads,
         # which would slow whatever is measured meanwhile.
         results = [path for path in ENDPOINTS if "results" in path]
@@ -254,12 +255,14 @@ ORDER BY x.g
 WARM_UP_LINE = re.compile(r"results of event (\d+) built from ([\d,]+) reads and (\d+) runners in ([\d.]+) s")
 
 
-def _wait_for_results_warm_up(ctx: Context, collector, timeout: float = 120) -> None:
+def _wait_for_results_warm_up(ctx: Context, collector, skip: int, timeout: float = 120) -> None:
     """At start-up the collector builds the results of the events racing now (the active session's):
     wait for it, so the endpoints are not measured while it runs, and report how long it took."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = WARM_UP_LINE.search(collector.log_path.read_text(errors="replace"))
+        with open(collector.log_path, "rb") as log:
+            log.seek(skip)
+            found = WARM_UP_LINE.search(log.read().decode(errors="replace"))
         if found:
             event, reads, runners, seconds = found.groups()
             ctx.add(Row("web", f"results built at start-up (event {event}: {reads} reads, {runners} runners)",
