@@ -108,6 +108,7 @@ class RaceResults:
         self._gun: datetime | None = None
         self._lists: dict[tuple[str, ...], RankedList] = {}
         self._standings: dict[str, _Standing] = {}
+        self._unknown: set[str] = set()  # tags read that the roster does not know, kept as reads come
 
     @property
     def settings(self) -> EventSettings:
@@ -128,6 +129,8 @@ class RaceResults:
     def add_read(self, read: TagRead) -> ResultsChange:
         """Take one read in; say how it counted and whose places it moved."""
         self._log.add(read)
+        if read.tag_code not in self._roster and not (read.is_gun_time or read.is_new_location):
+            self._unknown.add(read.tag_code)
         context = self._context()
         if context != (self._finish, self._start, self._gun):
             self._finish, self._start, self._gun = context
@@ -148,12 +151,14 @@ class RaceResults:
     def rescore(self) -> None:
         """Score the race afresh from the kept reads (after loading them through ``read_log``):
         the same rows as adding each read with ``add_read``, at the cost of one re-score."""
+        self._unknown = self._log.all_tags() - self._roster.keys()
         self._finish, self._start, self._gun = self._context()
         self._rebuild()
 
     def set_participant(self, participant: Participant) -> ResultsChange:
         """Add or correct one roster entry (an unknown tag fixed, a gender or age corrected)."""
         self._roster[participant.bib] = participant
+        self._unknown.discard(participant.bib)
         if participant.bib not in self._standings:
             return ResultsChange(None)
         runner, shifted = self._reposition(participant.bib)
@@ -179,7 +184,7 @@ class RaceResults:
 
     def unknown_tags(self) -> list[str]:
         """Tags read anywhere that the roster does not know, for the timer to fix."""
-        return sorted(set(self._log.all_tags()) - set(self._roster), key=lambda tag: place_key(0, tag))
+        return sorted(self._unknown, key=lambda tag: place_key(0, tag))
 
     # --- inside -------------------------------------------------------------------
 
