@@ -7,9 +7,15 @@ under ``bench/.data/`` (git-ignored), one database per size (``bench_rows_<n>``)
 ``bench_dataset`` table records what was generated; a matching one is reused.
 
 The data: 3 partners x 2 events x 2 sessions (one closed, one active), 4 locations per
-session, one controller stream per session, sequential ids, bibs 1000-3999 lapping,
-reads received 10 ms apart up to now (so the last hour holds 360,000 reads), a roster of
-3,000 runners per event. The collector (real twistd, web on) serves the pages; each
+session (start, split-5k, split-10k, finish), one controller stream per session, sequential
+ids, reads received about 10 ms apart up to now (so the last hour holds about 360,000 reads).
+Shaped like a real race, so results are scored as they would be on race day: each session
+is one wave of its event's runners (about 24,500 tags per wave in full mode, so about 49,000
+runners per event, each in the roster), opening with a few mat tests (the first wave also
+with the gun read); then
+each runner crosses each mat in turn, read 3-14 times over about a second, with the next
+runner 85 ms behind (so a dozen chips are on the mat at once).
+The collector (real twistd, web on) serves the pages; each
 endpoint gets N sequential requests, then N more from 4 concurrent clients; the JSON feeds are
 measured a second time as one partner sees them (an API token of bench-1), with the reads
 page's location and bib filters. A non-200
@@ -20,6 +26,7 @@ with their plans by auto_explain to the server log (path printed) when the serve
 from __future__ import annotations
 
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -29,7 +36,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
-from bench.context import Context, connect, scalar, start_collector, wait_for_schema
+from bench.context import Context, connect, rss_mb, scalar, start_collector, wait_for_schema
 from bench.report import Row, Target, summary_ms
 from chronotrack.accounts.tokens import new_api_token, token_hash
 from chronotrack.storage.embedded_db import EmbeddedPostgres
@@ -37,15 +44,19 @@ from chronotrack.storage.embedded_db import EmbeddedPostgres
 DATA_DIR = Path(__file__).resolve().parent / ".data"
 WEB_TARGET = Target("<", 50, "ms")
 ENDPOINTS = ("/api/timing/stats", "/api/timing/sessions", "/api/timing/recent-reads", "/", "/reads",
-             "/api/results")
+             "/api/results", "/api/results?limit=500", "/results")  # the results last: see run()
 # The same feeds as one partner sees them (an API token of bench-1, whose reads are the oldest:
 # the hard case for "newest first"), and the filters of the reads page.
 PARTNER_ENDPOINTS = ("/api/timing/stats", "/api/timing/sessions", "/api/timing/recent-reads",
-                     "/api/timing/recent-reads?location=finish", "/api/timing/recent-reads?bib=1234")
+                     "/api/timing/recent-reads?location=finish", "/api/timing/recent-reads?bib=12345")
+FIRST_REQUEST_SHOWN = ("/api/results",)  # their first request builds a cache: shown on its own
 PARTNER = "bench-1"
 CHUNK = 250_000  # one INSERT per chunk: the figure triggers fold each chunk in as one statement
 CONCURRENCY = 4
-DATASET_VERSION = 1
+DATASET_VERSION = 2
+LOCATIONS = ("start", "split-5k", "split-10k", "finish")
+MAT_TEST_READS = 40  # each session opens with these (a test chip walked over the mats), then the gun read
+PAIR_READS = 17  # two runners in a row are read 3+k and 14-k times at a mat (k = pair number % 12)
 
 
 def run(ctx: Context) -> None:
@@ -65,18 +76,28 @@ def run(ctx: Context) -> None:
         finally:
             connection.close()
         collector.stop()
+        earlier_log = collector.log_path.stat().st_size  # the same log file: this start's lines come after
         collector = start_collector(ctx.work / "web-at-scale", dsn=dsn, web=True)  # new pool: auto_explain
         ctx.note(f"web at scale: {total:,} rows in timing_reads" +
                  (f" (generated now in {generated:.0f} s)" if generated else " (reused)") +
                  (f"; server log {server.cluster / 'server.log'}" if server else ""))
         base = f"http://127.0.0.1:{collector.web_port}"
-        # /api/results last: its first build reads a whole event, and a build the client gave up on
-        # keeps a thread busy for a while, which would slow whatever is measured next.
-        for path in ENDPOINTS[:-1]:
-            measure_endpoint(ctx, base, path)
+        _wait_for_results_warm_up(ctx, collector, earlier_log)
+        # The results last: their first request builds the newest event's results from all its reads,
+        # which would slow whatever is measured meanwhile.
+        results = [path for path in ENDPOINTS if "results" in path]
+        for path in ENDPOINTS:
+            if path not in results:
+                measure_endpoint(ctx, base, path)
         for path in PARTNER_ENDPOINTS:
             measure_endpoint(ctx, base, path, {"Authorization": f"Bearer {token}"}, f" ({PARTNER} token)")
-        measure_endpoint(ctx, base, ENDPOINTS[-1])
+        before = rss_mb(collector.process.pid)
+        for path in results:  # the first builds the newest event's results; the page (first rows) and
+            measure_endpoint(ctx, base, path)  # the page's own feed (limit=500) reuse them
+        after = rss_mb(collector.process.pid)
+        ctx.add(Row("web", "collector resident before the results", before, "MB"),
+                Row("web", "collector resident with one event's results cached", after, "MB"))
+        print(f"  collector resident: {before:.0f} MB before the results, {after:.0f} MB after", flush=True)
     finally:
         if collector is not None:
             collector.stop()
@@ -118,9 +139,11 @@ def ensure_rows(connection, rows: int) -> float:
             cursor.execute(statement)
         sessions = scalar(connection, "SELECT count(*) FROM timing_sessions WHERE event_id LIKE 'bench-%%'")
         per_session = -(-rows // sessions)
+        layout = wave_layout(per_session)
+        cursor.execute(ROSTER_SQL, {"runners": 2 * layout["tags"]})
         for low in range(0, rows, CHUNK):
             high = min(rows, low + CHUNK) - 1
-            cursor.execute(READS_SQL, {"low": low, "high": high, "rows": rows, "per_session": per_session})
+            cursor.execute(READS_SQL, {"low": low, "high": high, "rows": rows, **layout})
             print(f"    {high + 1:,} rows ({time.monotonic() - started:.0f} s)", flush=True)
         cursor.execute("VACUUM ANALYZE")
         cursor.execute("INSERT INTO bench_dataset (rows, version) VALUES (%s, %s)", (rows, DATASET_VERSION))
@@ -151,11 +174,6 @@ SETUP_SQL = (
        SELECT s.id, s.timing_partner_id, loc.name, 'BE000' || loc.n
        FROM timing_sessions s
        CROSS JOIN unnest(ARRAY['start', 'split-5k', 'split-10k', 'finish']) WITH ORDINALITY AS loc(name, n)""",
-    """INSERT INTO participants (timing_partner_id, timing_event_id, bib, first_name, last_name, age, gender,
-                                city, team)
-       SELECT ev.timing_partner_id, ev.id, (1000 + b)::text, 'Runner', 'Number ' || b, 18 + b % 60,
-              CASE WHEN b % 2 = 0 THEN 'F' ELSE 'M' END, 'City ' || b % 40, 'Team ' || b % 25
-       FROM timing_events ev CROSS JOIN generate_series(0, 2999) AS b WHERE ev.event_key LIKE 'bench-%'""",
     """INSERT INTO controller_connections (peer, greeting, stream_id, event_name, connected_at, disconnected_at,
                                           disconnect_reason, timing_partner_id)
        SELECT '127.0.0.1:' || (40000 + s.id), 'SimpleClient~0.5.0~CTP01', 'connection:bench-' || s.id,
@@ -163,32 +181,98 @@ SETUP_SQL = (
        FROM timing_sessions s""",
 )
 
-# Row g (0-based) of `rows`: session k = g / per_session (sessions in id order), index i within
-# it; location i % 4; sequence i / 4 + 1 per location; received 10 ms apart, ending now.
+def wave_layout(per_session: int) -> dict[str, int]:
+    """Where row i of a session's ``per_session`` falls: mat tests, the gun, then per location
+    ``per_location`` rows of crossings, runner after runner; ``tags`` runners per wave."""
+    per_location = -(-(per_session - MAT_TEST_READS - 1) // len(LOCATIONS))
+    return {"per_session": per_session, "per_location": per_location,
+            "tags": 2 * -(-per_location // PAIR_READS), "mat_tests": MAT_TEST_READS}
+
+
+# One wave's runners: bibs 10000 up (the first wave's, then the second's), each bib its tag.
+ROSTER_SQL = """
+INSERT INTO participants (timing_partner_id, timing_event_id, bib, first_name, last_name, age, gender, city, team)
+SELECT ev.timing_partner_id, ev.id, (10000 + b)::text, 'Runner', 'Number ' || b, 18 + b %% 60,
+       CASE WHEN b %% 2 = 0 THEN 'F' ELSE 'M' END, 'City ' || b %% 40, 'Team ' || b %% 25
+FROM timing_events ev CROSS JOIN generate_series(0, %(runners)s - 1) AS b WHERE ev.event_key LIKE 'bench-%%'
+"""
+
+# Row g (0-based) of `rows`: session k = g / per_session (sessions in id order: two per event,
+# the event's first and second wave), index i within it. i < mat_tests: a test chip at each
+# mat in turn; i = mat_tests: the gun read at the start; then location c / per_location, and
+# within it pair p of runners (the second wave's row mat_tests is one more mat test: one gun
+# for both waves, as a wave start is timed; a second gun read would replace the first),: the first read 3 + p % 12 times, the second 14 - p % 12 times,
+# read n of cnt at crossing + n * 1000 ms / cnt; the pair's crossings 85 ms apart, pairs
+# 170 ms apart. Each wave's clock starts where the previous ended; reads arrive 1 s after
+# being read, the last about now.
 READS_SQL = """
 WITH s AS (SELECT id, timing_partner_id, row_number() OVER (ORDER BY id) - 1 AS k
            FROM timing_sessions WHERE event_id LIKE 'bench-%%'),
-     r AS (SELECT g, g / %(per_session)s AS k, g %% %(per_session)s AS i,
-                  now() - (%(rows)s - 1 - g) * interval '10 milliseconds' AS received
+     r AS (SELECT g, g / %(per_session)s AS k, g %% %(per_session)s AS i
            FROM generate_series(%(low)s::bigint, %(high)s::bigint) AS g),
-     named AS (SELECT r.*, (ARRAY['start', 'split-5k', 'split-10k', 'finish'])[r.i %% 4 + 1] AS location,
-                      r.i / 4 AS n, r.received - interval '1 second' AS read_at
-               FROM r)
+     placed AS (SELECT r.*, now() - interval '2 seconds'
+                            - (%(rows)s - r.k * %(per_session)s) * interval '10 milliseconds' AS wave_clock,
+                       r.i - %(mat_tests)s - 1 AS c
+                FROM r),
+     crossing AS (SELECT placed.*,
+                         CASE WHEN i < %(mat_tests)s THEN (i / 10) %% 4 WHEN c < 0 THEN 0
+                              ELSE c / %(per_location)s END AS j,
+                         GREATEST(c, 0) %% %(per_location)s / 17 AS p,
+                         GREATEST(c, 0) %% %(per_location)s %% 17 AS q
+                  FROM placed),
+     named AS (SELECT crossing.*, 3 + p %% 12 AS a FROM crossing),
+     x0 AS (SELECT named.*,
+                   CASE WHEN q < a THEN 2 * p ELSE 2 * p + 1 END AS t,
+                   CASE WHEN q < a THEN q ELSE q - a END AS n,
+                   CASE WHEN q < a THEN a ELSE 17 - a END AS cnt
+            FROM named),
+     x AS (SELECT x0.*, (ARRAY['start', 'split-5k', 'split-10k', 'finish'])[j + 1] AS location,
+                  CASE WHEN i < %(mat_tests)s THEN '9990001'
+                       WHEN c < 0 AND k %% 2 = 0 THEN 'guntime'
+                       WHEN c < 0 THEN '9990001'
+                       ELSE (10000 + (k %% 2) * %(tags)s + t)::text END AS tag,
+                  CASE WHEN c < 0 THEN wave_clock + i * interval '10 milliseconds'
+                       ELSE wave_clock + (%(mat_tests)s + 1 + j::bigint * %(per_location)s + p * 17) * interval '10 milliseconds'
+                            + (t %% 2) * interval '85 milliseconds' + (n * 1000 / cnt) * interval '1 millisecond'
+                  END AS read_at,
+                  (t %% 4 + 1)::int AS gator
+           FROM x0)
 INSERT INTO timing_reads (session_id, timing_partner_id, location_id, stream_id, sequence_number,
                           location_name, tag_code, read_time, read_timestamp, lap_count, reader_id,
                           gator_number, raw_data, received_at, connection_id)
-SELECT s.id, s.timing_partner_id, l.id, 'connection:bench-' || s.id, x.n + 1, x.location, x.tag, x.read_time,
-       x.read_at, x.lap, l.reader_id, x.gator,
-       'CT01_33~' || (x.n + 1) || '~' || x.location || '~' || x.tag || '~' || x.read_time || '~' || x.lap
-           || '~' || l.reader_id || '~' || x.gator,
-       x.received, NULL
-FROM (SELECT named.*, (1000 + n %% 3000)::text AS tag, (n / 3000)::int AS lap, (n %% 4 + 1)::int AS gator,
-             to_char(read_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS') AS read_time
-      FROM named) AS x
+SELECT s.id, s.timing_partner_id, l.id, 'connection:bench-' || s.id, x.i + 1, x.location, x.tag, x.read_time,
+       x.read_at, 0, l.reader_id, x.gator,
+       'CT01_33~' || (x.i + 1) || '~' || x.location || '~' || x.tag || '~' || x.read_time || '~0~'
+           || l.reader_id || '~' || x.gator,
+       x.read_at + interval '1 second', NULL
+FROM (SELECT x.*, to_char(read_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS') AS read_time FROM x) AS x
 JOIN s ON s.k = x.k
 JOIN timing_locations l ON l.session_id = s.id AND l.location_name = x.location
 ORDER BY x.g
 """
+
+
+WARM_UP_LINE = re.compile(r"results of event (\d+) built from ([\d,]+) reads and (\d+) runners in ([\d.]+) s")
+
+
+def _wait_for_results_warm_up(ctx: Context, collector, skip: int, timeout: float = 120) -> None:
+    """At start-up the collector builds the results of the events racing now (the active session's):
+    wait for it, so the endpoints are not measured while it runs, and report how long it took."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(collector.log_path, "rb") as log:
+            log.seek(skip)
+            found = WARM_UP_LINE.search(log.read().decode(errors="replace"))
+        if found:
+            event, reads, runners, seconds = found.groups()
+            ctx.add(Row("web", f"results built at start-up (event {event}: {reads} reads, {runners} runners)",
+                        float(seconds) * 1000, "ms"))
+            print(f"  results built at start-up: event {event}, {reads} reads, {runners} runners, {seconds} s",
+                  flush=True)
+            return
+        time.sleep(0.2)
+    ctx.add(Row("web", "results built at start-up", None, note=f"not within {timeout:.0f} s", failed=True))
+    print(f"  results not built at start-up within {timeout:.0f} s", flush=True)
 
 
 def partner_token(connection, partner_slug: str) -> str:
@@ -232,11 +316,15 @@ def fetch(url: str, timeout: float, headers: dict[str, str] | None = None) -> tu
 def measure_endpoint(ctx: Context, base: str, path: str, headers: dict[str, str] | None = None,
                      who: str = "") -> None:
     mode = ctx.mode
-    _, first = fetch(base + path, mode.web_timeout_seconds, headers)  # warm-up, and does it exist?
+    first_seconds, first = fetch(base + path, mode.web_timeout_seconds, headers)  # warm-up, and does it exist?
     if first == 404:
         ctx.add(Row("web", f"{path} (no such route yet)", None))
         print(f"  {path}: n/a (404)", flush=True)
         return
+    if path in FIRST_REQUEST_SHOWN:  # the first ask (a cold cache builds here; the active event is built at start-up)
+        ctx.add(Row("web", f"{path}{who} first request", first_seconds * 1000, "ms", None,
+                    "" if first == 200 else f"answered {first}", failed=first != 200))
+        print(f"  {path}{who} first request: {first_seconds * 1000:.0f} ms ({first})", flush=True)
     for concurrency in (1, CONCURRENCY):
         results: list[tuple[float, int | str]] = []
         deadline = time.monotonic() + mode.web_budget_seconds

@@ -384,14 +384,14 @@ async def test_requests_that_come_while_an_event_is_built_wait_for_that_build(di
     from web import results_queries
 
     gate: Deferred = Deferred()
-    all_reads = results_queries.event_reads
+    all_reads = results_queries.event_read_page
 
-    async def slow_reads(database, event, after_id=0):
+    async def slow_reads(database, event, sessions, after_id, size=0):
         if after_id == 0:
-            await gate  # the build's one big query, held until everyone has asked
-        return await all_reads(database, event, after_id)
+            await gate  # the build's first page, held until everyone has asked
+        return await all_reads(database, event, sessions, after_id, size)
 
-    monkeypatch.setattr(results_queries, "event_reads", slow_reads)
+    monkeypatch.setattr(results_queries, "event_read_page", slow_reads)
     browsers = [StubTreq(display.resource()) for _ in range(3)]
     answers = DeferredList([ensureDeferred(api(browser, "/api/results", race.acme)) for browser in browsers],
                            fireOnOneErrback=True, consumeErrors=True)

@@ -155,6 +155,7 @@ class DisplayApp(DisplayPages, ResultsPages, BrandPages, RosterSourcePages, Oper
     def database_ready(self, database: Database) -> Deferred:
         """At start-up: start the live feed and say whether pages are open or need a sign-in."""
         self.live_reads(database)
+        self.warm_results(database)
         announced = ensureDeferred(self.access.announce(database))
         announced.addErrback(lambda failure: log.failure("could not tell whether operator accounts exist", failure))
         return announced

@@ -4,18 +4,19 @@ Scoring from scratch costs every read of the event; a big race has hundreds of t
 its results page is asked for every few seconds by every phone at the finish. So the web
 process keeps, per event, one ``chronotrack.results.RaceResults`` (the incremental table):
 
-- **Built once**, on the first request for the event: its settings, its roster and every
-  read of the event in one query ordered by id (``full_builds`` counts these). Requests
-  that arrive meanwhile wait for the same build. Scoring happens in a worker thread, so a
-  big race never stalls the reactor (the collector, the other pages, the streams), and in
-  one pass: the reads go to ``add_read`` in id order but with the gun reads last, so the
-  race is scored once when the gun arrives instead of being re-placed read by read
-  (``RaceResults`` keeps reads while no gun time is known and re-scores from them once).
-  Each location is announced first, in the order the reads first showed it, so "the last
-  location seen" means what it would have meant in id order. The outcome equals feeding
-  the reads in id order (tests/test_results_cache.py checks it against
-  ``compute_results``). With a gun time set by hand there is no such shortcut: every
-  finish read is placed as it comes, still off the reactor thread.
+- **Built once**, by one shared build per event: its settings, its roster and every read of
+  the event, fetched in pages of ``PAGE_READS`` by id (``results_queries.event_read_page``):
+  PostgreSQL groups each page per (location, tag) and packs the times as microseconds, so
+  the web process gets about one row per crossing, never holds a whole event's rows at once,
+  and keeps each (location, tag)'s times as one compact array (``ReadLog``: 8 bytes a read).
+  The pages are taken in and the race scored once at the end in a worker thread, so a big
+  race never stalls the reactor (the collector, the other pages, the streams). Requests that
+  arrive meanwhile wait for the same build, and a request that gives up (its client went
+  away) does not stop it: the next one finds it done (``full_builds`` counts builds). The
+  outcome equals feeding the reads one by one in id order (tests/test_results_build.py
+  checks it on a real PostgreSQL; ``build`` does the same from ``TagRead`` objects, checked
+  against ``compute_results`` in tests/test_results_cache.py). At start-up the events with an
+  active session are built in the background (``ResultsPages.warm_results``).
 - **Fed by the live feed**: the cache subscribes to ``LiveReads`` (the same fan-out the
   ``/stream`` screens use, one fetch per notify for everybody) and hands each new read of a
   cached event to ``add_read``. Reads that arrive while an event is being built are kept
@@ -26,10 +27,11 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   to the cache already) are fetched: a primary-key range at the top of the table, normally
   empty, however many reads other events took since. A lost notify, or a request that
   comes before the feed delivered a read just stored, still sees it.
-- **Rebuilt when what it was built from changes**: each request compares the roster's size
-  and newest ``updated_at`` and the settings' ``updated_at`` with those at build time (one
-  query of index probes), so a roster import or a settings change from any process (the
-  ``chronotrack roster`` command, another display) rebuilds the event at its next request.
+- **Rebuilt when what it was built from changes**: each request compares the roster's version
+  (0016: bumped by triggers on any change to the event's runners) and the settings'
+  ``updated_at`` with those at build time (one query of two index probes), so a roster
+  import or a settings change from any process (the ``chronotrack roster`` command, another
+  display) rebuilds the event at its next request.
   The settings form also drops the event at once.
 - **Bounded**: at most ``capacity`` events (least recently asked for goes first); a new
   database connection (``LiveReads`` replaced) empties the cache.
@@ -40,10 +42,14 @@ taken as applied already (the live feed itself re-fetches only 1000 ids below a 
 
 from __future__ import annotations
 
+import sys
+import time
+from array import array
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, Hashable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, ensureDeferred, succeed
+from twisted.python.failure import Failure
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -55,7 +61,7 @@ from web.roster import Participant
 from web import results_queries
 from web.live import LiveReads
 from web.queries import DisplayRead, Event
-from web.results_queries import StoredSettings, scored_read
+from web.results_queries import ReadPage, StoredSettings, scored_read
 
 log = Logger()
 
@@ -64,8 +70,9 @@ SEEN_WINDOW = 2000
 
 
 def scoring_order(reads: list[tuple[int, TagRead]]) -> list[TagRead]:
-    """The reads of a whole event in the order that scores it in one pass (see the module docstring):
-    each location announced where reads first showed it, then every read in id order, gun reads last."""
+    """Reads given as ``TagRead`` objects (``EventResults.build``) in the order that scores them in
+    one pass: each location announced where reads first showed it, then every read in id order,
+    gun reads last (so the race is scored once, when the gun arrives)."""
     announced: dict[str, TagRead] = {}
     runners: list[TagRead] = []
     guns: list[TagRead] = []
@@ -105,6 +112,36 @@ class EventResults:
         self.read_count = len(reads)
         return self
 
+    def take_page(self, page: ReadPage) -> None:
+        """Take in one page of the event's reads as PostgreSQL grouped them (any thread; pages in
+        id order). Locations are announced in the order their first reads came."""
+        log = self.race.read_log
+        firsts: dict[str, int] = {}
+        for location, _, first_id, _, _, _ in page.groups:
+            if first_id < firsts.get(location, first_id + 1):
+                firsts[location] = first_id
+        for location in sorted(firsts, key=firsts.__getitem__):
+            log.add_location(location)
+        swap = sys.byteorder == "little"  # PostgreSQL packs big-endian
+        for location, tag, _, count, packed, guns in page.groups:
+            self.read_count += count
+            if guns:
+                log.add_gun_times(location, guns)
+            elif packed:
+                times = array("q")
+                times.frombytes(packed)
+                if swap:
+                    times.byteswap()
+                log.add_times(location, tag, times)
+
+    def finish_loading(self, high_id: int, recent_ids: list[int]) -> EventResults:
+        """After the last page: score the race once (any thread). ``recent_ids``: the event's read
+        ids in (high_id - SEEN_WINDOW, high_id], so the live feed's copies of them are skipped."""
+        self.high_id = high_id
+        self._recent_ids = set(recent_ids)
+        self.race.rescore()
+        return self
+
     def apply(self, read_id: int, read: TagRead) -> bool:
         """Take one read in unless it was already; True when it was new."""
         if read_id <= self.high_id - SEEN_WINDOW or read_id in self._recent_ids:
@@ -127,7 +164,22 @@ class EventResults:
             self._rows = self.race.rows()
         return self._rows
 
-    def memo(self, key: str, make: Callable[[], Any]) -> Any:
+    def first_rows(self, limit: int | None) -> list[ResultRow]:
+        """The first ``limit`` finishers (all when None), without making every row for a short page."""
+        if self._rows is not None or limit is None:
+            return self.rows()[:limit]
+        return self.memo(("first rows", limit), lambda: self.race.rows(limit))
+
+    def finisher_count(self) -> int:
+        return self.race.finisher_count()
+
+    def divisions(self) -> list[str]:
+        return self.memo("divisions", lambda: self.race.group_names("division"))
+
+    def genders(self) -> list[str]:
+        return self.memo("genders", lambda: self.race.group_names("gender"))
+
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """``make()``, computed once until a read changes the results (JSON rows, say)."""
         if key not in self._memo:
             self._memo[key] = make()
@@ -145,6 +197,7 @@ class ResultsCache:
     def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY) -> None:
         self.reactor = reactor  # its thread pool scores whole events; None (or a test clock): in line
         self.capacity = capacity
+        self.page_reads = results_queries.PAGE_READS  # reads per page of a build
         self.full_builds = 0  # whole events scored from all their reads
         self.live_reads_applied = 0  # reads taken in from the live feed
         self._entries: OrderedDict[int, EventResults] = OrderedDict()
@@ -214,37 +267,62 @@ class ResultsCache:
         return deferToThreadPool(self.reactor, pool(), work, *args)
 
     async def _build(self, database: Database, event: Event, version: tuple[Any, ...]) -> EventResults:
+        """The event built afresh, by one shared build: a request that gives up (its client went
+        away, which cancels its Deferred) stops waiting, but the build goes on for the others
+        and for the next request."""
+        mine: Deferred[EventResults] = Deferred()
         waiters = self._building.get(event.id)
         if waiters is not None:  # someone is building it already: wait for theirs
-            waiter: Deferred[EventResults] = Deferred()
-            waiters.append(waiter)
-            return await waiter
+            waiters.append(mine)
+            return await mine
         self._building[event.id] = []
+        ensureDeferred(self._load(database, event, version)).addBoth(self._built, event.id, mine)
+        return await mine
+
+    def _built(self, outcome: EventResults | Failure, event_id: int, starter: Deferred) -> None:
+        """Hand the build's outcome to every request still waiting for it."""
+        told = 0
+        for waiter in [starter, *self._building.pop(event_id, [])]:
+            if waiter.called:  # cancelled: its client went away
+                continue
+            told += 1
+            if isinstance(outcome, Failure):
+                waiter.errback(outcome)
+            else:
+                waiter.callback(outcome)
+        if isinstance(outcome, Failure) and not told:
+            log.failure("results of event {event} could not be built", outcome, event=event_id)
+
+    async def _load(self, database: Database, event: Event, version: tuple[Any, ...]) -> EventResults:
+        """Every read of the event so far, page by page (see the module docstring), scored once."""
         self._arrived_while_building[event.id] = []
-        delivered_through = self._delivered_through()  # before the query: it sees at least these
+        started = time.monotonic()
+        delivered_through = self._delivered_through()  # before the first page: the pages see at least these
         try:
             settings = await results_queries.stored_settings(database, event)
             roster = await results_queries.event_roster(database, event)
-            reads = await results_queries.event_reads(database, event)
-            entry = await self._in_thread(EventResults(event, settings, roster, version).build, reads)
+            sessions = await results_queries.event_sessions(database, event)
+            entry = EventResults(event, settings, roster, version)
+            high_id = 0
+            while True:
+                page = await results_queries.event_read_page(database, event, sessions, high_id, self.page_reads)
+                if page.groups:
+                    await self._in_thread(entry.take_page, page)
+                high_id = page.last_id
+                if page.reads < self.page_reads:
+                    break
+            recent = await results_queries.read_ids_above(database, event, sessions, high_id - SEEN_WINDOW, high_id)
+            await self._in_thread(entry.finish_loading, high_id, recent)
             for read_id, read in self._arrived_while_building.get(event.id, ()):
                 entry.apply(read_id, read)
-        except BaseException as error:
+        finally:
             self._arrived_while_building.pop(event.id, None)
-            for waiter in self._building.pop(event.id, []):
-                if not waiter.called:
-                    waiter.errback(error)
-            raise
-        self._arrived_while_building.pop(event.id, None)
         entry.checked_through = delivered_through
         self.full_builds += 1
-        log.info("results of event {event} built from {reads} reads and {runners} runners",
-                 event=event.id, reads=len(reads), runners=len(roster))
+        log.info("results of event {event} built from {reads} reads and {runners} runners in {seconds:.1f} s",
+                 event=event.id, reads=entry.read_count, runners=len(roster), seconds=time.monotonic() - started)
         self._entries[event.id] = entry
         self._entries.move_to_end(event.id)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
-        for waiter in self._building.pop(event.id, []):
-            if not waiter.called:
-                waiter.callback(entry)
         return entry

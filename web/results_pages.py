@@ -20,11 +20,12 @@ import re
 from datetime import datetime
 from typing import Any, Callable
 
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
 from chronotrack.storage.database import Database
-from chronotrack.results import ResultRow, divisions, filter_rows, search
+from chronotrack.results import ResultRow, filter_rows, search
 from web import queries, results_queries
 from web.access import Viewer
 from web.errors import BadParameter, NotFound
@@ -129,6 +130,22 @@ class ResultsPages:
                 raise NotFound("no such event")
         return viewer, viewer.scope, event, None
 
+    def warm_results(self, database: Database) -> Deferred[None]:
+        """At start-up, in the background: build the results of the events racing now (an active
+        session), newest first, as many as the cache keeps, so the first phone at the finish does
+        not wait for a whole event's reads. Failures are logged; requests build as usual."""
+        return ensureDeferred(self._warm_results(database))
+
+    async def _warm_results(self, database: Database) -> None:
+        try:
+            events = await results_queries.active_events(database, self.results_cache.capacity)
+            for event in events:
+                entry = await self._event_results(database, event)
+                log.info("results of event {event} ready at start-up ({reads} reads)", event=event.id,
+                         reads=entry.read_count)
+        except Exception:  # noqa: BLE001 - a warm-up never takes anything down
+            log.failure("results warm-up stopped")
+
     async def _event_results(self, database: Database, event: Event) -> EventResults:
         self.results_cache.use_live(self.live_reads(database))
         await self.live_reads(database).when_ready()  # the feed knows where new reads start before we build
@@ -147,6 +164,14 @@ class ResultsPages:
         shown = filter_rows(rows, filters["gender"], filters["division"])
         return search(shown, filters["q"]) if filters["q"] else shown
 
+    def _shown_first(self, results: EventResults, filters: dict[str, str | None],
+                     limit: int | None) -> tuple[int, list[ResultRow]]:
+        """(how many finishers match, the first ``limit`` of them): unfiltered, only those rows are made."""
+        if not any(filters.values()):
+            return results.finisher_count(), results.first_rows(limit)
+        shown = self._shown(results.rows(), filters)
+        return len(shown), shown[:limit]
+
     @staticmethod
     def _event_json(event: Event, results: EventResults) -> dict[str, Any]:
         race = results.race
@@ -154,7 +179,7 @@ class ResultsPages:
                 "gun_time": race.gun_time.isoformat() if race.gun_time else None,
                 "gun_time_text": clock_text(race.gun_time),
                 "finish_location": race.finish_location, "start_location": race.start_location,
-                "finishers": len(results.rows()), "last_read_id": results.high_id,
+                "finishers": results.finisher_count(), "last_read_id": results.high_id,
                 "settings": results.settings.to_json()}
 
     # Routes
@@ -167,14 +192,22 @@ class ResultsPages:
         database = self.database()
         _, _, event, _ = await self._results_target(request, database)
         results = await self._event_results(database, event)
-        rows = results.rows()
-        shown = self._shown(rows, filters)
-        as_json = results.memo("json", lambda: {row.bib: row_json(row) for row in rows})
-        return self._json(request, {
-            "success": True, "event": self._event_json(event, results), "count": len(shown),
-            "filters": filters, "divisions": results.memo("divisions", lambda: divisions(rows)),
-            "genders": results.memo("genders", lambda: sorted({row.gender for row in rows if row.gender})),
-            "results": [as_json[row.bib] for row in shown[:limit]], "unknown_tags": results.unknown_tags()})
+
+        def body() -> bytes:
+            count, shown = self._shown_first(results, filters, limit)
+            return self._json(request, {
+                "success": True, "event": self._event_json(event, results), "count": count,
+                "filters": filters, "divisions": results.divisions(), "genders": results.genders(),
+                "results": [row_json(row) for row in shown], "unknown_tags": results.unknown_tags()})
+
+        if filters["q"] is not None:  # searches are many and different: not kept
+            return body()
+        # The same question until a read changes the results: the same bytes (a big race's whole
+        # table is megabytes of JSON, and phones ask for it every few seconds).
+        key = ("api body", filters["gender"], filters["division"], limit)
+        request.setHeader(b"Content-Type", b"application/json")
+        request.setHeader(b"Cache-Control", b"no-store")
+        return results.memo(key, body)
 
     @app.route("/results.csv", methods=["GET"])
     async def results_csv_download(self, request: IRequest) -> bytes:
@@ -198,11 +231,9 @@ class ResultsPages:
             context["events"] = await queries.events(database, scope)
         if event is not None:
             results = await self._event_results(database, event)
-            rows = results.rows()
-            shown = self._shown(rows, filters)
-            context.update(results=results, rows=shown[:PAGE_ROWS], matching=len(shown), page_rows=PAGE_ROWS,
-                           divisions=divisions(rows),
-                           genders=sorted({row.gender for row in rows if row.gender}),
+            matching, shown = self._shown_first(results, filters, PAGE_ROWS)
+            context.update(results=results, rows=shown, matching=matching, page_rows=PAGE_ROWS,
+                           divisions=results.divisions(), genders=results.genders(),
                            event_json=self._event_json(event, results))
             if viewer is not None and viewer.may_change:
                 context["settings_form"] = {"settings": results.settings,

@@ -10,15 +10,26 @@ from __future__ import annotations
 import enum
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterable
+from functools import partial
+from itertools import islice
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 from chronotrack.reads import TagRead
 from chronotrack.results.divisions import division_for, normalise_gender
 from chronotrack.results.ranking import PlaceKey, RankedList, place_key
-from chronotrack.results.readlog import ReadLog
+from chronotrack.results.readlog import ONE_MICROSECOND, ReadLog
 from chronotrack.results.rows import ResultRow, build_row, with_places
-from chronotrack.results.settings import EventSettings, PlaceBy, resolve_gun_time, resolve_locations
-from chronotrack.results.timing import RunnerTimes, counts_as_finish, runner_times
+from chronotrack.results.settings import (
+    DEFAULT_FINISH_NAME,
+    DEFAULT_START_NAME,
+    EventSettings,
+    PlaceBy,
+    location_order,
+    named,
+    resolve_gun_time,
+    resolve_locations,
+)
+from chronotrack.results.timing import RunnerTimes, counts_as_finish, runner_times_micros
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -57,7 +68,7 @@ class ResultsChange:
     rebuilt: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # tens of thousands per big race: no __dict__ each
 class _Standing:
     key: PlaceKey
     times: RunnerTimes
@@ -71,18 +82,33 @@ class _Standing:
         return (_OVERALL,) + tuple(group for group in (self.gender_group, self.division_group) if group)
 
 
+def _scored_for_good(settings: EventSettings, seen: Sequence[str]) -> frozenset[str] | None:
+    """The start and finish, once no location that may still appear can change them (both
+    set in the settings or named so; the settings never change for one table): the only
+    locations whose reads are ever scored. None while they can still change."""
+    order = location_order(settings, seen)
+    if settings.finish_location is None and named(order, DEFAULT_FINISH_NAME) is None:
+        return None
+    if settings.start_location is None and named(order, DEFAULT_START_NAME) is None:
+        return None
+    return frozenset(location for location in resolve_locations(settings, seen) if location)
+
+
 class RaceResults:
     """An event's results kept up to date read by read; ``rows()`` equals ``compute_results``."""
 
     def __init__(self, settings: EventSettings = EventSettings(), roster: Iterable[Participant] = ()) -> None:
         self._settings = settings
         self._roster: dict[str, Participant] = {participant.bib: participant for participant in roster}
-        self._log = ReadLog()
+        self._log = ReadLog(partial(_scored_for_good, settings))  # not a bound method: no cycle to collect
+        self._duplicate_window_us = settings.duplicate_window // ONE_MICROSECOND
+        self._minimum_time_us = settings.minimum_time // ONE_MICROSECOND
         self._finish: str | None = None
         self._start: str | None = None
         self._gun: datetime | None = None
         self._lists: dict[tuple[str, ...], RankedList] = {}
         self._standings: dict[str, _Standing] = {}
+        self._unknown: set[str] = set()  # tags read that the roster does not know, kept as reads come
 
     @property
     def settings(self) -> EventSettings:
@@ -103,6 +129,8 @@ class RaceResults:
     def add_read(self, read: TagRead) -> ResultsChange:
         """Take one read in; say how it counted and whose places it moved."""
         self._log.add(read)
+        if read.tag_code not in self._roster and not (read.is_gun_time or read.is_new_location):
+            self._unknown.add(read.tag_code)
         context = self._context()
         if context != (self._finish, self._start, self._gun):
             self._finish, self._start, self._gun = context
@@ -114,25 +142,49 @@ class RaceResults:
         runner, shifted = self._reposition(read.tag_code)
         return ResultsChange(self._kind(read), runner, shifted)
 
+    @property
+    def read_log(self) -> ReadLog:
+        """The kept reads, for loading a whole event at once (``ReadLog.add_location``,
+        ``add_times``, ``add_gun_times``) instead of read by read; then call ``rescore()``."""
+        return self._log
+
+    def rescore(self) -> None:
+        """Score the race afresh from the kept reads (after loading them through ``read_log``):
+        the same rows as adding each read with ``add_read``, at the cost of one re-score."""
+        self._unknown = self._log.all_tags() - self._roster.keys()
+        self._finish, self._start, self._gun = self._context()
+        self._rebuild()
+
     def set_participant(self, participant: Participant) -> ResultsChange:
         """Add or correct one roster entry (an unknown tag fixed, a gender or age corrected)."""
         self._roster[participant.bib] = participant
+        self._unknown.discard(participant.bib)
         if participant.bib not in self._standings:
             return ResultsChange(None)
         runner, shifted = self._reposition(participant.bib)
         return ResultsChange(None, runner, shifted)
 
-    def rows(self) -> list[ResultRow]:
-        """Every finisher's row in place order."""
+    def rows(self, limit: int | None = None) -> list[ResultRow]:
+        """Every finisher's row in place order (the first ``limit`` only, when given: a big race's
+        first page costs its own rows, not the whole table)."""
         overall = self._lists.get(_OVERALL)
-        return [self._row(key[-1]) for key in overall] if overall else []
+        return [self._row(key[-1]) for key in islice(overall, limit)] if overall else []
+
+    def finisher_count(self) -> int:
+        overall = self._lists.get(_OVERALL)
+        return len(overall) if overall else 0
+
+    def group_names(self, kind: str) -> list[str]:
+        """The genders (``kind="gender"``) or divisions (``"division"``) some finisher has, sorted:
+        ``sorted({row.division for row in rows()} - {None})`` without making the rows."""
+        return sorted(group[1] for group in self._lists if group[0] == kind)
 
     def row(self, bib: str) -> ResultRow | None:
         return self._row_or_none(bib)
 
     def unknown_tags(self) -> list[str]:
         """Tags read anywhere that the roster does not know, for the timer to fix."""
-        return sorted(set(self._log.all_tags()) - set(self._roster), key=lambda tag: place_key(0, tag))
+        return sorted(self._unknown, key=lambda tag: place_key(0, tag))
 
     # --- inside -------------------------------------------------------------------
 
@@ -164,8 +216,10 @@ class RaceResults:
     def _standing(self, bib: str) -> _Standing | None:
         if self._gun is None:
             return None
-        times = runner_times(self._log.times(self._finish, bib), self._log.times(self._start, bib), self._gun,
-                             self._settings.duplicate_window, self._settings.minimum_time)
+        log = self._log
+        times = runner_times_micros(log.micros(self._finish, bib), log.micros(self._start, bib),
+                                    log.as_micros(self._gun), self._duplicate_window_us, self._minimum_time_us,
+                                    log.as_datetime)
         if times is None:
             return None
         participant = self._roster.get(bib)
@@ -219,14 +273,15 @@ class RaceResults:
         return moved
 
     def _rebuild(self) -> None:
-        self._lists = {}
         self._standings = {}
+        keys: dict[tuple[str, ...], list[PlaceKey]] = {}
         for bib in self._log.tags_at(self._finish):
             standing = self._standing(bib)
             if standing is not None:
                 self._standings[bib] = standing
                 for group in standing.groups:
-                    self._lists.setdefault(group, RankedList()).add(standing.key)
+                    keys.setdefault(group, []).append(standing.key)
+        self._lists = {group: RankedList.of(group_keys) for group, group_keys in keys.items()}
 
     def _row_or_none(self, bib: str) -> ResultRow | None:
         return self._row(bib) if bib in self._standings else None

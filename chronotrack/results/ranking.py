@@ -35,6 +35,14 @@ class RankedList:
     def __init__(self) -> None:
         self._keys: list[PlaceKey] = []
 
+    @classmethod
+    def of(cls, keys: list[PlaceKey]) -> RankedList:
+        """A list of many finishers at once: one sort, instead of one insertion each (``keys`` is kept)."""
+        ranked = cls()
+        keys.sort()
+        ranked._keys = keys
+        return ranked
+
     def __len__(self) -> int:
         return len(self._keys)
 

@@ -80,12 +80,12 @@ def resolve_locations(settings: EventSettings, seen: Sequence[str]) -> tuple[str
     order = location_order(settings, seen)
     start = settings.start_location
     if start is None:
-        start = _named(order, DEFAULT_START_NAME)
+        start = named(order, DEFAULT_START_NAME)
     finish = settings.finish_location
     if finish is None:
         # Never the start mat: its controller often connects first, and its crossings
         # seconds after the gun are not finishes.
-        finish = _named(order, DEFAULT_FINISH_NAME) or next(
+        finish = named(order, DEFAULT_FINISH_NAME) or next(
             (location for location in reversed(order) if location != start), None)
     if not start or start == finish:
         start = None
@@ -116,5 +116,6 @@ def resolve_gun_time(
     return max(elsewhere, default=None)
 
 
-def _named(order: Sequence[str], name: str) -> str | None:
+def named(order: Sequence[str], name: str) -> str | None:
+    """The first location in ``order`` called ``name`` (any case): it stays the first as locations are added."""
     return next((location for location in order if location.lower() == name), None)
