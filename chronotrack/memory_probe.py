@@ -126,6 +126,7 @@ class MemoryProbe(Service):
         self.trace_frames = trace_frames
         self.step_mb = step_mb
         self.highest = 0.0
+        self._started_tracing = False
         self._loop = LoopingCall(self._sample)
         self._loop.clock = reactor
         self.interval = interval
@@ -134,6 +135,7 @@ class MemoryProbe(Service):
         super().startService()
         if self.trace_frames and not tracemalloc.is_tracing():
             tracemalloc.start(self.trace_frames)
+            self._started_tracing = True
         log.warn("memory profile on ({variable}): a line every {interval} s in {path}{tracing}",
                  variable=PROFILE_VARIABLE, interval=self.interval, path=str(self.path),
                  tracing=", tracing every allocation" if self.trace_frames else "")
@@ -145,9 +147,11 @@ class MemoryProbe(Service):
         if self._loop.running:
             self._loop.stop()
         self._append("# at stop: " + sample_line(self._figures()))
-        if tracemalloc.is_tracing():
+        if self._started_tracing:
             self._write(self.path.with_name(self.path.name + ".after"),
                         holders_report("left at stop", tracemalloc.take_snapshot(), self.trace_frames))
+            tracemalloc.stop()
+            self._started_tracing = False
 
     def _figures(self) -> Mapping[str, Any]:
         try:
@@ -158,7 +162,7 @@ class MemoryProbe(Service):
     def _sample(self) -> None:
         self._append(sample_line(self._figures()))
         rss = rss_mb()
-        if tracemalloc.is_tracing() and rss >= self.highest + self.step_mb:
+        if self._started_tracing and rss >= self.highest + self.step_mb:
             self.highest = rss
             self._write(self.path.with_name(self.path.name + ".peak"),
                         holders_report(f"at VmRSS {rss:.1f} MB", tracemalloc.take_snapshot(), self.trace_frames))

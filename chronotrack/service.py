@@ -188,6 +188,9 @@ class CollectorService(MultiService):
             "lines_rejected": self.factory.lines_rejected,
             "authentication_failures": self.factory.authentication_failures,
             "controllers_paused": figures["controllers_paused"],
+            # Brief pauses while the journal's disk catches up with a burst (see chronotrack.storage.pgstore).
+            "pauses_for_journal": figures["pauses_for_journal"],
+            "reads_awaiting_journal_peak": figures["reads_awaiting_journal_peak"],
             **self.factory.rejections.figures(),
             **self.factory.admission.figures(),
         }

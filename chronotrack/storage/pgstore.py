@@ -252,6 +252,7 @@ class PostgresReadStore:
         self._journal_behind = False  # paused for the journal (see the module docstring)
         self._controllers_paused = False  # for either reason
         self.pauses_for_journal = 0
+        self.reads_awaiting_journal_peak = 0  # the most received reads not yet journaled at once
         # (partner, stream, location) -> sequence numbers journaled here, not yet stored
         self._pending: dict[tuple[int | None, str, str], set[int]] = {}
         self._queued_facts: deque[tuple[str, tuple]] = deque(maxlen=MAX_QUEUED_FACTS)
@@ -687,6 +688,8 @@ class PostgresReadStore:
         elif self._backlog_full and waiting <= self.backlog_limit // 2:
             self._backlog_full = False
             log.info("backlog down to {count} reads: resuming controllers", count=waiting)
+        if unjournaled > self.reads_awaiting_journal_peak:
+            self.reads_awaiting_journal_peak = unjournaled
         if not self._journal_behind and unjournaled >= self.journal_queue_limit:
             self._journal_behind = True  # routine in a burst: counted, not logged
             self.pauses_for_journal += 1
@@ -844,6 +847,9 @@ class PostgresReadStore:
             "reads_set_aside": self.reads_set_aside,
             "journal_pending": self.journal.pending_count if self.journal is not None else 0,
             "controllers_paused": self._backlog_full,
+            "reads_awaiting_journal": len(self._incoming) + self._reads_being_journaled,
+            "reads_awaiting_journal_peak": self.reads_awaiting_journal_peak,
+            "pauses_for_journal": self.pauses_for_journal,
             "database_connected": bool(database is not None and database.connected),
             "current_session": self.current_session_id,
         }
@@ -852,8 +858,6 @@ class PostgresReadStore:
         """What this store holds in memory now: for the memory probe, not for /status."""
         return {
             "reads_incoming": len(self._incoming),
-            "reads_being_journaled": self._reads_being_journaled,
-            "pauses_for_journal": self.pauses_for_journal,
             "reads_in_memory": self._reads_in_memory,
             "journal_appends_in_flight": self._journal_writes_in_flight,
             "pending_streams": len(self._pending),
