@@ -39,6 +39,7 @@ from txpostgres.reconnection import ConnectionDead
 from txpostgres.txpostgres import RollbackFailed
 
 from chronotrack.storage import retention, watermarks
+from chronotrack.storage.pending_numbers import PendingNumbers
 from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
 from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
 from chronotrack.reads import ReadSource, TagRead
@@ -254,7 +255,7 @@ class PostgresReadStore:
         self.pauses_for_journal = 0
         self.reads_awaiting_journal_peak = 0  # the most received reads not yet journaled at once
         # (partner, stream, location) -> sequence numbers journaled here, not yet stored
-        self._pending: dict[tuple[int | None, str, str], set[int]] = {}
+        self._pending: dict[tuple[int | None, str, str], PendingNumbers] = {}
         self._queued_facts: deque[tuple[str, tuple]] = deque(maxlen=MAX_QUEUED_FACTS)
         self._journal_open = journal is None
         self._drained_waiters: list[Deferred] = []
@@ -419,7 +420,11 @@ class PostgresReadStore:
         return entry.source.partner_id, entry.source.stream_id, entry.read.location_name
 
     def _remember_pending(self, entry: JournalEntry) -> None:
-        self._pending.setdefault(self._pending_key(entry), set()).add(entry.read.sequence_number)
+        key = self._pending_key(entry)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = PendingNumbers()
+        pending.add(entry.read.sequence_number)
 
     def _forget_pending(self, entry: JournalEntry) -> None:
         key = self._pending_key(entry)
@@ -827,8 +832,8 @@ class PostgresReadStore:
         return self._database_within(self.resume_wait).addCallback(lambda _: ask())
 
     def _pending_of(self, partner_id: int | None, stream_key: str,
-                    prefix: str | None) -> dict[tuple[str, str], set[int]]:
-        return {(stream, location): set(numbers)
+                    prefix: str | None) -> dict[tuple[str, str], PendingNumbers]:
+        return {(stream, location): numbers.copy()
                 for (partner, stream, location), numbers in self._pending.items()
                 if partner == partner_id
                 and (stream.startswith(prefix) if prefix is not None else stream == stream_key)}
