@@ -15,11 +15,12 @@ STEADY_TARGET = Target("<", 80, "MB")
 BURST_TARGET = Target("<", 150, "MB")
 CONTROLLERS = 200
 RATE_PER_LOCATION = 5  # 200 controllers x 2 locations x 5 = 2,000 reads/s
+COLLECTOR_ARGS: tuple[str, ...] = ()  # extra twistd options, to compare settings such as --backlog-in-memory
 
 
 def run(ctx: Context) -> None:
     print("memory: VmRSS of the twistd process", flush=True)
-    collector = ctx.collector("memory")
+    collector = ctx.collector("memory", extra_args=COLLECTOR_ARGS)
     pid = collector.process.pid
     connection = connect(collector.dsn)
     try:
@@ -50,8 +51,11 @@ def run(ctx: Context) -> None:
                                   timeout=300, interval=0.1)
             simulator.wait(60)
             time.sleep(0.5)
+        status = collector.status()
         ctx.add(Row("memory", f"peak during a {per_location * 8:,}-read burst", sampler.peak, "MB", BURST_TARGET,
-                    f"after: {rss_mb(pid):.0f} MB"))
+                    f"after: {rss_mb(pid):.0f} MB; controllers paused {status.get('pauses_for_journal', '?')}"
+                    f" times for the journal, at most {status.get('reads_awaiting_journal_peak', '?'):,}"
+                    " reads awaiting it"))
         print(f"  idle {idle:.0f} MB; burst peak {sampler.peak:.0f} MB", flush=True)
     finally:
         connection.close()
