@@ -23,7 +23,7 @@ This is a diagnostic for benchmarks and for reproducing a problem, not for race 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
 import os
 import sys
@@ -60,17 +60,15 @@ class _MallInfo2(ctypes.Structure):
                  "fordblks", "keepcost")]
 
 
+@functools.cache
 def _libc_mallinfo2() -> Callable[[], _MallInfo2] | None:
+    """glibc's mallinfo2, looked up on first use only (never when the probe is off)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        function = libc.mallinfo2  # glibc 2.33 and later
+        function = ctypes.CDLL("libc.so.6").mallinfo2  # glibc 2.33 and later
     except (OSError, AttributeError):
         return None
     function.restype = _MallInfo2
     return function
-
-
-_mallinfo2 = _libc_mallinfo2()
 
 
 def malloc_figures() -> dict[str, float]:
@@ -78,9 +76,10 @@ def malloc_figures() -> dict[str, float]:
 
     mallinfo2 sums every arena (the journal's worker thread has its own).
     """
-    if _mallinfo2 is None:
+    mallinfo2 = _libc_mallinfo2()
+    if mallinfo2 is None:
         return {}
-    info = _mallinfo2()
+    info = mallinfo2()
     return {"malloc_in_use": info.uordblks / 2**20, "malloc_free_kept": info.fordblks / 2**20,
             "malloc_mmapped": info.hblkhd / 2**20}
 
