@@ -6,7 +6,7 @@ reads over TCP, a real PostgreSQL).
 
 from __future__ import annotations
 
-from chronotrack.storage.pgstore import JOURNAL_QUEUE_BATCHES
+from chronotrack.storage.pgstore import default_journal_queue_limit
 from tests.processes import CollectorProcess, run_simulator
 from tests.test_fault_tolerance import assert_stored_exactly_once, expected_pairs
 
@@ -28,7 +28,7 @@ def test_a_burst_pauses_the_controllers_while_the_journal_catches_up_and_loses_n
         status = collector.status()
         assert status["pauses_for_journal"] > 0, "the journal never fell behind: the burst tested nothing"
         # Once paused, only the rest of the chunk being parsed is still taken in.
-        limit = JOURNAL_QUEUE_BATCHES * BATCH_SIZE
+        limit = default_journal_queue_limit(BATCH_SIZE)
         assert status["reads_awaiting_journal_peak"] <= limit + TCP_CHUNK // SHORTEST_LINE, status
         assert status["controllers_paused"] is False
     finally:

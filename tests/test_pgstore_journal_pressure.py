@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 
 from chronotrack.storage.database import Database
 from chronotrack.storage.journal import ReadJournal
-from chronotrack.storage.pgstore import JOURNAL_QUEUE_BATCHES, PostgresReadStore
+from chronotrack.storage.pgstore import PostgresReadStore, default_journal_queue_limit
 from tests.postgres import query
 from tests.test_pgstore import SOURCE, DatabaseSource, make_read
 from tests.waiting import wait_until
@@ -61,9 +61,9 @@ async def held_store(database, tmp_path, events, **options):
 async def test_reads_waiting_for_the_journal_pause_the_controllers_until_it_catches_up(
         pg_dsn, tmp_path, database):
     events: list[str] = []
-    store, journal = await held_store(database, tmp_path, events, batch_size=10)
-    limit = JOURNAL_QUEUE_BATCHES * 10
-    assert store.journal_queue_limit == limit
+    store, journal = await held_store(database, tmp_path, events, batch_size=100)
+    limit = default_journal_queue_limit(100)
+    assert store.journal_queue_limit == limit == 1000
     try:
         for seq in range(1, limit):
             store.record_read(make_read(seq), SOURCE)
@@ -78,7 +78,7 @@ async def test_reads_waiting_for_the_journal_pause_the_controllers_until_it_catc
 
         batches = len(journal.held)
         journal.let_through(batches // 2 - 1)  # still more than half the limit waiting
-        await wait_until(lambda: store.figures()["reads_awaiting_journal"] == limit + 20 - 10 * (batches // 2 - 1))
+        await wait_until(lambda: store.figures()["reads_awaiting_journal"] == limit + 20 - 100 * (batches // 2 - 1))
         assert events == ["pause"]
         journal.let_through(2)  # now at most half: read from the controllers again
         await wait_until(lambda: events == ["pause", "resume"])

@@ -57,8 +57,15 @@ DEFAULT_CLOCK_TOLERANCE = 86400.0
 DEFAULT_WRITE_BATCH_SIZE = 5000
 DEFAULT_BACKLOG_IN_MEMORY = 20_000
 # Reads received but not yet journaled, in journal batches (batch_size each), past which the
-# controllers are paused until the journal catches up.
+# controllers are paused until the journal catches up; never fewer than MIN_JOURNAL_QUEUE, so
+# tiny batches do not pause and resume every controller every few reads.
 JOURNAL_QUEUE_BATCHES = 8
+MIN_JOURNAL_QUEUE = 1000
+
+
+def default_journal_queue_limit(batch_size: int) -> int:
+    """Received reads not yet journaled past which the controllers are paused (see the module docstring)."""
+    return max(JOURNAL_QUEUE_BATCHES * batch_size, MIN_JOURNAL_QUEUE)
 
 # One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql).
 _STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s, %s, %s::text[], %s::text[],"
@@ -226,7 +233,7 @@ class PostgresReadStore:
         self.backlog_limit = backlog_limit
         # Received reads not yet journaled (incoming and appends in flight) beyond which the
         # controllers are paused: see the module docstring.
-        self.journal_queue_limit = max(journal_queue_limit or JOURNAL_QUEUE_BATCHES * batch_size, 1)
+        self.journal_queue_limit = max(journal_queue_limit or default_journal_queue_limit(batch_size), 1)
         self.on_backlog_full = on_backlog_full
         self.on_backlog_drained = on_backlog_drained
         self.clock_tolerance = clock_tolerance
