@@ -118,10 +118,9 @@ class CollectorService(MultiService):
             probe.setServiceParent(self)
 
     def _memory_figures(self) -> dict[str, Any]:
-        """What the opt-in memory probe reports beside its snapshot (see chronotrack.memory_probe)."""
+        """What the opt-in memory probe writes beside VmRSS and malloc's figures (see chronotrack.memory_probe)."""
         return {**self.store.figures(), **self.store.memory_figures(),
-                "connections": len(self.factory.open_connections),
-                "journal_queue": self.journal.queued_work() if hasattr(self.journal, "queued_work") else "?"}
+                "connections": len(self.factory.open_connections)}
 
     def add_ctp01_listener(self, listener: ListeningService) -> None:
         self.ctp01_listener = listener
