@@ -24,6 +24,7 @@ from chronotrack.ctp01 import HandshakeSettings
 from chronotrack.storage.db_service import DatabaseService
 from chronotrack.storage.journal import JournalError, ReadJournal
 from chronotrack.line_guard import limits_from_config
+from chronotrack.memory_probe import probe_from_environment
 from chronotrack.metrics import CollectorMetrics
 from chronotrack.storage.pgstore import PostgresReadStore
 from chronotrack.protocol import CTP01ServerFactory
@@ -112,6 +113,14 @@ class CollectorService(MultiService):
         self._retention = LoopingCall(self._delete_expired)
         self._retention.clock = reactor
         self.ctp01_listener: ListeningService | None = None
+        probe = probe_from_environment(reactor, figures=self._memory_figures)
+        if probe is not None:
+            probe.setServiceParent(self)
+
+    def _memory_figures(self) -> dict[str, Any]:
+        """What the opt-in memory probe writes beside VmRSS and malloc's figures (see chronotrack.memory_probe)."""
+        return {**self.store.figures(), **self.store.memory_figures(),
+                "connections": len(self.factory.open_connections)}
 
     def add_ctp01_listener(self, listener: ListeningService) -> None:
         self.ctp01_listener = listener
@@ -151,7 +160,9 @@ class CollectorService(MultiService):
     def stopService(self):
         if self._retention.running:
             self._retention.stop()
-        # Stop reading first: every read taken in from here on is one we can flush.
+        # Stop reading first: every read taken in from here on is one we can flush. The store
+        # must not resume the controllers once its journal catches up during the flush.
+        self.store.on_backlog_drained = None
         self.factory.pause_all()
         yield super().stopService()  # stop accepting new controllers
         for connection in list(self.factory.open_connections):
@@ -176,6 +187,9 @@ class CollectorService(MultiService):
             "lines_rejected": self.factory.lines_rejected,
             "authentication_failures": self.factory.authentication_failures,
             "controllers_paused": figures["controllers_paused"],
+            # Brief pauses while the journal's disk catches up with a burst (see chronotrack.storage.pgstore).
+            "pauses_for_journal": figures["pauses_for_journal"],
+            "reads_awaiting_journal_peak": figures["reads_awaiting_journal_peak"],
             **self.factory.rejections.figures(),
             **self.factory.admission.figures(),
         }

@@ -12,6 +12,13 @@ A read's path through here:
 
 While PostgreSQL is down the backlog grows; past ``backlog_limit`` the controllers are
 paused (they keep their reads) until it drains. Nothing is dropped.
+
+The controllers are also paused, briefly, while more than ``journal_queue_limit`` reads
+wait for the journal's disk: controllers sending as fast as they can are parsed faster
+than the journal makes reads durable, and every read not yet journaled is a Python object
+in memory, beyond the reach of ``backlog_in_memory``. A paused controller's reads wait in
+its socket (and in the controller) instead, and it is read again once the journal has
+caught up with half of them.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from txpostgres.reconnection import ConnectionDead
 from txpostgres.txpostgres import RollbackFailed
 
 from chronotrack.storage import retention, watermarks
+from chronotrack.storage.pending_numbers import PendingNumbers
 from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
 from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
 from chronotrack.reads import ReadSource, TagRead
@@ -48,6 +56,16 @@ _RECOVERED = "recovered"  # journal position of entries recovered at start-up
 DEFAULT_CLOCK_TOLERANCE = 86400.0
 DEFAULT_WRITE_BATCH_SIZE = 5000
 DEFAULT_BACKLOG_IN_MEMORY = 20_000
+# Reads received but not yet journaled, in journal batches (batch_size each), past which the
+# controllers are paused until the journal catches up; never fewer than MIN_JOURNAL_QUEUE, so
+# tiny batches do not pause and resume every controller every few reads.
+JOURNAL_QUEUE_BATCHES = 8
+MIN_JOURNAL_QUEUE = 1000
+
+
+def default_journal_queue_limit(batch_size: int) -> int:
+    """Received reads not yet journaled past which the controllers are paused (see the module docstring)."""
+    return max(JOURNAL_QUEUE_BATCHES * batch_size, MIN_JOURNAL_QUEUE)
 
 # One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql).
 _STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s, %s, %s::text[], %s::text[],"
@@ -199,7 +217,7 @@ class PostgresReadStore:
                  on_backlog_full: Callable[[], Any] | None = None,
                  on_backlog_drained: Callable[[], Any] | None = None,
                  clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
-                 resume_wait: float = RESUME_WAIT) -> None:
+                 resume_wait: float = RESUME_WAIT, journal_queue_limit: int | None = None) -> None:
         self.reactor = reactor
         self.database_source = database_source
         self.journal = journal
@@ -213,6 +231,9 @@ class PostgresReadStore:
         self.backlog_in_memory = backlog_in_memory
         self.batch_delay = batch_delay
         self.backlog_limit = backlog_limit
+        # Received reads not yet journaled (incoming and appends in flight) beyond which the
+        # controllers are paused: see the module docstring.
+        self.journal_queue_limit = max(journal_queue_limit or default_journal_queue_limit(batch_size), 1)
         self.on_backlog_full = on_backlog_full
         self.on_backlog_drained = on_backlog_drained
         self.clock_tolerance = clock_tolerance
@@ -224,6 +245,7 @@ class PostgresReadStore:
         self._incoming_kept: Deferred | None = None  # fires once the incoming batch is journaled
         self._flush_call = None
         self._journal_writes_in_flight = 0
+        self._reads_being_journaled = 0  # in the appends in flight
         self._backlog: deque[_Waiting] = deque()
         self._backlog_reads = 0  # reads in self._backlog
         self._reads_in_memory = 0  # of those, the ones not spilled to the journal
@@ -235,8 +257,12 @@ class PostgresReadStore:
         self._retry_call = None
         self._database_ready = False
         self._backlog_full = False
+        self._journal_behind = False  # paused for the journal (see the module docstring)
+        self._controllers_paused = False  # for either reason
+        self.pauses_for_journal = 0
+        self.reads_awaiting_journal_peak = 0  # the most received reads not yet journaled at once
         # (partner, stream, location) -> sequence numbers journaled here, not yet stored
-        self._pending: dict[tuple[int | None, str, str], set[int]] = {}
+        self._pending: dict[tuple[int | None, str, str], PendingNumbers] = {}
         self._queued_facts: deque[tuple[str, tuple]] = deque(maxlen=MAX_QUEUED_FACTS)
         self._journal_open = journal is None
         self._drained_waiters: list[Deferred] = []
@@ -358,6 +384,7 @@ class PostgresReadStore:
         kept, self._incoming_kept = self._incoming_kept, None
         if not batch:
             return
+        self._reads_being_journaled += len(batch)
         if self.journal is None:
             self._journaled(None, batch, kept)
             return
@@ -370,11 +397,13 @@ class PostgresReadStore:
                    kept: Deferred | None) -> None:
         if self.journal is not None:
             self._journal_writes_in_flight -= 1
+        self._reads_being_journaled -= len(batch)
         for entry in batch:
             self._remember_pending(entry)
         self._queue(_Waiting(batch, position, len(batch)))
         if kept is not None:
             kept.callback(None)
+        self._check_backlog()
         self._write_next()
 
     def _journal_failed(self, failure, batch: list[JournalEntry], kept: Deferred | None) -> None:
@@ -398,7 +427,11 @@ class PostgresReadStore:
         return entry.source.partner_id, entry.source.stream_id, entry.read.location_name
 
     def _remember_pending(self, entry: JournalEntry) -> None:
-        self._pending.setdefault(self._pending_key(entry), set()).add(entry.read.sequence_number)
+        key = self._pending_key(entry)
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = PendingNumbers()
+        pending.add(entry.read.sequence_number)
 
     def _forget_pending(self, entry: JournalEntry) -> None:
         key = self._pending_key(entry)
@@ -656,18 +689,30 @@ class PostgresReadStore:
                 waiter.callback(None)
 
     def _check_backlog(self) -> None:
-        waiting = self._backlog_reads + len(self._incoming)
+        """Pause the controllers while the database or the journal is too far behind, resume
+        them once both have caught up with half of it."""
+        unjournaled = len(self._incoming) + self._reads_being_journaled
+        waiting = self._backlog_reads + unjournaled
         if not self._backlog_full and waiting >= self.backlog_limit:
             self._backlog_full = True
             log.warn("{count} reads wait for the database: pausing controllers until it catches up",
                      count=waiting)
-            if self.on_backlog_full:
-                self.on_backlog_full()
         elif self._backlog_full and waiting <= self.backlog_limit // 2:
             self._backlog_full = False
             log.info("backlog down to {count} reads: resuming controllers", count=waiting)
-            if self.on_backlog_drained:
-                self.on_backlog_drained()
+        if unjournaled > self.reads_awaiting_journal_peak:
+            self.reads_awaiting_journal_peak = unjournaled
+        if not self._journal_behind and unjournaled >= self.journal_queue_limit:
+            self._journal_behind = True  # routine in a burst: counted, not logged
+            self.pauses_for_journal += 1
+        elif self._journal_behind and unjournaled <= self.journal_queue_limit // 2:
+            self._journal_behind = False
+        paused = self._backlog_full or self._journal_behind
+        if paused != self._controllers_paused:
+            self._controllers_paused = paused
+            callback = self.on_backlog_full if paused else self.on_backlog_drained
+            if callback:
+                callback()
 
     # -- facts about controllers -------------------------------------------
 
@@ -794,8 +839,8 @@ class PostgresReadStore:
         return self._database_within(self.resume_wait).addCallback(lambda _: ask())
 
     def _pending_of(self, partner_id: int | None, stream_key: str,
-                    prefix: str | None) -> dict[tuple[str, str], set[int]]:
-        return {(stream, location): set(numbers)
+                    prefix: str | None) -> dict[tuple[str, str], PendingNumbers]:
+        return {(stream, location): numbers.copy()
                 for (partner, stream, location), numbers in self._pending.items()
                 if partner == partner_id
                 and (stream.startswith(prefix) if prefix is not None else stream == stream_key)}
@@ -814,8 +859,22 @@ class PostgresReadStore:
             "reads_set_aside": self.reads_set_aside,
             "journal_pending": self.journal.pending_count if self.journal is not None else 0,
             "controllers_paused": self._backlog_full,
+            "reads_awaiting_journal": len(self._incoming) + self._reads_being_journaled,
+            "reads_awaiting_journal_peak": self.reads_awaiting_journal_peak,
+            "pauses_for_journal": self.pauses_for_journal,
             "database_connected": bool(database is not None and database.connected),
             "current_session": self.current_session_id,
+        }
+
+    def memory_figures(self) -> dict[str, Any]:
+        """What this store holds in memory now: for the memory probe, not for /status."""
+        return {
+            "reads_incoming": len(self._incoming),
+            "reads_in_memory": self._reads_in_memory,
+            "journal_appends_in_flight": self._journal_writes_in_flight,
+            "pending_streams": len(self._pending),
+            "pending_sequence_numbers": sum(len(numbers) for numbers in self._pending.values()),
+            "backlog_items": len(self._backlog),
         }
 
     def delete_expired(self, retention_days: int, keep_going: Callable[[], bool] = lambda: True) -> Deferred[None]:
