@@ -300,10 +300,16 @@ def _enable_auto_explain(connection, ctx: Context) -> None:
         ctx.note(f"web at scale: auto_explain not enabled ({str(error).strip()})")
 
 
+# As a browser asks: big answers (a whole results table) may come gzip-compressed. The time is
+# until the last byte of the answer is in, as the hub sent it (not decompressed here).
+BROWSER_HEADERS = {"Accept-Encoding": "gzip, deflate"}
+
+
 def fetch(url: str, timeout: float, headers: dict[str, str] | None = None) -> tuple[float, int | str]:
     started = time.perf_counter()
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
+        request = urllib.request.Request(url, headers={**BROWSER_HEADERS, **(headers or {})})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
             status: int | str = response.status
     except urllib.error.HTTPError as error:

@@ -28,6 +28,7 @@ from chronotrack.storage.database import Database
 from chronotrack.results import ResultRow, filter_rows, search
 from web import queries, results_queries
 from web.access import Viewer
+from web.compressed import gzipped, send_gzipped, wants_compressed
 from web.errors import BadParameter, NotFound
 from web.live import LiveReads
 from web.operator_pages import MAX_ID, OperatorPages
@@ -207,7 +208,10 @@ class ResultsPages:
         key = ("api body", filters["gender"], filters["division"], limit)
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Cache-Control", b"no-store")
-        return results.memo(key, body)
+        plain = results.memo(key, body)
+        if wants_compressed(request, plain):
+            return send_gzipped(request, results.memo(key + ("gzip",), lambda: gzipped(plain)))
+        return plain
 
     @app.route("/results.csv", methods=["GET"])
     async def results_csv_download(self, request: IRequest) -> bytes:
