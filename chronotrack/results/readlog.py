@@ -95,16 +95,7 @@ class ReadLog:
             insort(self._guns.setdefault(location, []), read.read_timestamp)
             return
         self._aware = read.read_timestamp.tzinfo is not None
-        tag = read.tag_code
-        if self._only is not None and location not in self._only:
-            self._tags_only[location].add(self._tags.setdefault(tag, tag))
-            return
-        tags = self._times[location]
-        times = tags.get(tag)
-        if times is None:
-            tags[self._tags.setdefault(tag, tag)] = array("q", (microseconds(read.read_timestamp),))
-        else:
-            insort(times, microseconds(read.read_timestamp))
+        self.add_times(location, read.tag_code, array("q", (microseconds(read.read_timestamp),)))
 
     def add_location(self, location: str) -> None:
         """A location seen (announced, or read at): the order of these calls is the locations' order."""
