@@ -92,6 +92,7 @@ class SseClient:
         self.error: str | None = None
         self._task: asyncio.Task | None = None
         self.connected = asyncio.Event()
+        self.answered = asyncio.Event()  # connected, or refused / failed (then ``error`` says why)
 
     async def open(self) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port, limit=1 << 20)
@@ -119,6 +120,7 @@ class SseClient:
                 complete, buffer = buffer[:end + 2], buffer[end + 2:]
                 if not self.connected.is_set() and b": connected" in complete:
                     self.connected.set()
+                    self.answered.set()
                 arrivals = self.arrivals
                 for match in BIB.finditer(complete):
                     tag = int(match.group(1))
@@ -130,6 +132,8 @@ class SseClient:
             raise
         except Exception as error:  # noqa: BLE001 - reported in the table
             self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self.answered.set()  # a refused client does not keep its wave waiting
 
     async def close(self) -> None:
         if self._task is not None:

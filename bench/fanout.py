@@ -27,10 +27,12 @@ def run(ctx: Context) -> None:
     clients_wanted = min(mode.fanout_clients, limit - 200)
     print(f"fan-out: {clients_wanted:,} SSE clients, {mode.fanout_rate} reads/s for {mode.fanout_seconds:.0f} s",
           flush=True)
-    # The hub refuses streams beyond --max-stream-clients (1000 by default) with a 503: the
-    # fan-out asks for room for every client it opens.
+    # The hub refuses streams beyond --max-stream-clients (1000 by default) with a 503, and
+    # beyond --max-streams-per-address (100) from one address with a 429: every client here
+    # comes from 127.0.0.1, so the fan-out asks for room for all of them on both counts.
+    room = str(clients_wanted + 100)
     collector = ctx.collector("fanout", web=True,
-                              extra_args=("--max-stream-clients", str(clients_wanted + 100)))
+                              extra_args=("--max-stream-clients", room, "--max-streams-per-address", room))
     try:
         profile = collector.work_dir / "py-spy.txt"
         with RssSampler(collector.process.pid, interval=0.2) as sampler:
@@ -75,7 +77,7 @@ async def _drive(collector, count: int, rate: int, seconds: float, drain: float,
     for first in range(0, count, 100):  # connect in waves, like a crowd opening the page
         batch = clients[first:first + 100]
         await asyncio.gather(*(client.open() for client in batch))
-        await asyncio.gather(*(asyncio.wait_for(client.connected.wait(), 60) for client in batch),
+        await asyncio.gather(*(asyncio.wait_for(client.answered.wait(), 60) for client in batch),
                              return_exceptions=True)
     connected = [client for client in clients if client.connected.is_set()]
     connect_seconds = time.monotonic() - started
