@@ -9,7 +9,7 @@ import json
 
 import pytest
 import pytest_twisted
-from twisted.web.client import readBody
+import treq
 from twisted.web.http_headers import Headers
 from twisted.web.test.requesthelper import DummyRequest
 
@@ -26,7 +26,7 @@ async def raw_get(stub, path: str, who, headers: dict | None = None):  # noqa: F
     cookie = "; ".join(f"{name}={value}" for name, value in who.cookies.items())
     sent = Headers({"Cookie": [cookie], **{name: [value] for name, value in (headers or {}).items()}})
     response = await settle(stub, stub._agent.request(b"GET", (BASE + path).encode("ascii"), sent))
-    return response, await settle(stub, readBody(response))
+    return response, await settle(stub, treq.content(response))
 
 
 @pytest_twisted.ensureDeferred

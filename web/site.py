@@ -22,9 +22,9 @@ from twisted.web.resource import IResource, Resource
 
 from web.access import client_address
 from web.headers import HeaderPolicy, apply_security_headers
-from web.limits import (DEFAULT_LIMIT, DEFAULT_MAX_STREAM_CLIENTS, DEFAULT_MAX_STREAMS_PER_ADDRESS, REFUSED_BODY_DISCARD_BYTES,
-                        REFUSED_BODY_LINGER_SECONDS, STREAM_RETRY_AFTER_SECONDS, BodyLimit, body_limit, is_stream,
-                        refusal_body, wants_json)
+from web.limits import (DEFAULT_LIMIT, DEFAULT_MAX_STREAM_CLIENTS, DEFAULT_MAX_STREAMS_PER_ADDRESS,
+                        REFUSED_BODY_DISCARD_BYTES, REFUSED_BODY_LINGER_SECONDS, STREAM_RETRY_AFTER_SECONDS,
+                        BodyLimit, body_limit, is_stream, refusal_body, wants_json)
 
 log = Logger()
 
@@ -179,8 +179,10 @@ class StreamGate(Resource):
         return self._refuse(request, 503, "too many live streams", "The live display is full; try again shortly.")
 
     def _too_many_from(self, request: IRequest, address: str) -> bytes:
-        if address not in self._refused_addresses and len(self._refused_addresses) < 1000:
-            self._refused_addresses.add(address)  # once per address and spell, in a bounded set
+        if address not in self._refused_addresses:
+            if len(self._refused_addresses) >= 1000:
+                self._refused_addresses.clear()  # bounded: many addresses refused may log again
+            self._refused_addresses.add(address)  # once per address and spell
             log.warn("{address} has {count} live streams open, the most allowed from one address:"
                      " refusing more from it (max-streams-per-address)", address=address,
                      count=self.open_by_address.get(address, 0))
