@@ -59,20 +59,22 @@ class OperatorPages:
 
     async def _changer(self, request: IRequest, database: Database) -> Viewer:
         """Whoever may change things, having checked the form came from our own page."""
-        refuse_cross_site(request)
-        viewer = await self._reader(request, database)
-        if not viewer.may_change:
-            raise Forbidden("An API token can read, not change anything; sign in to do that.")
+        viewer = await self._may_change(request, database)
         check_csrf(request, viewer)
         return viewer
 
     async def _api_changer(self, request: IRequest, database: Database) -> Viewer:
         """The same for a JSON API change: a page's script sends the CSRF token in X-CSRF-Token."""
+        viewer = await self._may_change(request, database)
+        check_api_csrf(request, viewer)
+        return viewer
+
+    async def _may_change(self, request: IRequest, database: Database) -> Viewer:
+        """A signed-in viewer allowed to change things, asking from a page of this site (CSRF not yet checked)."""
         refuse_cross_site(request)
         viewer = await self._reader(request, database)
         if not viewer.may_change:
             raise Forbidden("An API token can read, not change anything; sign in to do that.")
-        check_api_csrf(request, viewer)
         return viewer
 
     async def _public_event(self, database: Database, slug: str) -> Event:
