@@ -35,6 +35,19 @@ def screen_code(pg_dsn, name: str = "Finish big screen") -> str:
     return query(pg_dsn, "SELECT public_code FROM display_screens WHERE name = %s", (name,))[0][0]
 
 
+def big_name_layout(background: str) -> dict:
+    return validate_layout({"version": 1, "aspect": "16:9", "background": {"color": background, "image_id": None},
+                            "font": "sans", "fields": [{"kind": "name", "x": 5, "y": 10, "w": 90, "h": 30}]})
+
+
+def insert_layout(pg_dsn, event_id: int, name: str, layout: dict) -> int:
+    """A saved designer template of ``event_id`` (its partner's), straight into the table."""
+    return query(pg_dsn, """
+        INSERT INTO display_layouts (timing_partner_id, timing_event_id, name, layout)
+        SELECT timing_partner_id, id, %s, %s::jsonb FROM timing_events WHERE id = %s RETURNING id""",
+                 (name, json.dumps(layout), event_id))[0][0]
+
+
 def page_config(html: str) -> dict:
     return json.loads(html_lib.unescape(CONFIG.search(html).group(1)))
 
@@ -110,12 +123,7 @@ async def test_screen_forms_need_the_csrf_token_stay_within_the_partner_and_name
 
 @pytest_twisted.ensureDeferred
 async def test_a_layout_or_logo_that_is_not_the_events_own_is_a_400_naming_the_field(pg_dsn, stub, race):
-    layout = validate_layout({"version": 1, "aspect": "16:9", "background": {"color": "#000000", "image_id": None},
-                              "font": "sans", "fields": [{"kind": "name", "x": 5, "y": 10, "w": 90, "h": 30}]})
-    theirs = query(pg_dsn, """
-        INSERT INTO display_layouts (timing_partner_id, timing_event_id, name, layout)
-        SELECT timing_partner_id, id, 'Theirs', %s::jsonb FROM timing_events WHERE id = %s RETURNING id""",
-                   (json.dumps(layout), race.zeta_event))[0][0]
+    theirs = insert_layout(pg_dsn, race.zeta_event, "Theirs", big_name_layout("#000000"))
     for layout_id in ("999999", str(theirs)):  # no such layout; another partner's
         response, html = await add_screen(stub, race.acme, race.event, layout_id=layout_id)
         assert response.code == 400 and "layout_id" in html, layout_id
@@ -247,20 +255,13 @@ async def test_a_screen_with_a_layout_includes_the_designers_renderer_and_sends_
     code = screen_code(pg_dsn)
     _, html = await fetch(stub, "GET", f"/screen/{code}")
     assert "/static/layout.js" not in html and page_config(html)["layout"] is None  # the built-in panel
-    layout = validate_layout({"version": 1, "aspect": "16:9", "background": {"color": "#0b1220", "image_id": None},
-                              "font": "sans", "fields": [{"kind": "name", "x": 5, "y": 10, "w": 90, "h": 30}]})
-    layout_id = query(pg_dsn, """
-        INSERT INTO display_layouts (timing_partner_id, timing_event_id, name, layout)
-        SELECT timing_partner_id, id, 'Big name', %s::jsonb FROM timing_events WHERE id = %s RETURNING id""",
-                      (json.dumps(layout), race.event))[0][0]
+    layout = big_name_layout("#0b1220")
+    layout_id = insert_layout(pg_dsn, race.event, "Big name", layout)
     query(pg_dsn, "UPDATE display_screens SET layout_id = %s", (layout_id,))
     _, html = await fetch(stub, "GET", f"/screen/{code}")
     assert '<script src="/static/layout.js" defer></script>' in html
     assert page_config(html)["layout"] == {**layout, "images": {}}  # as GET /api/layouts/<id> gives it
-    other = query(pg_dsn, """
-        INSERT INTO display_layouts (timing_partner_id, timing_event_id, name, layout)
-        SELECT timing_partner_id, id, 'Theirs', %s::jsonb FROM timing_events WHERE id = %s RETURNING id""",
-                  (json.dumps(layout), race.zeta_event))[0][0]
+    other = insert_layout(pg_dsn, race.zeta_event, "Theirs", layout)
     query(pg_dsn, "UPDATE display_screens SET layout_id = %s", (other,))
     _, html = await fetch(stub, "GET", f"/screen/{code}")
     assert page_config(html)["layout"] is None  # another partner's layout is never used
