@@ -17,20 +17,20 @@ from twisted.web.server import Site
 from chronotrack.config import ConfigError, option_parameters, settings_from_options
 from chronotrack.outbound.settings import OUTBOUND_SETTINGS
 from chronotrack.ctp01 import settings_from_config
+from chronotrack.garbage_collection import settle_after_start_up
 from chronotrack.storage.db_service import DatabaseService
 from chronotrack.lifecycle import ListeningService, OrderedServices
 from chronotrack.logs import JSON_OBSERVER
 from chronotrack.service import CollectorService
 from chronotrack.status_api import StatusApp
-from chronotrack.garbage_collection import settle_after_start_up
 from web.collector_status import in_process_collector_status
 from web.service import make_web_service
 
 COLLECTOR_SETTINGS = (
     "port", "status", "web", "dsn", "data-dir", "greeting-delay", "setting-delay", "command-delay",
     "ping-interval", "idle-timeout", "reply-timeout", "event-timezone", "pushmode-ack", "batch-size",
-    "batch-delay", "backlog-limit", "retention-days", "messages", "max-stream-clients", "max-streams-per-address", "cors-origins",
-    "write-batch-size", "backlog-in-memory",
+    "batch-delay", "backlog-limit", "retention-days", "messages", "max-stream-clients", "max-streams-per-address",
+    "cors-origins", "write-batch-size", "backlog-in-memory",
     "authentication", "secret-key-file", "greeting-timeout",
     "max-line-length", "max-connections", "max-connections-per-address", "allow",
     "rejected-lines-stored-per-minute", "garbage-ratio", "max-rejected-per-minute", "garbage-penalty",

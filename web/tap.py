@@ -12,6 +12,7 @@ from pathlib import Path
 from twisted.python import usage
 
 from chronotrack.config import option_parameters, settings_from_options
+from chronotrack.garbage_collection import settle_after_start_up
 from chronotrack.outbound.settings import OUTBOUND_SETTINGS
 from chronotrack.storage.db_service import DatabaseService
 from chronotrack.lifecycle import OrderedServices
@@ -20,8 +21,8 @@ from web.service import WebService, make_web_service
 
 __all__ = ["Options", "makeService", "make_web_service", "WebService"]
 
-SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients", "max-streams-per-address", "cors-origins",
-                 "secret-key-file", *OUTBOUND_SETTINGS)
+SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients",
+                 "max-streams-per-address", "cors-origins", "secret-key-file", *OUTBOUND_SETTINGS)
 
 
 class Options(usage.Options):
@@ -53,4 +54,5 @@ def makeService(options: Options, reactor=None) -> OrderedServices:
                            cors_origins=settings["cors_origins"])
     web.display_app.configure_outbound(settings)
     web.setServiceParent(root)
+    settle_after_start_up()  # its results caches hold hundreds of thousands of objects too
     return root
