@@ -6,7 +6,7 @@ import pytest_twisted
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred
 
-from chronotrack.storage.database import Database, check_dsn_syntax, redact_dsn
+from chronotrack.storage.database import RECONNECT_INITIAL_DELAY, Database, check_dsn_syntax, redact_dsn
 from chronotrack.storage.migrations import available_migrations, migrate
 from tests.postgres import query
 from tests.waiting import wait_until
@@ -130,3 +130,84 @@ def test_stopping_during_a_connect_attempt_neither_raises_nor_revives_the_connec
     detector.stop()  # must not raise
     attempt.callback(None)  # the connect under way completes after all
     assert detector.reconnectable.closed and recovered == []
+
+
+class _SocketProxy:
+    """A Unix-socket hop in front of PostgreSQL that can cut every link and then go silent:
+    it still accepts connections but never answers, as a server that hangs does."""
+
+    def __init__(self, target_socket: str, directory: str) -> None:
+        from twisted.internet import protocol
+        from twisted.protocols import portforward
+
+        proxy = self
+
+        class Silent(protocol.Protocol):
+            def connectionMade(self):
+                proxy.silent_links.append(self.transport)
+
+        class Forwarding(portforward.ProxyFactory):
+            def buildProtocol(self, address):
+                return Silent() if proxy.silent else super().buildProtocol(address)
+
+        self.silent = False
+        self.silent_links = []
+        self.factory = Forwarding(None, None)
+        self.factory.protocol = type("Hop", (portforward.ProxyServer,), {
+            "connectionMade": lambda hop: (proxy.links.append(hop.transport),
+                                           portforward.ProxyServer.connectionMade(hop)),
+        })
+        self.factory.protocol.reactor = _UnixClientReactor(target_socket)
+        self.links = []
+        self.port = reactor.listenUNIX(f"{directory}/.s.PGSQL.5432", self.factory)
+
+    def go_silent(self) -> None:
+        self.silent = True
+        for link in self.links:
+            link.abortConnection()
+
+    def stop(self) -> None:
+        for link in self.silent_links:
+            link.abortConnection()
+        return self.port.stopListening()
+
+
+class _UnixClientReactor:
+    """What ``portforward.ProxyServer`` calls ``connectTCP`` on, connecting to a Unix socket."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def connectTCP(self, host, port, factory):
+        return reactor.connectUNIX(self.path, factory)
+
+
+@pytest_twisted.ensureDeferred
+async def test_closing_while_a_reconnect_waits_on_a_silent_server_neither_raises_nor_leaks(pg_dsn, tmp_path):
+    """The server went away and the pool is reconnecting to one that accepted the socket but has
+    not answered yet: psycopg2 refuses to cancel a connect attempt under way, and close() must
+    still stop everything cleanly (a service stopping during an outage)."""
+    import psycopg2
+
+    params = psycopg2.extensions.parse_dsn(pg_dsn)
+    target = f"{params['host']}/.s.PGSQL.{params.get('port', 5432)}"
+    proxy = _SocketProxy(target, str(tmp_path))
+    params["host"] = str(tmp_path)
+    params["port"] = "5432"
+    database = Database(reactor, " ".join(f"{key}={value}" for key, value in params.items()), pool_size=1)
+    try:
+        assert await database.start()
+        assert await database.run_query("SELECT 1") == [(1,)]
+
+        proxy.go_silent()
+        await wait_until(lambda: not database.connected)
+        await wait_until(lambda: len(proxy.silent_links) >= 1)  # a reconnect is waiting on it
+        await task.deferLater(reactor, 0.1, lambda: None)
+
+        database.close()  # must not raise
+        assert not database.connected
+        await task.deferLater(reactor, RECONNECT_INITIAL_DELAY * 3, lambda: None)
+        assert not database.connected  # nothing revived it
+    finally:
+        database.close()
+        await proxy.stop()

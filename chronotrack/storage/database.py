@@ -75,7 +75,12 @@ class _Detector(reconnection.DeadConnectionDetector):
         call.reactor = self.reactor
         self._retrying = call.start(self.reconnectionIterator())
         self._retrying.addCallback(self._reconnected)
-        self._retrying.addErrback(lambda failure: failure.trap(CancelledError))
+        self._retrying.addErrback(self._gave_up)
+
+    def _gave_up(self, failure) -> None:
+        if not self.stopped:
+            failure.trap(CancelledError)
+        # Stopped: whatever the abandoned attempt failed with is nobody's concern.
 
     def _reconnected(self, _) -> None:
         if self.stopped:
@@ -93,9 +98,11 @@ class _Detector(reconnection.DeadConnectionDetector):
         if self._retrying is not None:
             try:
                 self._retrying.cancel()
-            except txpostgres._CancelInProgress:
-                # txpostgres lets a connect that is being polled finish before it can be
-                # cancelled; ``_reconnected`` closes it when it does.
+            except (txpostgres._CancelInProgress, psycopg2.OperationalError):
+                # txpostgres lets a query that is being polled finish before it can be
+                # cancelled, and psycopg2 cannot cancel a connect still under way (a server
+                # that accepted the socket but has not answered). The owner closes the
+                # connection next; if the attempt completes anyway, ``_reconnected`` closes it.
                 pass
 
 
