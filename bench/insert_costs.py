@@ -8,9 +8,10 @@ arrays as the store builds them) timed:
 
 - once under ``EXPLAIN ANALYZE``: PostgreSQL's own split into the insert itself, each
   foreign-key check and each statement trigger;
-- then with one foreign key, index or trigger removed at a time (in a transaction that is
-  rolled back), median of ``--repeat`` inserts each, each right after the median with
-  everything on, so a change in the machine's load hits both alike.
+- then with one foreign key, index or trigger removed at a time, or without ON CONFLICT (0017's
+  first attempt), each in a transaction that is rolled back: median of ``--repeat`` inserts
+  each, each right after the median with everything on, so a change in the machine's load
+  hits both alike.
 
 Times are wall-clock on whatever machine runs it: a shared machine makes them noisy, so
 read the differences between neighbouring lines, not the absolute figures.
@@ -115,16 +116,24 @@ def fill(connection, batches: Batches, rows: int) -> None:
             connection.commit()
 
 
+# 0017 tries a batch without ON CONFLICT first (no speculative insertion), and with it only
+# when a read of the batch is already stored.
+_PLAIN_INSERT = "plain INSERT"
+_PLAIN_INSERT_READS = _INSERT_READS.replace("ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING", "")
+
+
 def timed_inserts(connection, batches: Batches, repeat: int, change: str | None) -> float:
-    """Median milliseconds of one batch INSERT (plus its triggers), with ``change`` applied first."""
+    """Median milliseconds of one batch INSERT (plus its triggers), with ``change`` applied first
+    (or, for ``_PLAIN_INSERT``, the INSERT without its ON CONFLICT clause)."""
     times = []
+    statement = _PLAIN_INSERT_READS if change == _PLAIN_INSERT else _INSERT_READS
     with connection.cursor() as cursor:
-        if change:
+        if change and change != _PLAIN_INSERT:
             cursor.execute(change)
         for _ in range(repeat):
             params = batches.next()
             started = time.perf_counter()
-            cursor.execute(_INSERT_READS, params)
+            cursor.execute(statement, params)
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             times.append((time.perf_counter() - started) * 1000)
     connection.rollback()
@@ -152,7 +161,7 @@ def variants(connection) -> list[tuple[str, str | None]]:
                        " AND NOT tgisinternal ORDER BY 1")
         triggers = [row[0] for row in cursor.fetchall()]
     connection.rollback()
-    result: list[tuple[str, str | None]] = []
+    result: list[tuple[str, str | None]] = [("without ON CONFLICT (0017's first attempt)", _PLAIN_INSERT)]
     result += [(f"without FK {name}", f"ALTER TABLE timing_reads DROP CONSTRAINT {name}") for name in foreign_keys]
     result.append(("without every FK", "; ".join(f"ALTER TABLE timing_reads DROP CONSTRAINT {name}"
                                                   for name in foreign_keys)))

@@ -1,0 +1,99 @@
+"""store_timing_reads (0017) on a real PostgreSQL: a batch goes in as a plain INSERT, and again
+with ON CONFLICT only when one of its reads is already stored. Either way every new read is
+stored once, in arrival order, and the figures and the NOTIFY see each batch once."""
+
+from __future__ import annotations
+
+import select
+from datetime import datetime, timedelta, timezone
+
+import psycopg2
+import pytest
+
+from tests.postgres import query
+
+START = datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc)
+STREAM = "connection:ctl-1"
+
+
+@pytest.fixture
+def schema(database, pg_dsn):
+    return pg_dsn
+
+
+def store(dsn: str, sequences: list[int], location: str = "finish") -> tuple[int, int]:
+    """One call as the collector makes it: reads ``sequences`` of one stream at one location."""
+    count = len(sequences)
+    stamps = [START + timedelta(seconds=number) for number in sequences]
+    times = [stamp.strftime("%H:%M:%S.00") for stamp in stamps]
+    raw = [f"CT01_33~{number}~{location}~{1000 + number}~{time}~0~0F2A38~1" for number, time in zip(sequences, times)]
+    [(session, inserted)] = query(
+        dsn, "SELECT session_id, inserted FROM store_timing_reads(NULL, '42', 'Turkey Trot', 60,"
+             " %s::text[], %s::text[], %s::text[], %s::int[], %s::text[], %s::text[], %s::text[],"
+             " %s::timestamptz[], %s::int[], %s::text[], %s::int[], %s::text[], %s::timestamptz[],"
+             " %s::bigint[], %s::text[], %s::text[])",
+        ([location], ["0F2A38"], [STREAM] * count, sequences, [location] * count,
+         [str(1000 + number) for number in sequences], times, stamps, [0] * count, ["0F2A38"] * count,
+         [1] * count, raw, stamps, [None] * count, [STREAM], [location]))
+    return session, inserted
+
+
+def stored_in_id_order(dsn: str) -> list[int]:
+    return [number for (number,) in query(dsn, "SELECT sequence_number FROM timing_reads ORDER BY id")]
+
+
+def figures(dsn: str) -> int:
+    [(reads,)] = query(dsn, "SELECT coalesce(sum(reads), 0) FROM read_figures")
+    return reads
+
+
+def test_a_new_batch_is_stored_whole_in_arrival_order(schema):
+    arrival = [5, 3, 9, 1, 7]
+    _, inserted = store(schema, arrival)
+    assert inserted == 5
+    assert stored_in_id_order(schema) == arrival
+    assert figures(schema) == 5
+
+
+def test_a_batch_sent_again_stores_nothing_and_counts_nothing(schema):
+    store(schema, [1, 2, 3])
+    _, inserted = store(schema, [1, 2, 3])
+    assert inserted == 0
+    assert stored_in_id_order(schema) == [1, 2, 3]
+    assert figures(schema) == 3
+
+
+def test_a_batch_ending_with_a_stored_read_keeps_its_new_reads_once(schema):
+    """The plain attempt inserts the new reads, then meets the stored one and is rolled back as a
+    whole: the second attempt stores the new reads once, and the figures count them once."""
+    store(schema, [4])
+    _, inserted = store(schema, [1, 2, 3, 5, 4])
+    assert inserted == 4
+    assert stored_in_id_order(schema) == [4, 1, 2, 3, 5]
+    assert figures(schema) == 5
+    assert query(schema, "SELECT sum(reads) FROM read_minutes") == [(5,)]
+
+
+def test_a_read_repeated_within_one_batch_is_stored_once(schema):
+    _, inserted = store(schema, [1, 2, 1])
+    assert inserted == 2
+    assert stored_in_id_order(schema) == [1, 2]
+
+
+def test_the_display_is_woken_once_per_batch_with_the_highest_new_id(schema):
+    listener = psycopg2.connect(schema)
+    listener.autocommit = True
+    try:
+        listener.cursor().execute("LISTEN timing_reads")
+        store(schema, [1])
+        store(schema, [2, 3, 1])  # the plain attempt's NOTIFY is rolled back with it
+        payloads = []
+        while select.select([listener], [], [], 0.5)[0]:  # both are committed: all are queued
+            listener.poll()
+            payloads += [notify.payload for notify in listener.notifies]
+            listener.notifies.clear()
+        highest = query(schema, "SELECT max(id) FROM timing_reads")[0][0]
+        assert payloads[-1] == str(highest)
+        assert len(payloads) == 2
+    finally:
+        listener.close()
