@@ -26,7 +26,7 @@ from tests.postgres import query
 from tests.waiting import wait_until
 from web import sse
 from web.app import DisplayApp
-from web.live import LiveReads, ReadBatch
+from web.live import LATE_COMMIT_WINDOW, LiveReads, ReadBatch, notified_ids
 from web.queries import DisplayRead
 from web.service import WebService
 from web.sse import EventStream
@@ -499,6 +499,51 @@ async def test_a_read_that_commits_after_a_higher_id_is_still_delivered(pg_dsn, 
         slow.commit()
         await wait_until(lambda: slow_id in delivered)
         assert delivered == [fast_id, slow_id]
+    finally:
+        slow.close()
+        fast.close()
+        live.stop()
+
+
+def test_a_notify_names_its_statement_s_lowest_and_highest_id_and_the_old_form_still_reads():
+    assert notified_ids("17:5016") == (17, 5016)
+    assert notified_ids("5016") == (5016 - LATE_COMMIT_WINDOW + 1, 5016)  # before schema 0018
+    assert notified_ids("3") == (1, 3)
+    for nonsense in ("", ":", "x:1", "9:3", "1:2:3", "high"):
+        assert notified_ids(nonsense) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_whole_batch_that_commits_after_a_higher_id_is_delivered_to_its_first_read(pg_dsn, database):
+    """A collector's statement of 1,500 reads commits after another collector's read of another
+    event, which took a higher id: every one of the 1,500 still goes out, once (not only the
+    last thousand ids below the late notify)."""
+    live = LiveReads(database)
+    await live.start()
+    await live.when_ready()
+    delivered = []
+    live.subscribe(lambda reads: delivered.extend(read.id for read in reads))
+    slow, fast = psycopg2.connect(pg_dsn), psycopg2.connect(pg_dsn)
+    try:
+        with slow.cursor() as cursor:  # one statement: takes its 1,500 ids first, commits last
+            cursor.execute(f"""
+                INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name,
+                                          tag_code, read_time, read_timestamp, lap_count, reader_id, gator_number,
+                                          raw_data)
+                SELECT {rows.NEWEST_SESSION}, {rows.NEWEST_PARTNER}, 'connection:slow', n, 'finish', n::text,
+                       '08:01:02.35', '2024-05-04 08:01:02.35+00', 1, '0F2A38', 1, 'raw'
+                FROM generate_series(1, 1500) AS n RETURNING id""")
+            slow_ids = [row[0] for row in cursor.fetchall()]
+        rows.insert_session(pg_dsn, "Other race", event="Other race")  # see the test above
+        with fast.cursor() as cursor:
+            cursor.execute(*insert_read_sql("fast", location="start"))
+            fast_id = cursor.fetchone()[0]
+        fast.commit()
+        await wait_until(lambda: fast_id in delivered)
+        slow.commit()
+        await wait_until(lambda: len(delivered) >= 1 + len(slow_ids), timeout=10)
+        await task.deferLater(reactor, 0.3, lambda: None)  # nothing more, nothing twice
+        assert delivered == [fast_id, *sorted(slow_ids)]
     finally:
         slow.close()
         fast.close()

@@ -1,15 +1,18 @@
 """New reads, as they are stored, handed to everyone watching (the SSE streams).
 
 The collector may be another process, so the only signal is PostgreSQL's NOTIFY on
-``timing_reads`` (payload: the highest id of the insert statement that committed). Each
-notify triggers a fetch of the reads above the last id seen; bursts are coalesced so at
-most one fetch is in flight, with one more queued if notifies arrived meanwhile.
+``timing_reads`` (payload ``low:high``: the lowest and highest id of the insert statement
+that committed, schema 0018). Each notify triggers a fetch of the reads above the last id
+seen; bursts are coalesced so at most one fetch is in flight, with one more queued if
+notifies arrived meanwhile.
 
 Two ways a read could slip past, and what covers them:
 
-- Inserts committing out of id order (two batches in flight): a notify whose id we have
-  already passed but not delivered means a late commit; the ids just below it are fetched
-  again and anything not yet delivered goes out.
+- Inserts committing out of id order (two collectors, each with a batch in flight): a
+  notify whose lowest id we have already passed but not delivered means a late commit; its
+  whole range of ids is fetched again, page by page, and anything not yet delivered goes
+  out. (A statement's rows become visible together, so once its lowest id was delivered,
+  all of it was.)
 - Notifies lost while the database or the LISTEN connection was down: after every
   reconnect, and on a slow safety poll while anyone is watching, we fetch what is above
   the last id seen.
@@ -33,7 +36,7 @@ from web.queries import DisplayRead
 log = Logger()
 
 CHANNEL = "timing_reads"
-LATE_COMMIT_WINDOW = 1000  # ids below a late notify that are fetched again
+LATE_COMMIT_WINDOW = 1000  # ids below a late notify of the old form (a bare id) fetched again
 DELIVERED_MEMORY = 50_000  # ids remembered to skip what was already delivered
 SAFETY_POLL_SECONDS = 5.0
 
@@ -62,7 +65,7 @@ class LiveReads:
         self._reactor = reactor if reactor is not None else database.reactor
         self._subscribers: list[Subscriber] = []
         self.last_id: int | None = None  # None until we know where "new" starts
-        self._late_ids: set[int] = set()  # payloads of notifies that came in late
+        self._late_ranges: set[tuple[int, int]] = set()  # (low, high) ids of statements that committed late
         self._delivered_order: deque[int] = deque()
         self._delivered: set[int] = set()
         self._fetching: Deferred | None = None
@@ -131,17 +134,14 @@ class LiveReads:
         return unsubscribe
 
     def _notified(self, payload: str) -> None:
-        try:
-            notified_id = int(payload)
-        except ValueError:
-            notified_id = None
-        if not self._subscribers and self.last_id is not None and notified_id is not None:
+        ids = notified_ids(payload)
+        if not self._subscribers and self.last_id is not None and ids is not None:
             # Nobody is watching: just move the mark, no query.
-            self.last_id = max(self.last_id, notified_id)
+            self.last_id = max(self.last_id, ids[1])
             return
-        if notified_id is not None and self.last_id is not None and notified_id <= self.last_id \
-                and notified_id not in self._delivered:
-            self._late_ids.add(notified_id)
+        if ids is not None and self.last_id is not None and ids[0] <= self.last_id \
+                and ids[0] not in self._delivered:
+            self._late_ranges.add((ids[0], min(ids[1], self.last_id)))  # above last_id comes anyway
         self._request_fetch()
 
     def _request_fetch(self) -> None:
@@ -176,9 +176,9 @@ class LiveReads:
                 if not waiter.called:
                     waiter.callback(None)
             return
-        for high in sorted(self._late_ids):  # each is forgotten only once its fetch worked
-            self._deliver(await queries.reads_between(self.database, max(0, high - LATE_COMMIT_WINDOW), high))
-            self._late_ids.discard(high)
+        for late in sorted(self._late_ranges):  # each is forgotten only once its fetch worked
+            await self._fetch_range(*late)
+            self._late_ranges.discard(late)
         while True:
             reads = await queries.reads_after(self.database, self.last_id)
             if reads:
@@ -186,6 +186,16 @@ class LiveReads:
             self._deliver(reads)
             if len(reads) < queries.MAX_READS_PER_QUERY or self._stopped:
                 return
+
+    async def _fetch_range(self, low: int, high: int) -> None:
+        """Deliver what is not yet delivered of the reads with ids ``low`` to ``high``."""
+        after = low - 1
+        while not self._stopped:
+            reads = await queries.reads_between(self.database, after, high)
+            self._deliver(reads)
+            if len(reads) < queries.MAX_READS_PER_QUERY:
+                return
+            after = reads[-1].id
 
     def _deliver(self, reads: list[DisplayRead]) -> None:
         fresh = ReadBatch(read for read in reads if read.id not in self._delivered)
@@ -201,3 +211,20 @@ class LiveReads:
                 callback(fresh)
             except Exception:
                 log.failure("a live-read subscriber failed")
+
+
+def notified_ids(payload: str) -> tuple[int, int] | None:
+    """The (lowest, highest) id a ``timing_reads`` NOTIFY names, or None for anything else.
+
+    ``low:high`` since schema 0018; a bare id (the highest) before it, taken to cover the
+    ``LATE_COMMIT_WINDOW`` ids below it as it did then.
+    """
+    low_text, separator, high_text = payload.partition(":")
+    try:
+        if not separator:
+            high = int(low_text)
+            return max(1, high - LATE_COMMIT_WINDOW + 1), high
+        low, high = int(low_text), int(high_text)
+    except ValueError:
+        return None
+    return (low, high) if low <= high else None
