@@ -430,6 +430,7 @@ class ControllerProtocol(LineReceiver):
         self._streams: dict[str, _LocationStream] = {}
         self._pull_next: dict[str, int] = {}  # pull mode: next sequence per location
         self._write_paused = False
+        self._read_lines: list[str] = []  # tag lines not yet handed to the transport (see _write_read)
         self._connected = False
         self.closing = False
         self.vanished = False
@@ -629,10 +630,13 @@ class ControllerProtocol(LineReceiver):
             if start + len(chunk) >= len(reads):
                 finished.append(location)
         self._send(f"ack~getdata~{len(batch)}")
-        for read in batch:
-            if not self._can_write():
-                return
-            self._write_read(read)
+        try:
+            for read in batch:
+                if not self._can_write():
+                    return
+                self._write_read(read)
+        finally:
+            self._flush_reads()
         for location in finished:
             self._controller._location_caught_up(location)
 
@@ -684,13 +688,16 @@ class ControllerProtocol(LineReceiver):
             elapsed = self._clock.seconds() - stream.started_at
             due = int(elapsed * config.rate + 1e-9) + 1 - stream.sent
             budget = min(budget, due)
-        while budget > 0 and stream.next_index < len(reads):
-            if not self._can_stream() or self._streams.get(stream.location) is not stream:
-                return
-            self._write_read(reads[stream.next_index])
-            stream.next_index += 1
-            stream.sent += 1
-            budget -= 1
+        try:
+            while budget > 0 and stream.next_index < len(reads):
+                if not self._can_stream() or self._streams.get(stream.location) is not stream:
+                    return
+                self._write_read(reads[stream.next_index])
+                stream.next_index += 1
+                stream.sent += 1
+                budget -= 1
+        finally:
+            self._flush_reads()
         if self._streams.get(stream.location) is not stream:
             return
         if stream.next_index >= len(reads):
@@ -743,16 +750,28 @@ class ControllerProtocol(LineReceiver):
     # Writing
 
     def _send(self, line: str) -> None:
+        self._flush_reads()
         self.transport.write(line.encode("utf-8") + b"\r\n")
 
     def _write_read(self, read: SimulatedRead) -> None:
-        self._send(self.line_format.tag_line(read))
+        """Tag lines are handed to the transport a chunk at a time (``_flush_reads``), one write
+        instead of one per line: at full speed the simulator shares the machine with the
+        collector it measures. Anything else written, and any ending, flushes them first, so
+        the order on the wire is the order of the calls."""
+        self._read_lines.append(self.line_format.tag_line(read))
         self._controller._read_written(self, read)
+
+    def _flush_reads(self) -> None:
+        if self._read_lines:
+            lines, self._read_lines = self._read_lines, []
+            lines.append("")
+            self.transport.write("\r\n".join(lines).encode("utf-8"))
 
     def send_new_location(self, location: str, timestamp: datetime, reader_id: str) -> None:
         self._send(self.line_format.new_location_line(1, location, timestamp, reader_id))
 
     def send_malformed(self, number: int) -> None:
+        self._flush_reads()
         self.transport.write(MALFORMED_LINES[number % len(MALFORMED_LINES)] + b"\r\n")
 
     # Ending (also the injected faults)
@@ -773,6 +792,7 @@ class ControllerProtocol(LineReceiver):
 
     def _release(self) -> None:
         """Stop streaming and let the transport close (a registered producer blocks it)."""
+        self._flush_reads()
         if not self.closing:
             self.closing = True
             self._stop_streams()
@@ -780,6 +800,7 @@ class ControllerProtocol(LineReceiver):
 
     def vanish(self) -> None:
         """Go silent without closing: a half-open controller, as a cut cable leaves it."""
+        self._flush_reads()
         self.vanished = True
         self._stop_streams()
         self.transport.pauseProducing()  # stop reading; nothing more is written
