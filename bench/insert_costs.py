@@ -9,9 +9,9 @@ arrays as the store builds them) timed:
 - once under ``EXPLAIN ANALYZE``: PostgreSQL's own split into the insert itself, each
   foreign-key check and each statement trigger;
 - then with one foreign key, index or trigger removed at a time, or without ON CONFLICT (0017's
-  first attempt), each in a transaction that is rolled back: median of ``--repeat`` inserts
-  each, each right after the median with everything on, so a change in the machine's load
-  hits both alike.
+  first attempt), or with times as microseconds (0017), each in a transaction that is rolled
+  back: median of ``--repeat`` inserts each, each right after the median with everything on,
+  so a change in the machine's load hits both alike.
 
 Times are wall-clock on whatever machine runs it: a shared machine makes them noisy, so
 read the differences between neighbouring lines, not the absolute figures.
@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 import psycopg2
 
 from chronotrack.storage.migrations import available_migrations
-from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
+from chronotrack.storage.pg_arrays import int_array, micros_array, text_array
 from chronotrack.storage.pgstore import DEFAULT_CLOCK_TOLERANCE
 from tests.postgres import PostgresForTests
 
@@ -76,8 +76,15 @@ def setup(connection) -> tuple[int, int, int]:
     return session_id, partner_id, connection_id
 
 
-def batch_params(session_id: int, partner_id: int, connection_id: int, stream: str, first: int) -> tuple:
-    """The store's parameters for BATCH reads, alternating the two locations, as a simulator sends them."""
+def _timestamps(values) -> str:
+    """A timestamptz[] literal, as the store sent times before 0017."""
+    return "{" + ",".join(value.isoformat() for value in values) + "}"
+
+
+def batch_params(session_id: int, partner_id: int, connection_id: int, stream: str, first: int,
+                 micros: bool = False) -> tuple:
+    """The store's parameters for BATCH reads, alternating the two locations, as a simulator sends
+    them; with ``micros``, times as microseconds since the epoch (0017)."""
     now = datetime.now(timezone.utc)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     rows = []
@@ -90,10 +97,10 @@ def batch_params(session_id: int, partner_id: int, connection_id: int, stream: s
         raw = f"CT01_33~{number}~{location}~{tag}~{read_time}~0~BE0001~1"
         rows.append((stream, number, location, tag, read_time, stamp, 0, "BE0001", 1, raw, now, connection_id))
     columns = list(zip(*rows))
+    times = micros_array if micros else _timestamps
     arrays = (text_array(columns[0]), int_array(columns[1]), text_array(columns[2]), text_array(columns[3]),
-              text_array(columns[4]), timestamp_array(columns[5]), int_array(columns[6]), text_array(columns[7]),
-              int_array(columns[8]), text_array(columns[9]), timestamp_array(columns[10]),
-              int_array(columns[11]))
+              text_array(columns[4]), times(columns[5]), int_array(columns[6]), text_array(columns[7]),
+              int_array(columns[8]), text_array(columns[9]), times(columns[10]), int_array(columns[11]))
     return (session_id, partner_id, DEFAULT_CLOCK_TOLERANCE, *arrays, session_id)
 
 
@@ -104,9 +111,9 @@ class Batches:
         self.ids = (session_id, partner_id, connection_id)
         self.count = 0
 
-    def next(self) -> tuple:
+    def next(self, micros: bool = False) -> tuple:
         self.count += 1
-        return batch_params(*self.ids, stream=f"connection:bench-{self.count}", first=1)
+        return batch_params(*self.ids, stream=f"connection:bench-{self.count}", first=1, micros=micros)
 
 
 def fill(connection, batches: Batches, rows: int) -> None:
@@ -122,16 +129,30 @@ _PLAIN_INSERT = "plain INSERT"
 _PLAIN_INSERT_READS = _INSERT_READS.replace("ON CONFLICT ON CONSTRAINT timing_reads_once DO NOTHING", "")
 
 
+# 0017 also sends read and arrival times as microseconds since the epoch (bigint[]), turned back
+# into instants as timestamp_from_micros does (written out here, for schemas before 0017).
+_MICROS = "times as microseconds"
+_FROM_MICROS = "(to_timestamp({0} / 1000000) + ({0} %% 1000000) * INTERVAL '1 microsecond')"
+_MICROS_INSERT_READS = (
+    _INSERT_READS.replace("%s::timestamptz[]", "%s::bigint[]")
+    .replace("batch.read_time, batch.read_timestamp,",
+             "batch.read_time, " + _FROM_MICROS.format("batch.read_timestamp") + ",")
+    .replace("batch.raw_data, batch.received_at,", "batch.raw_data, " + _FROM_MICROS.format("batch.received_at") + ",")
+    .replace("abs(extract(epoch FROM batch.read_timestamp - batch.received_at)) > %s",
+             "abs(batch.read_timestamp - batch.received_at) > %s * 1000000"))
+_STATEMENTS = {_PLAIN_INSERT: _PLAIN_INSERT_READS, _MICROS: _MICROS_INSERT_READS}
+
+
 def timed_inserts(connection, batches: Batches, repeat: int, change: str | None) -> float:
     """Median milliseconds of one batch INSERT (plus its triggers), with ``change`` applied first
-    (or, for ``_PLAIN_INSERT``, the INSERT without its ON CONFLICT clause)."""
+    (or, for ``_PLAIN_INSERT`` and ``_MICROS``, that form of the INSERT)."""
     times = []
-    statement = _PLAIN_INSERT_READS if change == _PLAIN_INSERT else _INSERT_READS
+    statement = _STATEMENTS.get(change, _INSERT_READS)
     with connection.cursor() as cursor:
-        if change and change != _PLAIN_INSERT:
+        if change and change not in _STATEMENTS:
             cursor.execute(change)
         for _ in range(repeat):
-            params = batches.next()
+            params = batches.next(micros=change == _MICROS)
             started = time.perf_counter()
             cursor.execute(statement, params)
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
@@ -161,7 +182,8 @@ def variants(connection) -> list[tuple[str, str | None]]:
                        " AND NOT tgisinternal ORDER BY 1")
         triggers = [row[0] for row in cursor.fetchall()]
     connection.rollback()
-    result: list[tuple[str, str | None]] = [("without ON CONFLICT (0017's first attempt)", _PLAIN_INSERT)]
+    result: list[tuple[str, str | None]] = [("without ON CONFLICT (0017's first attempt)", _PLAIN_INSERT),
+                                            ("times as microseconds (0017)", _MICROS)]
     result += [(f"without FK {name}", f"ALTER TABLE timing_reads DROP CONSTRAINT {name}") for name in foreign_keys]
     result.append(("without every FK", "; ".join(f"ALTER TABLE timing_reads DROP CONSTRAINT {name}"
                                                   for name in foreign_keys)))

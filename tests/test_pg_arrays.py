@@ -8,7 +8,7 @@ import pytest
 import pytest_twisted
 
 from chronotrack.reads import ReadSource, TagRead
-from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
+from chronotrack.storage.pg_arrays import int_array, micros_array, text_array
 from tests.postgres import query
 from tests.test_pgstore import open_store  # noqa: F401 - fixture
 from tests.waiting import wait_until
@@ -53,18 +53,26 @@ def test_int_array_reads_back_and_refuses_what_is_not_an_integer(pg_dsn):
     assert back == [3, -4, 5] and empty == []
 
 
-def test_timestamp_array_keeps_the_instant_of_every_zone_and_refuses_naive(pg_dsn):
+# The store sends times as microseconds since the epoch; the schema's timestamp_from_micros (0017)
+# turns them back into instants.
+_AS_INSTANTS = ("SELECT ARRAY(SELECT timestamp_from_micros(m)"
+                " FROM unnest(%s::bigint[]) WITH ORDINALITY AS u (m, n) ORDER BY n)")
+
+
+def test_micros_array_keeps_the_instant_of_every_zone_and_refuses_naive(database, pg_dsn):
     paris = datetime(2026, 3, 29, 1, 59, 59, 990000, tzinfo=ZoneInfo("Europe/Paris"))
     values = [paris, datetime(2026, 3, 29, 3, 0, 0, 10000, tzinfo=ZoneInfo("Europe/Paris")),
               datetime(1970, 1, 1, tzinfo=timezone.utc),
+              datetime(1969, 12, 31, 23, 59, 58, 500000, tzinfo=timezone.utc),
               datetime(2026, 11, 24, 9, 0, 7, 250000, tzinfo=timezone(timedelta(hours=-3, minutes=-30))),
+              datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),  # past a double's exact microseconds
               None]
-    [(back,)] = query(pg_dsn, "SELECT %s::timestamptz[]", (timestamp_array(values),))
+    [(back,)] = query(pg_dsn, _AS_INSTANTS, (micros_array(values),))
     assert back == values
     with pytest.raises(ValueError):
-        timestamp_array([datetime(2026, 1, 1)])
+        micros_array([datetime(2026, 1, 1)])
     with pytest.raises(ValueError):
-        timestamp_array([paris, datetime(2026, 1, 1, tzinfo=_NoOffset())])
+        micros_array([paris, datetime(2026, 1, 1, tzinfo=_NoOffset())])
 
 
 class _NoOffset(tzinfo):
@@ -74,11 +82,19 @@ class _NoOffset(tzinfo):
         return None
 
 
-def test_timestamp_array_keeps_offsets_with_seconds_and_early_years(pg_dsn):
+def test_micros_array_keeps_offsets_with_seconds_and_early_years(database, pg_dsn):
     values = [datetime(1900, 1, 1, 12, tzinfo=ZoneInfo("Europe/Amsterdam")),  # +00:19:32
               datetime(1, 1, 2, tzinfo=timezone(timedelta(hours=5, seconds=7)))]
-    [(back,)] = query(pg_dsn, "SELECT %s::timestamptz[]", (timestamp_array(values),))
+    [(back,)] = query(pg_dsn, _AS_INSTANTS, (micros_array(values),))
     assert back == values
+
+
+def test_micros_of_turns_instants_into_the_same_microseconds(database, pg_dsn):
+    """The previous version's call (TIMESTAMPTZ[]) is converted by micros_of (0017)."""
+    values = [datetime(2026, 11, 24, 9, 0, 7, 250001, tzinfo=ZoneInfo("Europe/Paris")),
+              datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), None]
+    [(micros,)] = query(pg_dsn, "SELECT micros_of(%s::timestamptz[])", (values,))
+    assert "{" + ",".join("NULL" if m is None else str(m) for m in micros) + "}" == micros_array(values)
 
 
 @pytest_twisted.ensureDeferred

@@ -40,7 +40,7 @@ from txpostgres.txpostgres import RollbackFailed
 
 from chronotrack.storage import retention, watermarks
 from chronotrack.storage.pending_numbers import PendingNumbers
-from chronotrack.storage.pg_arrays import int_array, text_array, timestamp_array
+from chronotrack.storage.pg_arrays import int_array, micros_array, text_array
 from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
 from chronotrack.reads import ReadSource, TagRead
 
@@ -67,10 +67,11 @@ def default_journal_queue_limit(batch_size: int) -> int:
     """Received reads not yet journaled past which the controllers are paused (see the module docstring)."""
     return max(JOURNAL_QUEUE_BATCHES * batch_size, MIN_JOURNAL_QUEUE)
 
-# One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql).
+# One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql;
+# times as microseconds since the epoch, 0017_cheaper_read_statements.sql).
 _STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s, %s, %s::text[], %s::text[],"
-                " %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::int[],"
-                " %s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::bigint[], %s::text[], %s::text[])")
+                " %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::int[],"
+                " %s::text[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])")
 
 # The session of a source's event (opened when there is none): see 0002_partners.sql.
 _OPEN_SESSION = "SELECT session_id, partner_id FROM open_timing_session(%s, %s, %s)"
@@ -139,12 +140,12 @@ def prepare_batch(entries: list[JournalEntry]) -> _PreparedBatch:
             text_array([read.location_name for read in reads]),
             text_array([read.tag_code for read in reads]),
             text_array([read.read_time for read in reads]),
-            timestamp_array([read.read_timestamp for read in reads]),
+            micros_array([read.read_timestamp for read in reads]),
             int_array([read.lap_count for read in reads]),
             text_array([read.reader_id for read in reads]),
             int_array([read.gator_number for read in reads]),
             text_array([read.raw_data for read in reads]),
-            timestamp_array([read.received_at for read in reads]),
+            micros_array([read.received_at for read in reads]),
             int_array([entry.source.connection_row_id for entry in group]),
         )
         # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
