@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 from chronotrack.ctp01 import decode_line, parse_common_tag_line
 from chronotrack.reads import ReadSource
 from chronotrack.storage import journal as journal_module
-from chronotrack.storage.journal import JournalEntry, JournalPosition
-from chronotrack.storage.pgstore import prepare_batch
+from chronotrack.storage.journal import JournalEntry
+from chronotrack.storage.read_statements import prepare_batch
 from tests.memory_store import MemoryReadStore
 from tests.test_protocol import FAST, Controller, make_factory
 from twisted.internet.defer import Deferred

@@ -28,7 +28,7 @@ import psycopg2
 
 from chronotrack.storage.migrations import available_migrations
 from chronotrack.storage.pg_arrays import int_array, micros_array, text_array
-from chronotrack.storage.pgstore import DEFAULT_CLOCK_TOLERANCE
+from chronotrack.storage.read_statements import DEFAULT_CLOCK_TOLERANCE
 from tests.postgres import PostgresForTests
 
 # The INSERT inside store_timing_reads (0014), as the store sent it on its own before, so the

@@ -6,8 +6,8 @@ A read's path through here:
 2. After ``batch_delay`` (or at ``batch_size`` reads) the batch is appended to the
    on-disk journal with one fsync. Only then does the read count as received.
 3. Journaled reads wait, in order, in the backlog; one writer sends up to ``batch_size``
-   of them to PostgreSQL in a single ``INSERT ... SELECT FROM unnest(...)`` that skips
-   reads already stored (re-sent by a controller, or recovered from the journal).
+   of them to PostgreSQL in a single call of ``store_timing_reads`` (``read_statements``)
+   that skips reads already stored (re-sent by a controller, or recovered from the journal).
 4. Once stored, their journal entries are released.
 
 While PostgreSQL is down the backlog grows; past ``backlog_limit`` the controllers are
@@ -40,8 +40,9 @@ from txpostgres.txpostgres import RollbackFailed
 
 from chronotrack.storage import retention, watermarks
 from chronotrack.storage.pending_numbers import PendingNumbers
-from chronotrack.storage.pg_arrays import int_array, micros_array, text_array
 from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
+from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, PreparedBatch, event_of, insert_reads,
+                                                 prepare_batch, write_prepared)
 from chronotrack.reads import ReadSource, TagRead
 
 log = Logger()
@@ -53,7 +54,6 @@ MAX_QUEUED_FACTS = 10_000  # rejected lines etc. held while the database is down
 
 _RECOVERED = "recovered"  # journal position of entries recovered at start-up
 
-DEFAULT_CLOCK_TOLERANCE = 86400.0
 DEFAULT_WRITE_BATCH_SIZE = 5000
 DEFAULT_BACKLOG_IN_MEMORY = 20_000
 # Reads received but not yet journaled, in journal batches (batch_size each), past which the
@@ -67,11 +67,6 @@ def default_journal_queue_limit(batch_size: int) -> int:
     """Received reads not yet journaled past which the controllers are paused (see the module docstring)."""
     return max(JOURNAL_QUEUE_BATCHES * batch_size, MIN_JOURNAL_QUEUE)
 
-# One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql;
-# times as microseconds since the epoch, 0017_cheaper_read_statements.sql).
-_STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s, %s, %s::text[], %s::text[],"
-                " %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::int[],"
-                " %s::text[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])")
 
 # The session of a source's event (opened when there is none): see 0002_partners.sql.
 _OPEN_SESSION = "SELECT session_id, partner_id FROM open_timing_session(%s, %s, %s)"
@@ -86,111 +81,6 @@ def _like_prefix(prefix: str) -> str:
 def is_connection_failure(failure) -> bool:
     return bool(failure.check(psycopg2.OperationalError, psycopg2.InterfaceError,
                               ConnectionDead, RollbackFailed))
-
-
-def event_of(source: ReadSource) -> tuple[int | None, str, str]:
-    """(partner, event id, event name): the arguments of open_timing_session."""
-    return source.partner_id, source.event_id or "", source.event_name or ""
-
-
-def _event_order(event: tuple[int | None, str, str]) -> tuple:
-    partner, event_id, event_name = event
-    return (partner is None, partner or 0, event_id, event_name)
-
-
-@dataclass(frozen=True, slots=True)
-class _EventBatch:
-    """One event's reads of a batch, as the INSERT takes them: one array literal per column."""
-
-    source: ReadSource  # names the event (open_timing_session's arguments)
-    count: int
-    locations: tuple[str, str]  # array literals: each location once, with its first reader
-    columns: tuple[str, ...]  # array literals in store_timing_reads's order
-    pairs: tuple[str, str]  # array literals: the distinct (stream, location) pairs, sorted
-
-
-@dataclass(frozen=True, slots=True)
-class _PreparedBatch:
-    """A statement's reads ready for PostgreSQL: its events in key order (see _insert_reads)."""
-
-    events: tuple[_EventBatch, ...]
-    count: int
-
-
-def prepare_batch(entries: list[JournalEntry]) -> _PreparedBatch:
-    """Everything the INSERT of ``entries`` needs, computed without the database.
-
-    Pure and separate from the SQL so the store can prepare the next statement while
-    PostgreSQL still works on the current one.
-    """
-    by_event: dict[tuple, list[JournalEntry]] = {}
-    for entry in entries:
-        by_event.setdefault(event_of(entry.source), []).append(entry)
-    events = []
-    for key in sorted(by_event, key=_event_order):
-        group = by_event[key]
-        reads = [entry.read for entry in group]
-        first_reader: dict[str, str] = {}
-        for read in reads:
-            first_reader.setdefault(read.location_name, read.reader_id)
-        # One array literal per column (see chronotrack.storage.pg_arrays), not a list each.
-        columns = (
-            text_array([entry.source.stream_id for entry in group]),
-            int_array([read.sequence_number for read in reads]),
-            text_array([read.location_name for read in reads]),
-            text_array([read.tag_code for read in reads]),
-            text_array([read.read_time for read in reads]),
-            micros_array([read.read_timestamp for read in reads]),
-            int_array([read.lap_count for read in reads]),
-            text_array([read.reader_id for read in reads]),
-            int_array([read.gator_number for read in reads]),
-            text_array([read.raw_data for read in reads]),
-            micros_array([read.received_at for read in reads]),
-            int_array([entry.source.connection_row_id for entry in group]),
-        )
-        # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
-        pairs = sorted({(entry.source.stream_id, entry.read.location_name) for entry in group})
-        events.append(_EventBatch(
-            source=group[0].source, count=len(group),
-            locations=(text_array(first_reader), text_array(first_reader.values())), columns=columns,
-            pairs=(text_array(pair[0] for pair in pairs), text_array(pair[1] for pair in pairs))))
-    return _PreparedBatch(tuple(events), len(entries))
-
-
-def _insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
-    """Write a batch; reads of several events go to their own sessions, each event's in arrival order."""
-    return _insert_prepared(cursor, prepare_batch(entries), clock_tolerance)
-
-
-def _store_arguments(event: _EventBatch, clock_tolerance: float) -> tuple:
-    return (*event_of(event.source), clock_tolerance, *event.locations, *event.columns, *event.pairs)
-
-
-@inlineCallbacks
-def _insert_prepared(cursor, batch: _PreparedBatch, clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
-    """Write a prepared batch of several events in one transaction, event by event.
-
-    The events are written in the order of their keys, so two collectors writing batches that
-    span the same events take the maintained figures' row locks (0008) in the same order and
-    cannot deadlock. With each event's reads the stream watermarks move past them (0014's
-    store_timing_reads: the session, the locations, the reads and the watermarks in one call).
-    """
-    inserted = 0
-    session_id = None
-    for event in batch.events:
-        yield cursor.execute(_STORE_READS, _store_arguments(event, clock_tolerance))
-        session_id, count = cursor.fetchone()
-        inserted += count
-    return session_id, inserted
-
-
-def write_prepared(database, batch: _PreparedBatch, clock_tolerance: float) -> Deferred[tuple[int, int]]:
-    """(session, reads inserted) once ``batch`` is committed: a batch of one event (the usual
-    case) is one statement, its own transaction, a single round trip."""
-    if len(batch.events) != 1:
-        return database.run_interaction(_insert_prepared, batch, clock_tolerance)
-    d = database.run_query(_STORE_READS, _store_arguments(batch.events[0], clock_tolerance))
-    return d.addCallback(lambda rows: (rows[0][0], rows[0][1]))
 
 
 @dataclass(slots=True)
@@ -253,7 +143,7 @@ class PostgresReadStore:
         self._writing = False
         # The next statement, built while the current one is in PostgreSQL: (its items with
         # their entries lists, the batch); see _prepare_next.
-        self._prepared: tuple[tuple[tuple[_Waiting, list[JournalEntry] | None], ...], _PreparedBatch] | None = None
+        self._prepared: tuple[tuple[tuple[_Waiting, list[JournalEntry] | None], ...], PreparedBatch] | None = None
         self._in_flight = 0  # backlog items in the statement PostgreSQL is writing now
         self._retry_call = None
         self._database_ready = False
@@ -476,7 +366,7 @@ class PostgresReadStore:
         if batch is not None:
             d = write_prepared(self.database_source.database, batch, self.clock_tolerance)
         else:  # prepared in the interaction, so the failure goes where a refused batch goes
-            d = self.database_source.database.run_interaction(_insert_reads, entries, self.clock_tolerance)
+            d = self.database_source.database.run_interaction(insert_reads, entries, self.clock_tolerance)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
         self._in_flight = len(waiting)
@@ -510,7 +400,7 @@ class PostgresReadStore:
             return
         self._prepared = (tuple((item, item.entries) for item in waiting), batch)
 
-    def _take_prepared(self, waiting: list[_Waiting]) -> _PreparedBatch | None:
+    def _take_prepared(self, waiting: list[_Waiting]) -> PreparedBatch | None:
         prepared, self._prepared = self._prepared, None
         if prepared is None:
             return None
@@ -649,7 +539,7 @@ class PostgresReadStore:
         for done, item in enumerate(waiting):
             for index, entry in enumerate(item.entries):
                 try:
-                    session_id, inserted = yield database.run_interaction(_insert_reads, [entry],
+                    session_id, inserted = yield database.run_interaction(insert_reads, [entry],
                                                                           self.clock_tolerance)
                 except Exception:  # noqa: BLE001 - each outcome is handled below
                     failure = Failure()

@@ -1,0 +1,130 @@
+"""What one write of reads sends to PostgreSQL: the batch's arrays, and the statement.
+
+Pure preparation (``prepare_batch``: one array literal per column, per event, without the
+database) kept apart from the store's bookkeeping (``pgstore``), so the store can prepare the
+next statement while PostgreSQL still works on the current one, and the benchmarks can time
+it alone. The SQL side is ``store_timing_reads`` (0014, 0017).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+
+from chronotrack.reads import ReadSource
+from chronotrack.storage.journal import JournalEntry
+from chronotrack.storage.pg_arrays import int_array, micros_array, text_array
+
+DEFAULT_CLOCK_TOLERANCE = 86400.0  # seconds between a read's time and its arrival before it is marked
+
+# One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql;
+# times as microseconds since the epoch, 0017_cheaper_read_statements.sql).
+_STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s, %s, %s::text[], %s::text[],"
+                " %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::int[],"
+                " %s::text[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])")
+
+
+def event_of(source: ReadSource) -> tuple[int | None, str, str]:
+    """(partner, event id, event name): the arguments of open_timing_session."""
+    return source.partner_id, source.event_id or "", source.event_name or ""
+
+
+def _event_order(event: tuple[int | None, str, str]) -> tuple:
+    partner, event_id, event_name = event
+    return (partner is None, partner or 0, event_id, event_name)
+
+
+@dataclass(frozen=True, slots=True)
+class _EventBatch:
+    """One event's reads of a batch, as the INSERT takes them: one array literal per column."""
+
+    source: ReadSource  # names the event (open_timing_session's arguments)
+    count: int
+    locations: tuple[str, str]  # array literals: each location once, with its first reader
+    columns: tuple[str, ...]  # array literals in store_timing_reads's order
+    pairs: tuple[str, str]  # array literals: the distinct (stream, location) pairs, sorted
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A statement's reads ready for PostgreSQL: its events in key order (see insert_reads)."""
+
+    events: tuple[_EventBatch, ...]
+    count: int
+
+
+def prepare_batch(entries: list[JournalEntry]) -> PreparedBatch:
+    """Everything the INSERT of ``entries`` needs, computed without the database.
+
+    Pure and separate from the SQL so the store can prepare the next statement while
+    PostgreSQL still works on the current one.
+    """
+    by_event: dict[tuple, list[JournalEntry]] = {}
+    for entry in entries:
+        by_event.setdefault(event_of(entry.source), []).append(entry)
+    events = []
+    for key in sorted(by_event, key=_event_order):
+        group = by_event[key]
+        reads = [entry.read for entry in group]
+        first_reader: dict[str, str] = {}
+        for read in reads:
+            first_reader.setdefault(read.location_name, read.reader_id)
+        # One array literal per column (see chronotrack.storage.pg_arrays), not a list each.
+        columns = (
+            text_array([entry.source.stream_id for entry in group]),
+            int_array([read.sequence_number for read in reads]),
+            text_array([read.location_name for read in reads]),
+            text_array([read.tag_code for read in reads]),
+            text_array([read.read_time for read in reads]),
+            micros_array([read.read_timestamp for read in reads]),
+            int_array([read.lap_count for read in reads]),
+            text_array([read.reader_id for read in reads]),
+            int_array([read.gator_number for read in reads]),
+            text_array([read.raw_data for read in reads]),
+            micros_array([read.received_at for read in reads]),
+            int_array([entry.source.connection_row_id for entry in group]),
+        )
+        # Only the distinct pairs travel: the SQL sorts them so writers lock them alike.
+        pairs = sorted({(entry.source.stream_id, entry.read.location_name) for entry in group})
+        events.append(_EventBatch(
+            source=group[0].source, count=len(group),
+            locations=(text_array(first_reader), text_array(first_reader.values())), columns=columns,
+            pairs=(text_array(pair[0] for pair in pairs), text_array(pair[1] for pair in pairs))))
+    return PreparedBatch(tuple(events), len(entries))
+
+
+def insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
+    """Write a batch; reads of several events go to their own sessions, each event's in arrival order."""
+    return _insert_prepared(cursor, prepare_batch(entries), clock_tolerance)
+
+
+def _store_arguments(event: _EventBatch, clock_tolerance: float) -> tuple:
+    return (*event_of(event.source), clock_tolerance, *event.locations, *event.columns, *event.pairs)
+
+
+@inlineCallbacks
+def _insert_prepared(cursor, batch: PreparedBatch, clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
+    """Write a prepared batch of several events in one transaction, event by event.
+
+    The events are written in the order of their keys, so two collectors writing batches that
+    span the same events take the maintained figures' row locks (0008) in the same order and
+    cannot deadlock. With each event's reads the stream watermarks move past them (0014's
+    store_timing_reads: the session, the locations, the reads and the watermarks in one call).
+    """
+    inserted = 0
+    session_id = None
+    for event in batch.events:
+        yield cursor.execute(_STORE_READS, _store_arguments(event, clock_tolerance))
+        session_id, count = cursor.fetchone()
+        inserted += count
+    return session_id, inserted
+
+
+def write_prepared(database, batch: PreparedBatch, clock_tolerance: float) -> Deferred[tuple[int, int]]:
+    """(session, reads inserted) once ``batch`` is committed: a batch of one event (the usual
+    case) is one statement, its own transaction, a single round trip."""
+    if len(batch.events) != 1:
+        return database.run_interaction(_insert_prepared, batch, clock_tolerance)
+    d = database.run_query(_STORE_READS, _store_arguments(batch.events[0], clock_tolerance))
+    return d.addCallback(lambda rows: (rows[0][0], rows[0][1]))
