@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from chronotrack.ctp01 import decode_line, parse_common_tag_line
 from chronotrack.reads import ReadSource
 from chronotrack.storage import journal as journal_module
-from chronotrack.storage.journal import JournalEntry
+from chronotrack.storage.journal_lines import JournalEntry, encode_entries
 from chronotrack.storage.read_statements import prepare_batch
 from tests.memory_store import MemoryReadStore
 from tests.test_protocol import FAST, Controller, make_factory
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     figures.append(("decode + parse_common_tag_line + JournalEntry", seconds))
     batches = [entries[start:start + JOURNAL_BATCH] for start in range(0, len(entries), JOURNAL_BATCH)]
 
-    seconds, _ = best_of(args.repeat, lambda: [journal_module._journal_lines(batch) for batch in batches])
+    seconds, _ = best_of(args.repeat, lambda: [encode_entries(batch) for batch in batches])
     figures.append(("journal: encode batches", seconds))
 
     with tempfile.TemporaryDirectory(prefix="ctcosts-") as directory:

@@ -25,12 +25,12 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from chronotrack.storage import journal as journal_module
 from chronotrack.storage.journal import (
     JournalClosedError,
-    JournalEntry,
     JournalError,
     JournalPosition,
     JournalWriteError,
     ReadJournal,
 )
+from chronotrack.storage.journal_lines import JournalEntry
 from chronotrack.reads import ReadSource, TagRead
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

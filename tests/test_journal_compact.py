@@ -16,7 +16,8 @@ from twisted.internet import reactor
 
 from chronotrack.ctp01 import parse_tag_line
 from chronotrack.reads import ReadSource, TagRead
-from chronotrack.storage.journal import JournalEntry, ReadJournal, _EntryDecoder, _journal_lines
+from chronotrack.storage.journal import ReadJournal
+from chronotrack.storage.journal_lines import EntryDecoder, JournalEntry, encode_entries
 
 ZONE = ZoneInfo("Europe/Berlin")
 DAY = date(2026, 11, 26)
@@ -41,7 +42,7 @@ COMMON_LINES = [
 
 def lines_of(entries: list[JournalEntry]) -> list[bytes]:
     """The lines written for ``entries``, without their newlines, as the journal reads them."""
-    written = _journal_lines(entries)
+    written = encode_entries(entries)
     assert written.endswith(b"\n") and written.count(b"\n") == len(entries)
     return written.split(b"\n")[:-1]
 
@@ -52,7 +53,7 @@ def test_a_parsed_tag_line_is_journaled_compactly_and_read_back_exactly(line):
     (written,) = lines_of([entry])
     assert written.startswith(b"2\t") and written.endswith(b"\t")
     assert line.encode() in written
-    decoded = _EntryDecoder().decode(written)
+    decoded = EntryDecoder().decode(written)
     assert decoded == entry
     assert decoded.read.read_timestamp.utcoffset() == entry.read.read_timestamp.utcoffset()
     assert type(decoded.read.sequence_number) is int and type(decoded.read.gator_number) is int
@@ -62,7 +63,7 @@ def test_a_read_without_arrival_time_round_trips_as_none():
     entry = parsed(COMMON_LINES[0], received=None)
     (written,) = lines_of([entry])
     assert written.startswith(b"2\t\t")
-    assert _EntryDecoder().decode(written) == entry
+    assert EntryDecoder().decode(written) == entry
 
 
 def _changed(entry: JournalEntry, **changes) -> JournalEntry:
@@ -93,7 +94,7 @@ def test_a_read_its_raw_line_does_not_describe_is_journaled_as_json_and_round_tr
     entry = NOT_DESCRIBED_BY_THEIR_LINE[name]
     (written,) = lines_of([entry])
     assert written.startswith(b'{"v":1,')
-    assert _EntryDecoder().decode(written) == entry
+    assert EntryDecoder().decode(written) == entry
 
 
 @pytest.mark.parametrize("changes", [
@@ -102,17 +103,17 @@ def test_a_read_its_raw_line_does_not_describe_is_journaled_as_json_and_round_tr
 ])
 def test_a_read_that_would_not_survive_either_format_fails_the_batch(changes):
     with pytest.raises(ValueError):
-        _journal_lines([BASE, _changed(BASE, **changes)])
+        encode_entries([BASE, _changed(BASE, **changes)])
 
 
 def test_a_source_that_would_not_survive_fails_the_batch():
     with pytest.raises(ValueError):
-        _journal_lines([JournalEntry(BASE.read, dataclasses.replace(SOURCE, connection_row_id="7"))])
+        encode_entries([JournalEntry(BASE.read, dataclasses.replace(SOURCE, connection_row_id="7"))])
 
 
 def test_every_line_cut_short_is_refused():
     (written,) = lines_of([parsed(COMMON_LINES[2])])
-    decode = _EntryDecoder().decode
+    decode = EntryDecoder().decode
     for end in range(len(written)):  # up to the tab before the newline, which ends the entry
         with pytest.raises(ValueError):
             decode(written[:end])
@@ -133,7 +134,7 @@ def test_every_line_cut_short_is_refused():
 ])
 def test_a_damaged_compact_line_is_refused(damage):
     (written,) = lines_of([BASE])
-    decode = _EntryDecoder().decode
+    decode = EntryDecoder().decode
     assert decode(written) == BASE
     damaged = damage(written)
     assert damaged != written
@@ -145,7 +146,7 @@ def test_a_damaged_compact_line_is_refused(damage):
 
 def test_the_source_of_the_lines_of_a_batch_is_decoded_once_and_shared():
     entries = [parsed(f"CT01_33~{n}~finish~1234~09:00:0{n}~0~ABC001~1") for n in range(1, 5)]
-    decode = _EntryDecoder().decode
+    decode = EntryDecoder().decode
     decoded = [decode(line) for line in lines_of(entries)]
     assert decoded == entries
     assert decoded[0].source is decoded[3].source

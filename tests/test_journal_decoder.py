@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import pytest
 
 from chronotrack.reads import ReadSource, TagRead
-from chronotrack.storage.journal import JournalEntry, _EntryDecoder
+from chronotrack.storage.journal_lines import EntryDecoder, JournalEntry
 
 RECEIVED = datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc)
 SOURCE = ReadSource("connection:c1", "10.0.0.1:1", connection_row_id=7, partner_id=3, event_id="E", event_name="E")
@@ -32,7 +32,7 @@ def with_source(line: str, **changes) -> str:
 
 
 def test_lines_of_one_batch_decode_to_the_entries_written_sharing_their_source():
-    decode = _EntryDecoder().decode
+    decode = EntryDecoder().decode
     entries = [decode(entry(number).to_json()) for number in (1, 2, 3)]
     assert entries == [entry(1), entry(2), entry(3)]
     assert entries[0].source is entries[1].source is entries[2].source
@@ -44,7 +44,7 @@ def test_lines_of_one_batch_decode_to_the_entries_written_sharing_their_source()
     {"connection_row_id": KeyError}, {"partner_id": [3]}, {"stream_id": None}, {"event_id": {"a": 1}},
 ])
 def test_a_source_that_differs_only_in_type_or_presence_is_refused_after_a_good_one(changes):
-    decode = _EntryDecoder().decode
+    decode = EntryDecoder().decode
     good = entry(1).to_json()
     assert decode(good) == entry(1)
     with pytest.raises(ValueError):
@@ -55,7 +55,7 @@ def test_a_source_that_differs_only_in_type_or_presence_is_refused_after_a_good_
 
 
 def test_optional_source_fields_may_be_missing_or_null_as_before():
-    decode = _EntryDecoder().decode
+    decode = EntryDecoder().decode
     line = with_source(entry(1).to_json(), partner_id=KeyError, event_id=None)
     decoded = decode(line)
     assert decoded.source.partner_id is None and decoded.source.event_id is None

@@ -13,7 +13,7 @@ import pytest_twisted
 
 from chronotrack.reads import ReadSource
 from chronotrack.storage import pgstore
-from chronotrack.storage.journal import JournalEntry
+from chronotrack.storage.journal_lines import JournalEntry
 from tests.postgres import query
 from tests.test_pgstore import SOURCE, make_read, open_store  # noqa: F401 - fixture
 from tests.waiting import wait_until

@@ -40,7 +40,8 @@ from txpostgres.txpostgres import RollbackFailed
 
 from chronotrack.storage import retention, watermarks
 from chronotrack.storage.pending_numbers import PendingNumbers
-from chronotrack.storage.journal import JournalEntry, JournalPosition, ReadJournal
+from chronotrack.storage.journal import JournalPosition, ReadJournal
+from chronotrack.storage.journal_lines import JournalEntry
 from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, PreparedBatch, event_of, insert_reads,
                                                  prepare_batch, write_prepared)
 from chronotrack.reads import ReadSource, TagRead

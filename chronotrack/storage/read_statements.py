@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from twisted.internet.defer import Deferred, inlineCallbacks
 
 from chronotrack.reads import ReadSource
-from chronotrack.storage.journal import JournalEntry
+from chronotrack.storage.journal_lines import JournalEntry
 from chronotrack.storage.pg_arrays import int_array, micros_array, text_array
 
 DEFAULT_CLOCK_TOLERANCE = 86400.0  # seconds between a read's time and its arrival before it is marked
