@@ -475,8 +475,11 @@ async def test_reads_stored_while_nobody_watched_are_not_replayed_to_a_new_subsc
     live.stop()
 
 
-@pytest_twisted.ensureDeferred
-async def test_a_read_that_commits_after_a_higher_id_is_still_delivered(pg_dsn, database):
+async def committed_after_a_higher_id(pg_dsn: str, database, slow_sql: tuple[str, tuple]):
+    """Insert with ``slow_sql`` (so its ids come first) without committing; store another event's
+    read from a second connection and commit that first; then commit the slow statement. Returns
+    the ids LiveReads delivered once it has delivered them all and then nothing more, the slow
+    statement's ids and the other read's id."""
     live = LiveReads(database)
     await live.start()
     await live.when_ready()
@@ -484,9 +487,9 @@ async def test_a_read_that_commits_after_a_higher_id_is_still_delivered(pg_dsn, 
     live.subscribe(lambda reads: delivered.extend(read.id for read in reads))
     slow, fast = psycopg2.connect(pg_dsn), psycopg2.connect(pg_dsn)
     try:
-        with slow.cursor() as cursor:  # takes its id first, commits last
-            cursor.execute(*insert_read_sql("slow"))
-            slow_id = cursor.fetchone()[0]
+        with slow.cursor() as cursor:
+            cursor.execute(*slow_sql)
+            slow_ids = [row[0] for row in cursor.fetchall()]
         # The fast writer stores another event's read (as a second collector would): reads of one
         # event take that event's maintained-figure rows in turn (schema 0008), so a second read of
         # the same event would wait for the slow commit and never overtake it.
@@ -497,12 +500,19 @@ async def test_a_read_that_commits_after_a_higher_id_is_still_delivered(pg_dsn, 
         fast.commit()
         await wait_until(lambda: fast_id in delivered)
         slow.commit()
-        await wait_until(lambda: slow_id in delivered)
-        assert delivered == [fast_id, slow_id]
+        await wait_until(lambda: len(delivered) >= 1 + len(slow_ids), timeout=10)
+        await task.deferLater(reactor, 0.3, lambda: None)  # nothing more, nothing twice
+        return delivered, slow_ids, fast_id
     finally:
         slow.close()
         fast.close()
         live.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_that_commits_after_a_higher_id_is_still_delivered(pg_dsn, database):
+    delivered, [slow_id], fast_id = await committed_after_a_higher_id(pg_dsn, database, insert_read_sql("slow"))
+    assert delivered == [fast_id, slow_id]
 
 
 def test_a_notify_names_its_statement_s_lowest_and_highest_id_and_the_old_form_still_reads():
@@ -518,36 +528,14 @@ async def test_a_whole_batch_that_commits_after_a_higher_id_is_delivered_to_its_
     """A collector's statement of 1,500 reads commits after another collector's read of another
     event, which took a higher id: every one of the 1,500 still goes out, once (not only the
     last thousand ids below the late notify)."""
-    live = LiveReads(database)
-    await live.start()
-    await live.when_ready()
-    delivered = []
-    live.subscribe(lambda reads: delivered.extend(read.id for read in reads))
-    slow, fast = psycopg2.connect(pg_dsn), psycopg2.connect(pg_dsn)
-    try:
-        with slow.cursor() as cursor:  # one statement: takes its 1,500 ids first, commits last
-            cursor.execute(f"""
-                INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name,
-                                          tag_code, read_time, read_timestamp, lap_count, reader_id, gator_number,
-                                          raw_data)
-                SELECT {rows.NEWEST_SESSION}, {rows.NEWEST_PARTNER}, 'connection:slow', n, 'finish', n::text,
-                       '08:01:02.35', '2024-05-04 08:01:02.35+00', 1, '0F2A38', 1, 'raw'
-                FROM generate_series(1, 1500) AS n RETURNING id""")
-            slow_ids = [row[0] for row in cursor.fetchall()]
-        rows.insert_session(pg_dsn, "Other race", event="Other race")  # see the test above
-        with fast.cursor() as cursor:
-            cursor.execute(*insert_read_sql("fast", location="start"))
-            fast_id = cursor.fetchone()[0]
-        fast.commit()
-        await wait_until(lambda: fast_id in delivered)
-        slow.commit()
-        await wait_until(lambda: len(delivered) >= 1 + len(slow_ids), timeout=10)
-        await task.deferLater(reactor, 0.3, lambda: None)  # nothing more, nothing twice
-        assert delivered == [fast_id, *sorted(slow_ids)]
-    finally:
-        slow.close()
-        fast.close()
-        live.stop()
+    batch = (f"""
+        INSERT INTO timing_reads (session_id, timing_partner_id, stream_id, sequence_number, location_name,
+                                  tag_code, read_time, read_timestamp, lap_count, reader_id, gator_number, raw_data)
+        SELECT {rows.NEWEST_SESSION}, {rows.NEWEST_PARTNER}, 'connection:slow', n, 'finish', n::text,
+               '08:01:02.35', '2024-05-04 08:01:02.35+00', 1, '0F2A38', 1, 'raw'
+        FROM generate_series(1, 1500) AS n RETURNING id""", ())
+    delivered, slow_ids, fast_id = await committed_after_a_higher_id(pg_dsn, database, batch)
+    assert delivered == [fast_id, *sorted(slow_ids)]
 
 
 @pytest_twisted.ensureDeferred
