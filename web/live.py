@@ -9,10 +9,12 @@ notifies arrived meanwhile.
 Two ways a read could slip past, and what covers them:
 
 - Inserts committing out of id order (two collectors, each with a batch in flight): a
-  notify whose lowest id we have already passed but not delivered means a late commit; its
-  whole range of ids is fetched again, page by page, and anything not yet delivered goes
-  out. (A statement's rows become visible together, so once its lowest id was delivered,
-  all of it was.)
+  notify whose lowest id we have already passed means a late commit. The ids of its whole
+  range are listed again (the primary key alone, page by page), and the reads among them
+  not yet delivered are fetched and go out. (Whether a read was delivered is the only
+  sound test: statements running at once interleave their ids, so a late statement's
+  lowest and highest id may both have gone out with other fetches while ids between them
+  did not.)
 - Notifies lost while the database or the LISTEN connection was down: after every
   reconnect, and on a slow safety poll while anyone is watching, we fetch what is above
   the last id seen.
@@ -139,8 +141,7 @@ class LiveReads:
             # Nobody is watching: just move the mark, no query.
             self.last_id = max(self.last_id, ids[1])
             return
-        if ids is not None and self.last_id is not None and ids[0] <= self.last_id \
-                and ids[0] not in self._delivered:
+        if ids is not None and self.last_id is not None and ids[0] <= self.last_id:
             self._late_ranges.add((ids[0], min(ids[1], self.last_id)))  # above last_id comes anyway
         self._request_fetch()
 
@@ -188,14 +189,19 @@ class LiveReads:
                 return
 
     async def _fetch_range(self, low: int, high: int) -> None:
-        """Deliver what is not yet delivered of the reads with ids ``low`` to ``high``."""
+        """Deliver what is not yet delivered of the reads with ids ``low`` to ``high``. Usually
+        all of them were (the fetch that followed an earlier notify saw them): then this costs
+        one look at the primary key."""
         after = low - 1
         while not self._stopped:
-            reads = await queries.reads_between(self.database, after, high)
-            self._deliver(reads)
-            if len(reads) < queries.MAX_READS_PER_QUERY:
+            ids = await queries.read_ids_between(self.database, after, high)
+            missing = [read_id for read_id in ids if read_id not in self._delivered]
+            for start in range(0, len(missing), queries.MAX_READS_PER_QUERY):
+                self._deliver(await queries.reads_with_ids(
+                    self.database, missing[start:start + queries.MAX_READS_PER_QUERY]))
+            if len(ids) < queries.MAX_READ_IDS_PER_QUERY:
                 return
-            after = reads[-1].id
+            after = ids[-1]
 
     def _deliver(self, reads: list[DisplayRead]) -> None:
         fresh = ReadBatch(read for read in reads if read.id not in self._delivered)

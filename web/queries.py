@@ -22,6 +22,7 @@ from web.errors import DatabaseUnavailable
 log = Logger()
 
 MAX_READS_PER_QUERY = 1000
+MAX_READ_IDS_PER_QUERY = 10_000
 NOT_RUNNER_TAGS = (GUN_TIME_TAG, NEW_LOCATION_TAG)  # 0008 leaves the same tags out of tags_seen
 
 
@@ -256,10 +257,20 @@ async def missed_reads(database: Database, scope: Scope, after_id: int,
     return [_read_from_row(row) for row in rows]
 
 
-async def reads_between(database: Database, low_id: int, high_id: int) -> list[DisplayRead]:
-    """Reads with ``low_id < id <= high_id``, oldest first: for inserts that committed late."""
-    rows = await _rows(database, f"{_READ_SELECT} WHERE r.id > %s AND r.id <= %s ORDER BY r.id LIMIT %s",
-                       (low_id, high_id, MAX_READS_PER_QUERY))
+async def read_ids_between(database: Database, low_id: int, high_id: int,
+                           limit: int = MAX_READ_IDS_PER_QUERY) -> list[int]:
+    """Ids of the reads with ``low_id < id <= high_id``, ascending, at most ``limit``: the
+    primary key alone, for statements that committed late (the live feed fetches only those
+    of them it has not delivered)."""
+    rows = await _rows(database, "SELECT id FROM timing_reads WHERE id > %s AND id <= %s ORDER BY id LIMIT %s",
+                       (low_id, high_id, limit))
+    return [row[0] for row in rows]
+
+
+async def reads_with_ids(database: Database, ids: Sequence[int]) -> list[DisplayRead]:
+    """The reads with these ids (at most ``MAX_READS_PER_QUERY``), oldest first."""
+    rows = await _rows(database, f"{_READ_SELECT} WHERE r.id = ANY(%s) ORDER BY r.id",
+                       (list(ids[:MAX_READS_PER_QUERY]),))
     return [_read_from_row(row) for row in rows]
 
 
