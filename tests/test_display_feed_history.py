@@ -13,6 +13,8 @@ count. Generated in PostgreSQL with ``generate_series``.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 import pytest_twisted
 
@@ -20,7 +22,7 @@ from tests import rows
 from tests.postgres import query
 from tests.waiting import wait_until
 from web import display_feed
-from web.display_feed import EventFeed
+from web.display_feed import CrossingLog, EventFeed
 from web.live import LiveReads
 from web.queries import _EVENT_SELECT, Event
 from web.results_cache import ResultsCache
@@ -234,3 +236,22 @@ async def test_the_build_fetches_about_one_row_per_crossing_not_one_per_read(pg_
     assert crossings and reads > 2 * crossings
     assert max(answers) <= crossings  # no answer of one row per read
     assert sum(answers) < reads
+
+
+def test_the_crossing_log_gives_back_each_crossing_as_it_was_logged():
+    """Unit (pure logic): ids, bibs, locations, read times, and timestamps with their own zone
+    (or none), in the order logged; ``newest`` the last ones; a copy logged alike is equal."""
+    paris_summer = timezone(timedelta(hours=2))
+    crossings = [(5, "101", "split5k", datetime(2024, 5, 4, 8, 20, 35, 123456, tzinfo=timezone.utc), "08:20:35.123"),
+                 (3, "102", "finish", datetime(2024, 5, 4, 10, 1, 2, 7, tzinfo=paris_summer), "1714809662"),
+                 (9, "101", "finish", datetime(2024, 5, 4, 8, 1, 2), "2024-05-04T08:01:02"),
+                 (12, "103", "split5k", datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc), "")]
+    log, again = CrossingLog(), CrossingLog()
+    for crossing in crossings:
+        log.append(*crossing)
+        again.append(*crossing)
+    assert list(log) == crossings and len(log) == 4 and log == again
+    assert [moment.utcoffset() for _, _, _, moment, _ in log] == [timedelta(0), timedelta(hours=2), None, timedelta(0)]
+    assert list(log.newest(2)) == crossings[2:] and list(log.newest(10)) == crossings
+    again.append(13, "104", "finish", crossings[0][3], "")
+    assert log != again

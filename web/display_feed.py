@@ -4,6 +4,10 @@ A screen must not compute anything per read, and a hundred phones watching the f
 not cost a hundred lookups per read. So the web process keeps one ``EventFeed`` per event a
 screen or announcer is open for:
 
+- it is built once from the event's stored reads: paged by id and grouped per (location,
+  tag) in PostgreSQL (``results_queries.runner_read_page``), so the web process sees about
+  one row per crossing, never one per read, and never the whole event at once; the first
+  crossings teach the projection, and the newest become the recent crossings below;
 - it subscribes to ``LiveReads`` (the fan-out behind ``/stream``) and queues that event's
   new reads; the queue is worked through in order, one batch at a time;
 - per batch it asks the results cache for the event's live table (which catches up on the
@@ -24,8 +28,8 @@ import json
 import sys
 from array import array
 from collections import deque
-from datetime import timedelta
-from typing import Any, Awaitable, Callable
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Awaitable, Callable, Iterator
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -33,7 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chronotrack.reads import GUN_TIME_TAG, NEW_LOCATION_TAG
-from chronotrack.results.readlog import EPOCH, ONE_MICROSECOND
+from chronotrack.results.readlog import EPOCH, NAIVE_EPOCH, ONE_MICROSECOND, microseconds
 from chronotrack.results import division_for
 from chronotrack.storage.database import Database
 from web import results_queries
@@ -124,6 +128,67 @@ class ScreenView:
         return self.batch([crossing for crossing in self.feed.recent if crossing.id > after_id])
 
 
+class CrossingLog:
+    """Every first crossing of an event, in the order learnt, for relearning the projection when
+    the finish, the start or the gun changes: (read id, bib, location, timestamp, read time).
+
+    Kept as columns, since a big race has a couple of hundred thousand crossings: ids and times
+    in ``array('q')`` (the time as microseconds since the epoch and its zone as an index into the
+    few zones seen, so each timestamp comes back exactly as given), bibs and locations shared
+    strings, and the read time text; about 100 bytes a crossing instead of about 230 as tuples."""
+
+    def __init__(self) -> None:
+        self._ids = array("q")
+        self._micros = array("q")
+        self._zones = array("i")  # index into _zone_list
+        self._locations = array("i")  # index into _location_list
+        self._bibs: list[str] = []
+        self._read_times: list[str] = []
+        self._zone_list: list[tzinfo | None] = []
+        self._location_list: list[str] = []
+        self._zone_index: dict[tzinfo | None, int] = {}
+        self._location_index: dict[str, int] = {}
+        self._shared: dict[str, str] = {}
+
+    @staticmethod
+    def _index(value: Any, values: list, indexes: dict) -> int:
+        index = indexes.get(value)
+        if index is None:
+            index = indexes[value] = len(values)
+            values.append(value)
+        return index
+
+    def append(self, read_id: int, bib: str, location: str, timestamp: datetime, read_time: str) -> None:
+        self._ids.append(read_id)
+        self._micros.append(microseconds(timestamp))
+        self._zones.append(self._index(timestamp.tzinfo, self._zone_list, self._zone_index))
+        self._locations.append(self._index(location, self._location_list, self._location_index))
+        self._bibs.append(self._shared.setdefault(bib, bib))
+        self._read_times.append(read_time)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, index: int) -> tuple[int, str, str, datetime, str]:
+        zone = self._zone_list[self._zones[index]]
+        moment = (NAIVE_EPOCH if zone is None else EPOCH) + timedelta(microseconds=self._micros[index])
+        if zone is not None:
+            moment = moment.astimezone(zone)
+        return (self._ids[index], self._bibs[index], self._location_list[self._locations[index]], moment,
+                self._read_times[index])
+
+    def __iter__(self) -> Iterator[tuple[int, str, str, datetime, str]]:
+        """The crossings logged so far (not those appended while iterating)."""
+        return (self[index] for index in range(len(self)))
+
+    def newest(self, count: int) -> Iterator[tuple[int, str, str, datetime, str]]:
+        """The last ``count`` crossings, oldest first."""
+        return (self[index] for index in range(max(0, len(self) - count), len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, CrossingLog) else NotImplemented
+
+
 class HistoryFirsts:
     """``FirstCrossings``' duplicate window applied to an event's stored reads as PostgreSQL
     grouped them (``results_queries.runner_read_page``): one int per (runner, location), not one
@@ -174,7 +239,7 @@ class EventFeed:
         self.recent: deque[Crossing] = deque(maxlen=RECENT_CROSSINGS)
         self.projection = ArrivalProjection()
         self.finish_location: str | None = None
-        self._crossing_log: list[tuple] = []  # every first crossing: the projection is rebuilt from it
+        self._crossing_log = CrossingLog()  # every first crossing: the projection is rebuilt from it
         self._context: tuple | None = None  # (finish, start, gun) the projection was learnt with
         self._approaching: list[dict[str, Any]] = []
         self._approaching_key: tuple | None = None
@@ -277,9 +342,10 @@ class EventFeed:
             if firsts:
                 stored = await results_queries.read_times_of(self.database, self.event, sessions,
                                                              [read_id for read_id, _, _ in firsts])
-                self._crossing_log.extend((read_id, bib, location, stored[read_id][1], stored[read_id][0])
-                                          for read_id, bib, location in firsts
-                                          if read_id in stored)  # else gone meanwhile (an event deleted)
+                for read_id, bib, location in firsts:
+                    if read_id in stored:  # else gone meanwhile (its session deleted)
+                        read_time, timestamp = stored[read_id]
+                        self._crossing_log.append(read_id, bib, location, timestamp, read_time)
             after = page.last_id
             if page.reads < self.page_reads:
                 break
@@ -290,7 +356,7 @@ class EventFeed:
         duplicate window handed on to the live reads."""
         history.hand_over(self._first)
         self._relearn(entry)
-        for crossing in self._crossing_log[-RECENT_CROSSINGS:]:
+        for crossing in self._crossing_log.newest(RECENT_CROSSINGS):
             self.recent.append(self._crossing(*crossing, entry))
 
     async def _take_entry(self, entry: EventResults) -> None:
@@ -350,7 +416,7 @@ class EventFeed:
         """Take one runner read in: the projection learns it; a first crossing becomes a Crossing."""
         if not self._first.is_new(bib, location, timestamp):
             return None
-        self._crossing_log.append((read_id, bib, location, timestamp, read_time))
+        self._crossing_log.append(read_id, bib, location, timestamp, read_time)
         if self._context_of(entry) != self._context:
             self._relearn(entry)
         else:
@@ -386,7 +452,7 @@ class EventFeed:
         one half built). Until a finish read arrives a split looks like the finish (the results'
         rule), and a new gun time moves every elapsed time. Any thread (see ``_work``)."""
         projection = ArrivalProjection(self.projection.version + 1)
-        for crossing in list(self._crossing_log):
+        for crossing in self._crossing_log:
             self._project(projection, *crossing, entry)
         self._context = self._context_of(entry)
         self.projection = projection
