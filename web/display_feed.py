@@ -342,14 +342,18 @@ class EventFeed:
             if firsts:
                 stored = await results_queries.read_times_of(self.database, self.event, sessions,
                                                              [read_id for read_id, _, _ in firsts])
-                for read_id, bib, location in firsts:
-                    if read_id in stored:  # else gone meanwhile (its session deleted)
-                        read_time, timestamp = stored[read_id]
-                        self._crossing_log.append(read_id, bib, location, timestamp, read_time)
+                await self._in_thread(self._log_firsts, firsts, stored)
             after = page.last_id
             if page.reads < self.page_reads:
                 break
         await self._in_thread(self._learnt, history, entry)
+
+    def _log_firsts(self, firsts: list[tuple[int, str, str]], stored: dict[int, tuple[str, Any]]) -> None:
+        """A page's first crossings into the crossing log, in id order (any thread)."""
+        for read_id, bib, location in firsts:
+            if read_id in stored:  # else gone meanwhile (its session deleted)
+                read_time, timestamp = stored[read_id]
+                self._crossing_log.append(read_id, bib, location, timestamp, read_time)
 
     def _learnt(self, history: HistoryFirsts, entry: EventResults) -> None:
         """After the history's last page (any thread): the projection, the recent crossings, and the
