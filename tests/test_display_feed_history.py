@@ -202,6 +202,15 @@ async def test_a_feed_built_from_the_stored_reads_equals_one_that_took_them_one_
         newest = [(bib, location) for _, bib, location in shown(built)[-3:]]
         assert newest == [("1", "finish"), (str(FINISHERS + 1), "finish"), ("5", "finish")]
         assert str(FINISHERS + 1) not in {runner["bib"] for runner in built.approaching(1000)}
+
+        before = {runner["bib"]: runner["split_s"] for runner in built.approaching(1000)}
+        query(pg_dsn, """UPDATE event_results_settings SET gun_time = %s::timestamptz + interval '5 minutes',
+                         updated_at = clock_timestamp() WHERE timing_event_id = %s""", (GUN, event.id))
+        rows.insert_read(pg_dsn, sessions["second"], "9998", "start")  # the next batch relearns from the log
+        await caught_up(pg_dsn, built, reference)
+        assert_same(built, reference)
+        after = {runner["bib"]: runner["split_s"] for runner in built.approaching(1000)}
+        assert after.keys() == before.keys() and all(after[bib] == before[bib] - 300 for bib in after)
     finally:
         built.stop()
         reference.stop()
