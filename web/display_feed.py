@@ -4,6 +4,10 @@ A screen must not compute anything per read, and a hundred phones watching the f
 not cost a hundred lookups per read. So the web process keeps one ``EventFeed`` per event a
 screen or announcer is open for:
 
+- it is built once from the event's stored reads: paged by id and grouped per (location,
+  tag) in PostgreSQL (``results_queries.runner_read_page``), so the web process sees about
+  one row per crossing, never one per read, and never the whole event at once; the first
+  crossings teach the projection, and the newest become the recent crossings below;
 - it subscribes to ``LiveReads`` (the fan-out behind ``/stream``) and queues that event's
   new reads; the queue is worked through in order, one batch at a time;
 - per batch it asks the results cache for the event's live table (which catches up on the
@@ -21,9 +25,11 @@ them, and a screen that reconnects (``Last-Event-ID``) is caught up from them.
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from collections import deque
-from datetime import timedelta
-from typing import Any, Awaitable, Callable
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Awaitable, Callable, Iterator
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -31,6 +37,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chronotrack.reads import GUN_TIME_TAG, NEW_LOCATION_TAG
+from chronotrack.results.readlog import EPOCH, NAIVE_EPOCH, ONE_MICROSECOND, microseconds
 from chronotrack.results import division_for
 from chronotrack.storage.database import Database
 from web import results_queries
@@ -39,6 +46,7 @@ from web.display_runner import TIME_KINDS, FirstCrossings, runner_object
 from web.live import LiveReads, ReadBatch
 from web.queries import DisplayRead, Event
 from web.results_cache import DEFAULT_CAPACITY, EventResults
+from web.results_queries import RunnerReadPage
 from web.roster import Participant
 
 log = Logger()
@@ -120,6 +128,106 @@ class ScreenView:
         return self.batch([crossing for crossing in self.feed.recent if crossing.id > after_id])
 
 
+class CrossingLog:
+    """Every first crossing of an event, in the order learnt, for relearning the projection when
+    the finish, the start or the gun changes: (read id, bib, location, timestamp, read time).
+
+    Kept as columns, since a big race has a couple of hundred thousand crossings: ids and times
+    in ``array('q')`` (the time as microseconds since the epoch and its zone as an index into the
+    few zones seen, so each timestamp comes back exactly as given), bibs and locations shared
+    strings, and the read time text; about 100 bytes a crossing instead of about 230 as tuples."""
+
+    def __init__(self) -> None:
+        self._ids = array("q")
+        self._micros = array("q")
+        self._zones = array("i")  # index into _zone_list
+        self._locations = array("i")  # index into _location_list
+        self._bibs: list[str] = []
+        self._read_times: list[str] = []
+        self._zone_list: list[tzinfo | None] = []
+        self._location_list: list[str] = []
+        self._zone_index: dict[tzinfo | None, int] = {}
+        self._location_index: dict[str, int] = {}
+        self._shared: dict[str, str] = {}
+
+    @staticmethod
+    def _index(value: Any, values: list, indexes: dict) -> int:
+        index = indexes.get(value)
+        if index is None:
+            index = indexes[value] = len(values)
+            values.append(value)
+        return index
+
+    def append(self, read_id: int, bib: str, location: str, timestamp: datetime, read_time: str) -> None:
+        self._ids.append(read_id)
+        self._micros.append(microseconds(timestamp))
+        self._zones.append(self._index(timestamp.tzinfo, self._zone_list, self._zone_index))
+        self._locations.append(self._index(location, self._location_list, self._location_index))
+        self._bibs.append(self._shared.setdefault(bib, bib))
+        self._read_times.append(read_time)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, index: int) -> tuple[int, str, str, datetime, str]:
+        zone = self._zone_list[self._zones[index]]
+        moment = (NAIVE_EPOCH if zone is None else EPOCH) + timedelta(microseconds=self._micros[index])
+        if zone is not None:
+            moment = moment.astimezone(zone)
+        return (self._ids[index], self._bibs[index], self._location_list[self._locations[index]], moment,
+                self._read_times[index])
+
+    def __iter__(self) -> Iterator[tuple[int, str, str, datetime, str]]:
+        """The crossings logged so far (not those appended while iterating)."""
+        return (self[index] for index in range(len(self)))
+
+    def newest(self, count: int) -> Iterator[tuple[int, str, str, datetime, str]]:
+        """The last ``count`` crossings, oldest first."""
+        return (self[index] for index in range(max(0, len(self) - count), len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, CrossingLog) else NotImplemented
+
+
+class HistoryFirsts:
+    """``FirstCrossings``' duplicate window applied to an event's stored reads as PostgreSQL
+    grouped them (``results_queries.runner_read_page``): one int per (runner, location), not one
+    object per read. Each (runner, location)'s reads come in id order, page after page, as the
+    live path takes them, so the same reads are first crossings."""
+
+    def __init__(self, window: timedelta) -> None:
+        self.window_us = window // ONE_MICROSECOND
+        self.latest: dict[tuple[str, str], int] = {}  # (bib, location) -> its latest first crossing, in us
+
+    def take_page(self, page: RunnerReadPage) -> list[tuple[int, str, str]]:
+        """The page's first crossings as (read id, bib, location), in id order (any thread)."""
+        swap = sys.byteorder == "little"  # PostgreSQL packs big-endian
+        window, latest = self.window_us, self.latest
+        firsts: list[tuple[int, str, str]] = []
+        for location, tag, packed_ids, packed_micros in page.groups:
+            ids, micros = array("q"), array("q")
+            ids.frombytes(packed_ids)
+            micros.frombytes(packed_micros)
+            if swap:
+                ids.byteswap()
+                micros.byteswap()
+            first = latest.get((tag, location))
+            for index, moment in enumerate(micros):
+                if first is None or abs(moment - first) > window:
+                    first = moment
+                    firsts.append((ids[index], tag, location))
+            if first is not None:
+                latest[(tag, location)] = first
+        firsts.sort()
+        return firsts
+
+    def hand_over(self, first_crossings: FirstCrossings) -> None:
+        """Let ``first_crossings`` (the live path's) go on from here: the same window per runner and location."""
+        for (bib, location), moment in self.latest.items():
+            first_crossings.is_new(bib, location, EPOCH + timedelta(microseconds=moment))
+        self.latest = {}
+
+
 class EventFeed:
     """One event's crossings as runner objects, and its announcer projection."""
 
@@ -131,12 +239,13 @@ class EventFeed:
         self.recent: deque[Crossing] = deque(maxlen=RECENT_CROSSINGS)
         self.projection = ArrivalProjection()
         self.finish_location: str | None = None
-        self._crossing_log: list[tuple] = []  # every first crossing: the projection is rebuilt from it
+        self._crossing_log = CrossingLog()  # every first crossing: the projection is rebuilt from it
         self._context: tuple | None = None  # (finish, start, gun) the projection was learnt with
         self._approaching: list[dict[str, Any]] = []
         self._approaching_key: tuple | None = None
         self.last_read_id = 0
         self.crossings_built = 0  # runner objects made: once per crossing, however many screens
+        self.page_reads = results_queries.PAGE_READS  # reads per page of the history
         self._entry: EventResults | None = None
         self._roster: dict[str, Participant] = {}
         self._first = FirstCrossings(timedelta(seconds=60))
@@ -202,14 +311,13 @@ class EventFeed:
         try:
             entry = await self._results_of(self.database, self.event)
             await self._take_entry(entry)
-            history = await results_queries.event_reads(self.database, self.event)
-            await self._in_thread(self._learn_history, history, entry)
+            await self._learn_history(entry)
             self.last_read_id = max(self.last_read_id, entry.high_id)
         finally:
             self._working = False
         await self._work()
 
-    def _in_thread(self, work: Callable[..., None], *args: Any) -> Deferred[None]:
+    def _in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """A big event's history takes a second or more: off the reactor thread when there is a pool.
         Nothing else touches the feed meanwhile: live reads wait in the queue, requests wait for start()."""
         reactor = getattr(self.database, "reactor", None)
@@ -218,17 +326,42 @@ class EventFeed:
             return succeed(work(*args))
         return deferToThreadPool(reactor, pool(), work, *args)
 
-    def _learn_history(self, history: list[tuple[int, Any]], entry: EventResults) -> None:
-        recent_from = len(history) - RECENT_CROSSINGS  # older ones only teach the projection
-        for index, (read_id, read) in enumerate(history):
-            if read_id > entry.high_id:
+    async def _learn_history(self, entry: EventResults) -> None:
+        """The event's reads the results were built from (ids up to ``entry.high_id``), page by page
+        as PostgreSQL grouped them: the first crossings (with their read time, one row each) go
+        into the crossing log, the projection is learnt from it once, and the newest
+        ``RECENT_CROSSINGS`` become the screens' recent crossings. The same outcome as taking the
+        reads one by one in id order (``_work``), without one Python object per read."""
+        sessions = await results_queries.event_sessions(self.database, self.event)
+        history = HistoryFirsts(self._first.window)
+        after = 0
+        while after < entry.high_id:
+            page = await results_queries.runner_read_page(self.database, self.event, sessions, after, entry.high_id,
+                                                          self.page_reads)
+            firsts = await self._in_thread(history.take_page, page) if page.groups else []
+            if firsts:
+                stored = await results_queries.read_times_of(self.database, self.event, sessions,
+                                                             [read_id for read_id, _, _ in firsts])
+                await self._in_thread(self._log_firsts, firsts, stored)
+            after = page.last_id
+            if page.reads < self.page_reads:
                 break
-            if read.tag_code in NOT_RUNNERS:
-                continue
-            crossing = self._learn(read_id, read.tag_code, read.location_name, read.read_timestamp,
-                                   read.read_time, entry, history_only=index < recent_from)
-            if crossing is not None:
-                self.recent.append(crossing)
+        await self._in_thread(self._learnt, history, entry)
+
+    def _log_firsts(self, firsts: list[tuple[int, str, str]], stored: dict[int, tuple[str, Any]]) -> None:
+        """A page's first crossings into the crossing log, in id order (any thread)."""
+        for read_id, bib, location in firsts:
+            if read_id in stored:  # else gone meanwhile (its session deleted)
+                read_time, timestamp = stored[read_id]
+                self._crossing_log.append(read_id, bib, location, timestamp, read_time)
+
+    def _learnt(self, history: HistoryFirsts, entry: EventResults) -> None:
+        """After the history's last page (any thread): the projection, the recent crossings, and the
+        duplicate window handed on to the live reads."""
+        history.hand_over(self._first)
+        self._relearn(entry)
+        for crossing in self._crossing_log.newest(RECENT_CROSSINGS):
+            self.recent.append(self._crossing(*crossing, entry))
 
     async def _take_entry(self, entry: EventResults) -> None:
         if entry is not self._entry:  # built afresh: the roster or the settings changed
@@ -283,18 +416,21 @@ class EventFeed:
             self._working = False
 
     def _learn(self, read_id, bib, location, timestamp, read_time, entry: EventResults,
-               read: DisplayRead | None = None, history_only: bool = False) -> Crossing | None:
+               read: DisplayRead | None = None) -> Crossing | None:
         """Take one runner read in: the projection learns it; a first crossing becomes a Crossing."""
         if not self._first.is_new(bib, location, timestamp):
             return None
-        race = entry.race
-        self._crossing_log.append((read_id, bib, location, timestamp, read_time))
+        self._crossing_log.append(read_id, bib, location, timestamp, read_time)
         if self._context_of(entry) != self._context:
             self._relearn(entry)
         else:
             self._project(self.projection, read_id, bib, location, timestamp, read_time, entry)
-        if history_only:
-            return None
+        return self._crossing(read_id, bib, location, timestamp, read_time, entry, read)
+
+    def _crossing(self, read_id, bib, location, timestamp, read_time, entry: EventResults,
+                  read: DisplayRead | None = None) -> Crossing:
+        """A first crossing's runner objects, in every time kind (with the result when it is the finish)."""
+        race = entry.race
         row = race.row(bib) if location == race.finish_location else None
         self.crossings_built += 1
         return Crossing(read_id, location, self._runners(read_id, bib, location, timestamp, read_time, row, read))
@@ -320,7 +456,7 @@ class EventFeed:
         one half built). Until a finish read arrives a split looks like the finish (the results'
         rule), and a new gun time moves every elapsed time. Any thread (see ``_work``)."""
         projection = ArrivalProjection(self.projection.version + 1)
-        for crossing in list(self._crossing_log):
+        for crossing in self._crossing_log:
             self._project(projection, *crossing, entry)
         self._context = self._context_of(entry)
         self.projection = projection

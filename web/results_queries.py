@@ -167,6 +167,64 @@ async def event_read_page(database: Database, event: Event, sessions: list[int],
     return ReadPage(groups, max((row[6] for row in rows), default=after_id), sum(row[3] for row in rows))
 
 
+@dataclass(frozen=True)
+class RunnerReadPage:
+    """Up to ``size`` runners' reads of an event (no gun or new-location reads), next in id order,
+    as PostgreSQL grouped them: one group per (location, tag) with its read ids and its times
+    (microseconds since the epoch), both packed 8 big-endian bytes each and in id order (the
+    order a finish screen's duplicate window takes reads in, unlike ``ReadPage``'s time order).
+    ``last_id`` is the highest id in the page; fewer than ``size`` reads means the end."""
+
+    groups: list[tuple[str, str, bytes, bytes]]
+    last_id: int
+    reads: int
+
+
+# Like _READ_PAGE_SELECT (an index range on (timing_partner_id, id), packed in PostgreSQL: about
+# one row per crossing reaches the web process), but ids and times in id order, and only up to
+# ``through`` (the reads the results were built from).
+_RUNNER_READ_PAGE_SELECT = """
+    SELECT page.location_name, page.tag_code,
+           string_agg(int8send(page.id), ''::bytea ORDER BY page.id),
+           string_agg(int8send(round(date_part('epoch', page.read_timestamp) * 1000000)::bigint), ''::bytea
+                      ORDER BY page.id),
+           count(*), max(page.id)
+    FROM (SELECT r.id, r.location_name, r.tag_code, r.read_timestamp FROM timing_reads r
+          WHERE r.timing_partner_id = %s AND r.session_id = ANY(%s) AND r.id > %s AND r.id <= %s
+            AND r.tag_code NOT IN ('guntime', 'newlocation')
+          ORDER BY r.id LIMIT %s) AS page
+    GROUP BY page.location_name, page.tag_code
+"""
+
+
+async def runner_read_page(database: Database, event: Event, sessions: list[int], after_id: int, through_id: int,
+                           size: int = 0) -> RunnerReadPage:
+    """The event's next page of runners' reads in (``after_id``, ``through_id``] (``sessions``:
+    ``event_sessions(event)``)."""
+    size = size or PAGE_READS
+    if not sessions or through_id <= after_id:
+        return RunnerReadPage([], after_id, 0)
+    rows = await _rows(database, _RUNNER_READ_PAGE_SELECT, (event.partner_id, sessions, after_id, through_id, size))
+    groups = [(location, tag, bytes(ids), bytes(micros)) for location, tag, ids, micros, _, _ in rows]
+    return RunnerReadPage(groups, max((row[5] for row in rows), default=after_id), sum(row[4] for row in rows))
+
+
+async def read_times_of(database: Database, event: Event, sessions: list[int], ids: list[int]
+                        ) -> dict[int, tuple[str, datetime]]:
+    """``read_time`` (the controller's text) and ``read_timestamp`` of the event's reads ``ids``
+    (a page's first crossings: primary-key probes, one row each). Narrowed to the event's partner
+    in SQL and to its sessions here: a session condition in SQL lets the planner, on a table not
+    yet analysed, walk the event's reads by session and test each against the whole id list
+    (seconds a page instead of milliseconds)."""
+    if not sessions or not ids:
+        return {}
+    rows = await _rows(database, """
+        SELECT r.id, r.session_id, r.read_time, r.read_timestamp FROM timing_reads r
+        WHERE r.id = ANY(%s::bigint[]) AND r.timing_partner_id = %s""", (ids, event.partner_id))
+    ours = set(sessions)
+    return {read_id: (read_time, timestamp) for read_id, session, read_time, timestamp in rows if session in ours}
+
+
 async def read_ids_above(database: Database, event: Event, sessions: list[int], above: int, through: int
                          ) -> list[int]:
     """The ids of the event's reads in (above, through]: the few a build must remember as taken in."""
