@@ -36,6 +36,26 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
 - **Bounded**: at most ``capacity`` events (least recently asked for goes first); a new
   database connection (``LiveReads`` replaced) empties the cache.
 
+- **Fresh within a window, not rebuilt per read** (``freshness`` seconds, ``--results-freshness``,
+  default 1 s in the services, 0 here): during a live race reads arrive every second, and
+  turning a big table into rows, JSON and gzip costs hundreds of milliseconds on the reactor
+  thread, which the collector and every ``/stream`` share. So once an answer has been made from
+  the race as it stands (``answered_at``), new reads wait in ``_pending`` instead of changing the
+  race; the first request (or read) ``freshness`` seconds later takes them all in and the next
+  answers are made afresh, once, for everybody who asks the same question. The reactor's cost is
+  then at most one rebuild per question per window, however many reads come and phones ask.
+  A read is never lost, only delayed by at most the window: pending reads are kept in order and
+  counted as applied for the de-duplication below. While nothing has been answered since the
+  last change, a read goes straight in (a quiet event costs no delay). Holding the race still,
+  rather than serving old bytes beside a moving race, keeps every answer of one window
+  consistent: the same read id (``as_of_id``) for the rows, the counts, the gun time and the
+  unknown tags, whichever question made its answer first. Why not build off the reactor in a
+  thread: ``apply`` mutates the race on the reactor, so a thread would need a copy of it, and
+  ``json.dumps`` of a whole table holds the GIL for its whole run anyway; why not make
+  ``rows()`` incremental: every new finisher shifts the places of everyone slower, so the JSON
+  would still be rewritten. A roster or settings change (the version check in ``results``,
+  ``forget``) still rebuilds at once: that is a new ``EventResults``.
+
 Read ids from a late commit more than ``SEEN_WINDOW`` below the highest id applied are
 taken as applied already (the live feed itself re-fetches only 1000 ids below a late notify).
 """
@@ -88,18 +108,22 @@ class EventResults:
     """One event's results: the live table, and the ids of the reads it has taken in."""
 
     def __init__(self, event: Event, settings: StoredSettings, roster: list[Participant],
-                 version: tuple[Any, ...]) -> None:
+                 version: tuple[Any, ...], clock: Callable[[], float] = time.time, freshness: float = 0.0) -> None:
         self.event = event
         self.settings = settings
         self.version = version
         self.race = RaceResults(settings.event_settings(), roster)
-        self.high_id = 0
+        self.high_id = 0  # the highest read id taken (in the race, or pending)
+        self.as_of_id = 0  # the highest read id in the race: what the answers show
         self.checked_through = 0  # every read of the event up to this id has been taken in
         self.read_count = 0
+        self.freshness = freshness  # seconds an answer is served while newer reads wait
+        self.answers_made = 0  # memoized answers computed (rows, JSON bodies, ...): the rebuilds
+        self._clock = clock
+        self._answered_at: float | None = None  # when the first answer of the race as it stands was made
+        self._pending: list[tuple[int, TagRead]] = []  # taken, not yet in the race (the window is open)
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
-        self._rows: list[ResultRow] | None = None
-        self._unknown: list[str] | None = None
-        self._memo: dict[str, Any] = {}  # what pages derive from the rows, until the next change
+        self._memo: dict[Hashable, Any] = {}  # what pages derive from the race, until it takes new reads
 
     def build(self, reads: list[tuple[int, TagRead]]) -> EventResults:
         """Take in every read of the event so far (ids ascending), in one pass; any thread."""
@@ -110,6 +134,7 @@ class EventResults:
             floor = self.high_id - SEEN_WINDOW
             self._recent_ids = {read_id for read_id, _ in reads if read_id > floor}
         self.read_count = len(reads)
+        self.as_of_id = self.high_id
         return self
 
     def take_page(self, page: ReadPage) -> None:
@@ -140,13 +165,15 @@ class EventResults:
         self.high_id = high_id
         self._recent_ids = set(recent_ids)
         self.race.rescore()
+        self.as_of_id = high_id
         return self
 
     def apply(self, read_id: int, read: TagRead) -> bool:
-        """Take one read in unless it was already; True when it was new."""
+        """Take one read in unless it was already; True when it was new. It reaches the race at
+        once, or when the freshness window of the answers already made closes (``refresh``)."""
         if read_id <= self.high_id - SEEN_WINDOW or read_id in self._recent_ids:
             return False
-        self.race.add_read(read)
+        self._pending.append((read_id, read))
         self.read_count += 1
         self._recent_ids.add(read_id)
         if read_id > self.high_id:
@@ -154,19 +181,51 @@ class EventResults:
             if len(self._recent_ids) > 2 * SEEN_WINDOW:
                 floor = self.high_id - SEEN_WINDOW
                 self._recent_ids = {seen for seen in self._recent_ids if seen > floor}
-        self._rows = self._unknown = None
-        self._memo.clear()
+        self.refresh()
         return True
 
+    def refresh(self) -> None:
+        """Put the pending reads into the race, and drop the answers made, unless those answers
+        are younger than ``freshness`` seconds (then they are served as they are)."""
+        if not self._pending:
+            return
+        if self._answered_at is not None and self._clock() - self._answered_at < self.freshness:
+            return
+        pending, self._pending = self._pending, []
+        for read_id, read in pending:
+            self.race.add_read(read)
+            if read_id > self.as_of_id:
+                self.as_of_id = read_id
+        self._memo.clear()
+        self._answered_at = None
+
+    @property
+    def pending_reads(self) -> int:
+        """Reads taken but not in the answers yet (they will be once the window closes)."""
+        return len(self._pending)
+
+    def answered_at(self) -> float:
+        """When the answers now served were first made (the race held every read taken then)."""
+        if self._answered_at is None:
+            return self._clock()
+        return self._answered_at
+
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once until the race takes new reads in (JSON rows, say)."""
+        if key not in self._memo:
+            if self._answered_at is None:
+                self._answered_at = self._clock()
+            self.answers_made += 1
+            self._memo[key] = make()
+        return self._memo[key]
+
     def rows(self) -> list[ResultRow]:
-        """Every finisher in place order (kept until the next read changes anything)."""
-        if self._rows is None:
-            self._rows = self.race.rows()
-        return self._rows
+        """Every finisher in place order (kept until the race takes new reads in)."""
+        return self.memo("rows", self.race.rows)
 
     def first_rows(self, limit: int | None) -> list[ResultRow]:
         """The first ``limit`` finishers (all when None), without making every row for a short page."""
-        if self._rows is not None or limit is None:
+        if "rows" in self._memo or limit is None:
             return self.rows()[:limit]
         return self.memo(("first rows", limit), lambda: self.race.rows(limit))
 
@@ -179,24 +238,19 @@ class EventResults:
     def genders(self) -> list[str]:
         return self.memo("genders", lambda: self.race.group_names("gender"))
 
-    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        """``make()``, computed once until a read changes the results (JSON rows, say)."""
-        if key not in self._memo:
-            self._memo[key] = make()
-        return self._memo[key]
-
     def unknown_tags(self) -> list[str]:
-        if self._unknown is None:
-            self._unknown = self.race.unknown_tags()
-        return self._unknown
+        return self.memo("unknown tags", self.race.unknown_tags)
 
 
 class ResultsCache:
     """``await cache.results(database, event)``: the event's ``EventResults``, current as of now."""
 
-    def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY,
+                 freshness: float = 0.0) -> None:
         self.reactor = reactor  # its thread pool scores whole events; None (or a test clock): in line
         self.capacity = capacity
+        self.freshness = freshness  # seconds an answer is served while newer reads wait (0: none wait)
+        self.clock: Callable[[], float] = reactor.seconds if reactor is not None else time.time
         self.page_reads = results_queries.PAGE_READS  # reads per page of a build
         self.full_builds = 0  # whole events scored from all their reads
         self.live_reads_applied = 0  # reads taken in from the live feed
@@ -250,9 +304,11 @@ class ResultsCache:
             self._entries.move_to_end(event.id)
             delivered_through = self._delivered_through()
             after = max(entry.high_id, entry.checked_through)
+            entry.freshness = self.freshness
             for read_id, read in await results_queries.event_reads(database, event, after):
                 entry.apply(read_id, read)
             entry.checked_through = max(entry.checked_through, delivered_through)
+            entry.refresh()  # the window closed since the last read came: the answers are made afresh
             return entry
         return await self._build(database, event, version)
 
@@ -302,7 +358,7 @@ class ResultsCache:
             settings = await results_queries.stored_settings(database, event)
             roster = await results_queries.event_roster(database, event)
             sessions = await results_queries.event_sessions(database, event)
-            entry = EventResults(event, settings, roster, version)
+            entry = EventResults(event, settings, roster, version, self.clock, self.freshness)
             high_id = 0
             while True:
                 page = await results_queries.event_read_page(database, event, sessions, high_id, self.page_reads)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Callable
 
 from twisted.internet.defer import Deferred, ensureDeferred
@@ -101,12 +101,19 @@ class ResultsPages:
     _json: Callable[[IRequest, dict[str, Any]], bytes]
 
     _results_cache: ResultsCache | None = None
+    results_freshness: float = 0.0  # seconds (--results-freshness): see web/results_cache.py
 
     @property
     def results_cache(self) -> ResultsCache:
         if self._results_cache is None:
-            self._results_cache = ResultsCache(self.reactor)
+            self._results_cache = ResultsCache(self.reactor, freshness=self.results_freshness)
         return self._results_cache
+
+    def configure_results(self, freshness: float) -> None:
+        """How long a results answer is served while newer reads wait (0: every change at once)."""
+        self.results_freshness = freshness
+        if self._results_cache is not None:
+            self._results_cache.freshness = freshness
 
     # Which event, and its results
 
@@ -180,8 +187,16 @@ class ResultsPages:
                 "gun_time": race.gun_time.isoformat() if race.gun_time else None,
                 "gun_time_text": clock_text(race.gun_time),
                 "finish_location": race.finish_location, "start_location": race.start_location,
-                "finishers": results.finisher_count(), "last_read_id": results.high_id,
+                "finishers": results.finisher_count(), "last_read_id": results.as_of_id,
                 "settings": results.settings.to_json()}
+
+    @staticmethod
+    def _as_of_json(results: EventResults) -> dict[str, Any]:
+        """How fresh an answer is: every read the hub had taken in by ``time`` is in it (the newest
+        being ``read_id``); newer ones appear within ``freshness_seconds``."""
+        made = datetime.fromtimestamp(results.answered_at(), timezone.utc)
+        return {"read_id": results.as_of_id, "time": made.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "freshness_seconds": results.freshness}
 
     # Routes
 
@@ -199,16 +214,19 @@ class ResultsPages:
             return self._json(request, {
                 "success": True, "event": self._event_json(event, results), "count": count,
                 "filters": filters, "divisions": results.divisions(), "genders": results.genders(),
-                "results": [row_json(row) for row in shown], "unknown_tags": results.unknown_tags()})
+                "results": [row_json(row) for row in shown], "unknown_tags": results.unknown_tags(),
+                "results_as_of": self._as_of_json(results)})
 
         if filters["q"] is not None:  # searches are many and different: not kept
             return body()
-        # The same question until a read changes the results: the same bytes (a big race's whole
-        # table is megabytes of JSON, and phones ask for it every few seconds).
+        # The same question until the race takes new reads in (at most once per freshness window):
+        # the same bytes (a big race's whole table is megabytes of JSON, and phones ask for it
+        # every few seconds).
         key = ("api body", filters["gender"], filters["division"], limit)
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Cache-Control", b"no-store")
         plain = results.memo(key, body)
+        request.setHeader(b"Age", b"%d" % max(0, int(self.results_cache.clock() - results.answered_at())))
         if wants_compressed(request, plain):
             return send_gzipped(request, results.memo(key + ("gzip",), lambda: gzipped(plain)))
         return plain
