@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
 
 import pytest
 import pytest_twisted
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from chronotrack.reads import TagRead
@@ -240,3 +242,46 @@ async def test_the_window_follows_the_setting_of_the_cache(fake_event):
     assert bibs(answer(await cache.results(None, EVENT)))[-1] == "5"
     cache.freshness = 1.0  # --results-freshness, as the services set it
     assert bibs(answer(await cache.results(None, EVENT)))[-1] == "17"
+
+
+# Made off the reactor
+
+
+class HeldThread:
+    """Stands for the thread pool: runs nothing until ``finish()``, so the test sees the meanwhile."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Callable[[], Any], Deferred]] = []
+
+    def __call__(self, work: Callable[[], Any]) -> Deferred:
+        done: Deferred = Deferred()
+        self.runs.append((work, done))
+        return done
+
+    def finish(self) -> None:
+        for work, done in self.runs:
+            done.callback(work())
+        self.runs.clear()
+
+
+def test_while_a_thread_makes_an_answer_the_race_takes_no_read_in_and_askers_share_it():
+    clock = Clock()
+    entry = new_entry(clock)
+    thread = HeldThread()
+    make = lambda: json.dumps([row.bib for row in entry.rows()]).encode()  # noqa: E731
+    first, second = entry.memo_off_reactor("body", make, thread), entry.memo_off_reactor("body", make, thread)
+    gone = entry.memo_off_reactor("body", make, thread)
+    gone.cancel()  # that phone went away: the others still get the answer
+    gone.addErrback(lambda failure: None)
+    assert len(thread.runs) == 1 and not first.called
+    clock.advance(5.0)  # long past the window
+    entry.apply(7, finish(17, 1307))
+    entry.refresh()
+    assert entry.pending_reads == 1 and entry.as_of_id == 6  # the thread's race holds still
+    thread.finish()
+    answers = [first.result, second.result]
+    assert answers[0] is answers[1] and bibs(answers[0]) == ["1", "2", "3", "4", "5"]
+    assert entry.answers_made == 2  # the rows and the body, once for all three
+    clock.advance(1.0)  # a window after the answer was made, the read goes in
+    entry.refresh()
+    assert entry.pending_reads == 0 and bibs(answer(entry))[-1] == "17"

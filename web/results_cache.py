@@ -124,6 +124,7 @@ class EventResults:
         self._pending: list[tuple[int, TagRead]] = []  # taken, not yet in the race (the window is open)
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
         self._memo: dict[Hashable, Any] = {}  # what pages derive from the race, until it takes new reads
+        self._making: dict[Hashable, list[Deferred]] = {}  # answers a worker thread is making, and who waits
 
     def build(self, reads: list[tuple[int, TagRead]]) -> EventResults:
         """Take in every read of the event so far (ids ascending), in one pass; any thread."""
@@ -187,7 +188,7 @@ class EventResults:
     def refresh(self) -> None:
         """Put the pending reads into the race, and drop the answers made, unless those answers
         are younger than ``freshness`` seconds (then they are served as they are)."""
-        if not self._pending:
+        if not self._pending or self._making:  # a worker thread is reading the race: it holds still
             return
         if self._answered_at is not None and self._clock() - self._answered_at < self.freshness:
             return
@@ -218,6 +219,41 @@ class EventResults:
             self.answers_made += 1
             self._memo[key] = make()
         return self._memo[key]
+
+    def memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
+                         run: Callable[[Callable[[], Any]], Deferred]) -> Deferred:
+        """``memo(key, make)`` with ``make`` run by ``run`` (a worker thread): a big table's rows,
+        JSON and gzip stay off the reactor. Everyone asking meanwhile waits for the same run; the
+        race takes no read in until it is done (``refresh`` waits), so the thread reads a race
+        nobody changes. A waiter that gives up (its client went away) does not stop the run."""
+        mine: Deferred = Deferred()
+        if key in self._memo:
+            mine.callback(self._memo[key])
+            return mine
+        waiters = self._making.get(key)
+        if waiters is not None:
+            waiters.append(mine)
+            return mine
+        self._making[key] = [mine]
+        if self._answered_at is None:
+            self._answered_at = self._clock()
+        run(make).addBoth(self._made, key)
+        return mine
+
+    def _made(self, outcome: Any, key: Hashable) -> None:
+        waiters = self._making.pop(key)
+        if not isinstance(outcome, Failure):
+            self.answers_made += 1
+            self._memo[key] = outcome
+            self._answered_at = max(self._answered_at or 0.0, self._clock())  # served a window from now
+        told = 0
+        for waiter in waiters:
+            if not waiter.called:  # else cancelled: its client went away
+                told += 1
+                waiter.errback(outcome) if isinstance(outcome, Failure) else waiter.callback(outcome)
+        if isinstance(outcome, Failure) and not told:
+            log.failure("results answer of event {event} could not be made", outcome, event=self.event.id)
+        self.refresh()
 
     def rows(self) -> list[ResultRow]:
         """Every finisher in place order (kept until the race takes new reads in)."""
@@ -316,7 +352,11 @@ class ResultsCache:
         """The id up to which the live feed has handed every read over (late commits aside)."""
         return (self._live.last_id or 0) if self._live is not None else 0
 
-    def _in_thread(self, work: Callable[..., EventResults], *args: Any) -> Deferred[EventResults]:
+    def in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred:
+        """``work(*args)`` in the reactor's thread pool (in line without one: a test clock)."""
+        return self._in_thread(work, *args)
+
+    def _in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred:
         pool = getattr(self.reactor, "getThreadPool", None)
         if pool is None:
             return succeed(work(*args))

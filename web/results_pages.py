@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -28,6 +29,7 @@ from chronotrack.storage.database import Database
 from chronotrack.results import ResultRow, filter_rows, search
 from web import queries, results_queries
 from web.access import Viewer
+from web import compressed
 from web.compressed import gzipped, send_gzipped, wants_compressed
 from web.errors import BadParameter, NotFound
 from web.live import LiveReads
@@ -60,6 +62,18 @@ def row_json(row: ResultRow) -> dict[str, Any]:
             "gun_time_s": row.gun_time_s, "chip_time_s": row.chip_time_s, "gun_time": row.gun_time,
             "chip_time": row.chip_time, "age": row.age, "team": row.team, "city": row.city, "state": row.state,
             "in_roster": row.in_roster, "flags": list(row.flags)}
+
+
+def json_in_pieces(payload: dict[str, Any], list_key: str, piece: int = 500) -> bytes:
+    """``json.dumps(payload).encode()``, byte for byte, with the list ``payload[list_key]`` encoded
+    ``piece`` items at a time: one ``json.dumps`` call holds the GIL until it returns (a whole big
+    table: 70 ms and more), so a worker thread making it would stall the reactor that long."""
+    items = payload[list_key]
+    head = json.dumps({**payload, list_key: []})
+    marker = json.dumps({list_key: []})[1:-2]  # '"results": [' : a key, so never inside an (escaped) string
+    at = head.index(marker) + len(marker)
+    pieces = ", ".join(json.dumps(items[start:start + piece])[1:-1] for start in range(0, len(items), piece))
+    return (head[:at] + pieces + head[at:]).encode("utf-8")
 
 
 def clock_text(moment: datetime | None) -> str | None:
@@ -209,26 +223,32 @@ class ResultsPages:
         _, _, event, _ = await self._results_target(request, database)
         results = await self._event_results(database, event)
 
-        def body() -> bytes:
+        def payload() -> dict[str, Any]:
             count, shown = self._shown_first(results, filters, limit)
-            return self._json(request, {
+            return {
                 "success": True, "event": self._event_json(event, results), "count": count,
                 "filters": filters, "divisions": results.divisions(), "genders": results.genders(),
                 "results": [row_json(row) for row in shown], "unknown_tags": results.unknown_tags(),
-                "results_as_of": self._as_of_json(results)})
+                "results_as_of": self._as_of_json(results)}
 
         if filters["q"] is not None:  # searches are many and different: not kept
-            return body()
+            return self._json(request, payload())
+
+        def made() -> tuple[bytes, bytes | None]:
+            """In a worker thread: the answer's bytes, and gzipped when big enough to send so."""
+            plain = json_in_pieces(payload(), "results")
+            return plain, gzipped(plain) if len(plain) >= compressed.MIN_COMPRESSED_BYTES else None
+
         # The same question until the race takes new reads in (at most once per freshness window):
         # the same bytes (a big race's whole table is megabytes of JSON, and phones ask for it
-        # every few seconds).
+        # every few seconds), made off the reactor.
         key = ("api body", filters["gender"], filters["division"], limit)
+        plain, zipped = await results.memo_off_reactor(key, made, self.results_cache.in_thread)
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Cache-Control", b"no-store")
-        plain = results.memo(key, body)
         request.setHeader(b"Age", b"%d" % max(0, int(self.results_cache.clock() - results.answered_at())))
-        if wants_compressed(request, plain):
-            return send_gzipped(request, results.memo(key + ("gzip",), lambda: gzipped(plain)))
+        if zipped is not None and wants_compressed(request, plain):
+            return send_gzipped(request, zipped)
         return plain
 
     @app.route("/results.csv", methods=["GET"])
