@@ -38,8 +38,8 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
 
 - **Fresh within a window, not rebuilt per read** (``freshness`` seconds, ``--results-freshness``,
   default 1 s in the services, 0 here): during a live race reads arrive every second, and
-  turning a big table into rows, JSON and gzip costs hundreds of milliseconds on the reactor
-  thread, which the collector and every ``/stream`` share. So once an answer has been made from
+  turning a big table into rows, JSON and gzip costs hundreds of milliseconds of the process's
+  CPU, which the collector and every ``/stream`` share. So once an answer has been made from
   the race as it stands (``answered_at``), new reads wait in ``_pending`` instead of changing the
   race; the first request (or read) ``freshness`` seconds later takes them all in and the next
   answers are made afresh, once, for everybody who asks the same question. The reactor's cost is
@@ -49,12 +49,17 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   last change, a read goes straight in (a quiet event costs no delay). Holding the race still,
   rather than serving old bytes beside a moving race, keeps every answer of one window
   consistent: the same read id (``as_of_id``) for the rows, the counts, the gun time and the
-  unknown tags, whichever question made its answer first. Why not build off the reactor in a
-  thread: ``apply`` mutates the race on the reactor, so a thread would need a copy of it, and
-  ``json.dumps`` of a whole table holds the GIL for its whole run anyway; why not make
-  ``rows()`` incremental: every new finisher shifts the places of everyone slower, so the JSON
-  would still be rewritten. A roster or settings change (the version check in ``results``,
-  ``forget``) still rebuilds at once: that is a new ``EventResults``.
+  unknown tags, whichever question made its answer first.
+- **Made off the reactor** (``memo_off_reactor``): the big answers (``/api/results``' rows, JSON
+  and gzip; the rows a search, a filter or the CSV needs) are made in the reactor's thread pool,
+  once for everyone asking meanwhile. That is safe because the race holds still while a thread
+  reads it: ``refresh`` takes no read in while an answer is being made, and the reactor thread
+  only reads the race meanwhile. The JSON is encoded a few hundred rows at a time
+  (``results_pages.json_in_pieces``): one ``json.dumps`` of a whole table would hold the GIL, and
+  so the reactor, for its whole run. Not chosen: making ``rows()`` incremental (each new finisher
+  in the middle moves the places of everyone slower, so the JSON is rewritten anyway).
+- **Changes of what it was built from rebuild at once**: a roster or settings change (the
+  version check in ``results``, ``forget``) makes a new ``EventResults``, whatever the window.
 
 Read ids from a late commit more than ``SEEN_WINDOW`` below the highest id applied are
 taken as applied already (the live feed itself re-fetches only 1000 ids below a late notify).
@@ -125,6 +130,7 @@ class EventResults:
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
         self._memo: dict[Hashable, Any] = {}  # what pages derive from the race, until it takes new reads
         self._making: dict[Hashable, list[Deferred]] = {}  # answers a worker thread is making, and who waits
+        self._idle_waiters: list[Deferred] = []  # new questions waiting for the makes under way to end
 
     def build(self, reads: list[tuple[int, TagRead]]) -> EventResults:
         """Take in every read of the event so far (ids ascending), in one pass; any thread."""
@@ -188,9 +194,7 @@ class EventResults:
     def refresh(self) -> None:
         """Put the pending reads into the race, and drop the answers made, unless those answers
         are younger than ``freshness`` seconds (then they are served as they are)."""
-        if not self._pending or self._making:  # a worker thread is reading the race: it holds still
-            return
-        if self._answered_at is not None and self._clock() - self._answered_at < self.freshness:
+        if self._making or not self._fold_due():  # (a worker thread reading the race: it holds still)
             return
         pending, self._pending = self._pending, []
         for read_id, read in pending:
@@ -226,26 +230,39 @@ class EventResults:
         JSON and gzip stay off the reactor. Everyone asking meanwhile waits for the same run; the
         race takes no read in until it is done (``refresh`` waits), so the thread reads a race
         nobody changes. A waiter that gives up (its client went away) does not stop the run."""
-        mine: Deferred = Deferred()
+        return ensureDeferred(self._memo_off_reactor(key, make, run))
+
+    async def _memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
+                                run: Callable[[Callable[[], Any]], Deferred]) -> Any:
+        while self._making and key not in self._making and self._fold_due():
+            # The window closed while other answers are being made: a new question waits for them and
+            # for the waiting reads to go in, so a stream of new questions cannot hold the reads back.
+            idle: Deferred = Deferred()
+            self._idle_waiters.append(idle)
+            await idle
+            self.refresh()
         if key in self._memo:
-            mine.callback(self._memo[key])
-            return mine
+            return self._memo[key]
+        mine: Deferred = Deferred()
         waiters = self._making.get(key)
         if waiters is not None:
             waiters.append(mine)
-            return mine
+            return await mine
         self._making[key] = [mine]
         if self._answered_at is None:
             self._answered_at = self._clock()
         run(make).addBoth(self._made, key)
-        return mine
+        return await mine
+
+    def _fold_due(self) -> bool:
+        return bool(self._pending) and (self._answered_at is None
+                                        or self._clock() - self._answered_at >= self.freshness)
 
     def _made(self, outcome: Any, key: Hashable) -> None:
         waiters = self._making.pop(key)
         if not isinstance(outcome, Failure):
             self.answers_made += 1
-            self._memo[key] = outcome
-            self._answered_at = max(self._answered_at or 0.0, self._clock())  # served a window from now
+            self._memo[key] = outcome  # served until a window after the race last took reads in
         told = 0
         for waiter in waiters:
             if not waiter.called:  # else cancelled: its client went away
@@ -253,6 +270,11 @@ class EventResults:
                 waiter.errback(outcome) if isinstance(outcome, Failure) else waiter.callback(outcome)
         if isinstance(outcome, Failure) and not told:
             log.failure("results answer of event {event} could not be made", outcome, event=self.event.id)
+        if not self._making:
+            idle, self._idle_waiters = self._idle_waiters, []
+            for waiter in idle:
+                if not waiter.called:
+                    waiter.callback(None)
         self.refresh()
 
     def rows(self) -> list[ResultRow]:

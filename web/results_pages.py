@@ -212,6 +212,10 @@ class ResultsPages:
         return {"read_id": results.as_of_id, "time": made.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
                 "freshness_seconds": results.freshness}
 
+    async def _all_rows(self, results: EventResults) -> list[ResultRow]:
+        """Every row, made off the reactor when this window has not made them yet."""
+        return await results.memo_off_reactor("rows", results.race.rows, self.results_cache.in_thread)
+
     # Routes
 
     @app.route("/api/results", methods=["GET"])
@@ -232,6 +236,7 @@ class ResultsPages:
                 "results_as_of": self._as_of_json(results)}
 
         if filters["q"] is not None:  # searches are many and different: not kept
+            await self._all_rows(results)
             return self._json(request, payload())
 
         def made() -> tuple[bytes, bytes | None]:
@@ -260,7 +265,7 @@ class ResultsPages:
         request.setHeader(b"Content-Type", b"text/csv; charset=utf-8")
         request.setHeader(b"Content-Disposition", b'attachment; filename="results-event-%d.csv"' % event.id)
         request.setHeader(b"Cache-Control", b"no-store")
-        return results_csv(self._shown(results.rows(), filters))
+        return results_csv(self._shown(await self._all_rows(results), filters))
 
     @app.route("/results", methods=["GET"])
     async def results_page(self, request: IRequest) -> bytes:
@@ -273,6 +278,8 @@ class ResultsPages:
             context["events"] = await queries.events(database, scope)
         if event is not None:
             results = await self._event_results(database, event)
+            if any(filters.values()):
+                await self._all_rows(results)
             matching, shown = self._shown_first(results, filters, PAGE_ROWS)
             context.update(results=results, rows=shown, matching=matching, page_rows=PAGE_ROWS,
                            divisions=results.divisions(), genders=results.genders(),
