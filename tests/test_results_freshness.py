@@ -302,3 +302,26 @@ def test_a_new_question_after_the_window_waits_for_the_reads_instead_of_holding_
     thread.finish()
     assert first_five.result == ["1", "2", "3", "4", "5"] and entry.as_of_id == 7
     assert entry.finisher_count() == 6
+
+
+@pytest.mark.parametrize("count", [0, 1, 249, 250, 251, 1234])
+def test_an_answer_made_in_steps_is_the_bytes_of_one_json_dumps(count):
+    from web.results_pages import json_in_steps, row_json
+
+    entry = EventResults(EVENT, StoredSettings(), ROSTER, ()).build(
+        [(1, scored_read("finish", "guntime", "", GUN, 0, "r", 0))]
+        + [(2 + n, finish(n % 39 + 1 if n < 39 else 1000 + n, 1200 + n)) for n in range(count)])
+    rows = entry.rows()
+    tricky = {"name": 'a "results": [] b', "division": '"results": [', "text": "Zoë \u2028"}
+    payload = {"success": True, "event": tricky, "count": len(rows), "results": [], "unknown_tags": ["x"]}
+    steps = json_in_steps(payload, "results", rows)
+    pieces = 0
+    while True:
+        try:
+            next(steps)
+            pieces += 1
+        except StopIteration as done:
+            made = done.value
+            break
+    assert made == json.dumps({**payload, "results": [row_json(row) for row in rows]}).encode()
+    assert pieces == -(-len(rows) // 250)

@@ -50,14 +50,17 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   rather than serving old bytes beside a moving race, keeps every answer of one window
   consistent: the same read id (``as_of_id``) for the rows, the counts, the gun time and the
   unknown tags, whichever question made its answer first.
-- **Made off the reactor** (``memo_off_reactor``): the big answers (``/api/results``' rows, JSON
-  and gzip; the rows a search, a filter or the CSV needs) are made in the reactor's thread pool,
-  once for everyone asking meanwhile. That is safe because the race holds still while a thread
-  reads it: ``refresh`` takes no read in while an answer is being made, and the reactor thread
-  only reads the race meanwhile. The JSON is encoded a few hundred rows at a time
-  (``results_pages.json_in_pieces``): one ``json.dumps`` of a whole table would hold the GIL, and
-  so the reactor, for its whole run. Not chosen: making ``rows()`` incremental (each new finisher
-  in the middle moves the places of everyone slower, so the JSON is rewritten anyway).
+- **Made a slice at a time** (``memo_off_reactor`` with ``ResultsCache.in_steps``): the big
+  answers (every row, which a filter, a search or the CSV needs; ``/api/results``' JSON) are
+  made a few hundred rows per step by a ``Cooperator`` on the reactor, ``STEP_SECONDS`` at a
+  time, the controllers' reads and the streams served between steps; the gzip runs in a worker
+  thread (zlib lets go of the GIL). Everyone asking the same question meanwhile waits for the
+  same making. That is safe because the race holds still while an answer is being made:
+  ``refresh`` takes no read in until it is done. Not chosen: making the rows and JSON in a worker
+  thread (tried: a CPU-bound thread makes the reactor wait for the GIL after each of its socket
+  calls, up to the 5 ms switch interval each, and one ``json.dumps`` of a whole table holds the
+  GIL for its whole run), and making ``rows()`` incremental (each new finisher in the middle
+  moves the places of everyone slower, so the JSON is rewritten anyway).
 - **Changes of what it was built from rebuild at once**: a roster or settings change (the
   version check in ``results``, ``forget``) makes a new ``EventResults``, whatever the window.
 
@@ -71,11 +74,12 @@ import sys
 import time
 from array import array
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Generator, Hashable
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.python.failure import Failure
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Cooperator
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -91,6 +95,8 @@ from web.results_queries import ReadPage, StoredSettings, scored_read
 log = Logger()
 
 DEFAULT_CAPACITY = 4
+STEP_ROWS = 250  # rows made per step of a big answer (about a millisecond)
+STEP_SECONDS = 0.005  # the reactor's other work comes in at least this often while a big answer is made
 SEEN_WINDOW = 2000
 
 
@@ -107,6 +113,12 @@ def scoring_order(reads: list[tuple[int, TagRead]]) -> list[TagRead]:
                                                         read.read_timestamp, 0, read.reader_id, 0)
         (guns if read.is_gun_time else runners).append(read)
     return [*announced.values(), *runners, *guns]
+
+
+def _step_timer() -> Callable[[], bool]:
+    """The Cooperator's end of one turn: ``STEP_SECONDS`` from now."""
+    end = time.monotonic() + STEP_SECONDS
+    return lambda: time.monotonic() >= end
 
 
 class EventResults:
@@ -277,6 +289,26 @@ class EventResults:
                     waiter.callback(None)
         self.refresh()
 
+    def keep(self, key: Hashable, value: Any) -> None:
+        """An answer made elsewhere (``rows_in_steps``), served like ``memo``'s."""
+        if self._answered_at is None:
+            self._answered_at = self._clock()
+        self.answers_made += 1
+        self._memo[key] = value
+
+    def has(self, key: Hashable) -> bool:
+        """Whether the answer to ``key`` is made (and served until the window closes)."""
+        return key in self._memo
+
+    def rows_in_steps(self) -> Generator[None, None, list[ResultRow]]:
+        """Every row, made ``STEP_ROWS`` at a time (a generator for ``ResultsCache.in_steps``)."""
+        rows: list[ResultRow] = []
+        for row in self.race.iter_rows():
+            rows.append(row)
+            if len(rows) % STEP_ROWS == 0:
+                yield None
+        return rows
+
     def rows(self) -> list[ResultRow]:
         """Every finisher in place order (kept until the race takes new reads in)."""
         return self.memo("rows", self.race.rows)
@@ -316,6 +348,7 @@ class ResultsCache:
         self._building: dict[int, list[Deferred]] = {}
         self._arrived_while_building: dict[int, list[tuple[int, TagRead]]] = {}
         self._live: LiveReads | None = None
+        self._cooperator: Cooperator | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
     def __contains__(self, event_id: int) -> bool:
@@ -373,6 +406,26 @@ class ResultsCache:
     def _delivered_through(self) -> int:
         """The id up to which the live feed has handed every read over (late commits aside)."""
         return (self._live.last_id or 0) if self._live is not None else 0
+
+    def in_steps(self, steps: Callable[[], Generator[Any, None, Any]]) -> Deferred:
+        """Run the generator ``steps()`` on the reactor a few milliseconds at a time (``STEP_SECONDS``),
+        the controllers' reads and the streams served between; it yields None between steps, or a
+        Deferred to wait for (``in_thread``). Fires with what the generator returns. Without a
+        real reactor (a test clock): at once."""
+        outcome: list[Any] = []
+
+        def driven() -> Generator[Any, None, None]:
+            outcome.append((yield from steps()))
+
+        if getattr(self.reactor, "getThreadPool", None) is None:
+            for step in driven():
+                if isinstance(step, Deferred) and not step.called:
+                    raise RuntimeError("in_steps without a reactor waits for nothing")
+            return succeed(outcome[0])
+        if self._cooperator is None:
+            self._cooperator = Cooperator(terminationPredicateFactory=_step_timer,
+                                          scheduler=lambda work: self.reactor.callLater(0, work))
+        return self._cooperator.cooperate(driven()).whenDone().addCallback(lambda _: outcome[0])
 
     def in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred:
         """``work(*args)`` in the reactor's thread pool (in line without one: a test clock)."""

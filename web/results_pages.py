@@ -19,7 +19,7 @@ import io
 import json
 import re
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any, Callable, Generator
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
@@ -64,16 +64,19 @@ def row_json(row: ResultRow) -> dict[str, Any]:
             "in_roster": row.in_roster, "flags": list(row.flags)}
 
 
-def json_in_pieces(payload: dict[str, Any], list_key: str, piece: int = 500) -> bytes:
-    """``json.dumps(payload).encode()``, byte for byte, with the list ``payload[list_key]`` encoded
-    ``piece`` items at a time: one ``json.dumps`` call holds the GIL until it returns (a whole big
-    table: 70 ms and more), so a worker thread making it would stall the reactor that long."""
-    items = payload[list_key]
-    head = json.dumps({**payload, list_key: []})
+def json_in_steps(payload: dict[str, Any], list_key: str, rows: list[ResultRow],
+                  piece: int = 250) -> Generator[None, None, bytes]:
+    """``json.dumps({**payload, list_key: [row_json(row) for row in rows]}).encode()``, byte for byte,
+    made ``piece`` rows at a time (a generator yielding between pieces: a whole big table in one
+    call would hold the reactor for hundreds of milliseconds). ``payload[list_key]`` is ``[]``."""
+    head = json.dumps(payload)
     marker = json.dumps({list_key: []})[1:-2]  # '"results": [' : a key, so never inside an (escaped) string
     at = head.index(marker) + len(marker)
-    pieces = ", ".join(json.dumps(items[start:start + piece])[1:-1] for start in range(0, len(items), piece))
-    return (head[:at] + pieces + head[at:]).encode("utf-8")
+    pieces = []
+    for start in range(0, len(rows), piece):
+        pieces.append(json.dumps([row_json(row) for row in rows[start:start + piece]])[1:-1])
+        yield None
+    return (head[:at] + ", ".join(pieces) + head[at:]).encode("utf-8")
 
 
 def clock_text(moment: datetime | None) -> str | None:
@@ -213,8 +216,8 @@ class ResultsPages:
                 "freshness_seconds": results.freshness}
 
     async def _all_rows(self, results: EventResults) -> list[ResultRow]:
-        """Every row, made off the reactor when this window has not made them yet."""
-        return await results.memo_off_reactor("rows", results.race.rows, self.results_cache.in_thread)
+        """Every row, made a slice at a time when this window has not made them yet."""
+        return await results.memo_off_reactor("rows", results.rows_in_steps, self.results_cache.in_steps)
 
     # Routes
 
@@ -227,8 +230,7 @@ class ResultsPages:
         _, _, event, _ = await self._results_target(request, database)
         results = await self._event_results(database, event)
 
-        def payload() -> dict[str, Any]:
-            count, shown = self._shown_first(results, filters, limit)
+        def payload(count: int, shown: list[ResultRow]) -> dict[str, Any]:
             return {
                 "success": True, "event": self._event_json(event, results), "count": count,
                 "filters": filters, "divisions": results.divisions(), "genders": results.genders(),
@@ -237,18 +239,30 @@ class ResultsPages:
 
         if filters["q"] is not None:  # searches are many and different: not kept
             await self._all_rows(results)
-            return self._json(request, payload())
+            return self._json(request, payload(*self._shown_first(results, filters, limit)))
 
-        def made() -> tuple[bytes, bytes | None]:
-            """In a worker thread: the answer's bytes, and gzipped when big enough to send so."""
-            plain = json_in_pieces(payload(), "results")
-            return plain, gzipped(plain) if len(plain) >= compressed.MIN_COMPRESSED_BYTES else None
+        every_row = any(filters.values()) or limit is None or limit > PAGE_ROWS
+
+        def made() -> Generator[Any, None, tuple[bytes, bytes | None]]:
+            """A slice at a time on the reactor (``ResultsCache.in_steps``): the answer's bytes, and
+            gzipped (in a worker thread: zlib lets go of the GIL) when big enough to send so."""
+            if every_row and not results.has("rows"):  # the window closed since _all_rows: rare
+                results.keep("rows", (yield from results.rows_in_steps()))
+            count, shown = self._shown_first(results, filters, limit)
+            plain = yield from json_in_steps(payload(count, []), "results", shown)
+            if len(plain) < compressed.MIN_COMPRESSED_BYTES:
+                return plain, None
+            zipped: list[bytes] = []
+            yield self.results_cache.in_thread(gzipped, plain).addCallback(zipped.append)
+            return plain, zipped[0]
 
         # The same question until the race takes new reads in (at most once per freshness window):
         # the same bytes (a big race's whole table is megabytes of JSON, and phones ask for it
-        # every few seconds), made off the reactor.
+        # every few seconds), made a slice at a time, shared by everyone who asks meanwhile.
         key = ("api body", filters["gender"], filters["division"], limit)
-        plain, zipped = await results.memo_off_reactor(key, made, self.results_cache.in_thread)
+        if every_row and not results.has(key):
+            await self._all_rows(results)
+        plain, zipped = await results.memo_off_reactor(key, made, self.results_cache.in_steps)
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Cache-Control", b"no-store")
         request.setHeader(b"Age", b"%d" % max(0, int(self.results_cache.clock() - results.answered_at())))
