@@ -325,3 +325,36 @@ def test_an_answer_made_in_steps_is_the_bytes_of_one_json_dumps(count):
             break
     assert made == json.dumps({**payload, "results": [row_json(row) for row in rows]}).encode()
     assert pieces == -(-len(rows) // 250)
+
+
+# The setting
+
+
+def test_results_freshness_reaches_the_display_from_the_command_line_and_the_config_file(monkeypatch, tmp_path):
+    from twisted.internet.testing import MemoryReactorClock
+    from twisted.python import usage
+
+    from tests.test_web_tap import parse
+    from web.tap import makeService
+
+    assert parse([], monkeypatch, tmp_path).settings["results_freshness"] == 1.0
+    options = parse(["--web", "tcp:0:interface=127.0.0.1", "--dsn", "host=/nowhere dbname=x",
+                     "--results-freshness", "2.5"], monkeypatch, tmp_path)
+    web = list(makeService(options, reactor=MemoryReactorClock()))[1]
+    assert web.display_app.results_cache.freshness == 2.5
+    (tmp_path / "chronotrack.ini").write_text("[chronotrack]\nresults-freshness = 0\n")
+    assert parse([], monkeypatch, tmp_path).settings["results_freshness"] == 0.0
+    with pytest.raises(usage.UsageError, match="results-freshness"):
+        parse(["--results-freshness", "-1"], monkeypatch, tmp_path)
+
+
+def test_the_collector_hands_results_freshness_to_its_web_layer(tmp_path):
+    from twisted.internet.testing import MemoryReactorClock
+
+    from chronotrack.tap import Options, makeService
+
+    options = Options()
+    options.parseOptions(["--data-dir", str(tmp_path), "--dsn", "host=/nowhere dbname=x", "--status", "none",
+                          "--web", "tcp:0:interface=127.0.0.1", "--results-freshness", "3"])
+    web = [service for service in makeService(options, reactor=MemoryReactorClock()) if hasattr(service, "display_app")]
+    assert web[0].display_app.results_cache.freshness == 3.0
