@@ -141,7 +141,7 @@ class EventResults:
         self._pending: list[tuple[int, TagRead]] = []  # taken, not yet in the race (the window is open)
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
         self._memo: dict[Hashable, Any] = {}  # what pages derive from the race, until it takes new reads
-        self._making: dict[Hashable, list[Deferred]] = {}  # answers a worker thread is making, and who waits
+        self._making: dict[Hashable, list[Deferred]] = {}  # answers being made (in steps), and who waits
         self._idle_waiters: list[Deferred] = []  # new questions waiting for the makes under way to end
 
     def build(self, reads: list[tuple[int, TagRead]]) -> EventResults:
@@ -206,7 +206,7 @@ class EventResults:
     def refresh(self) -> None:
         """Put the pending reads into the race, and drop the answers made, unless those answers
         are younger than ``freshness`` seconds (then they are served as they are)."""
-        if self._making or not self._fold_due():  # (a worker thread reading the race: it holds still)
+        if self._making or not self._fold_due():  # (an answer being made reads the race: it holds still)
             return
         pending, self._pending = self._pending, []
         for read_id, read in pending:
@@ -238,10 +238,11 @@ class EventResults:
 
     def memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
                          run: Callable[[Callable[[], Any]], Deferred]) -> Deferred:
-        """``memo(key, make)`` with ``make`` run by ``run`` (a worker thread): a big table's rows,
-        JSON and gzip stay off the reactor. Everyone asking meanwhile waits for the same run; the
-        race takes no read in until it is done (``refresh`` waits), so the thread reads a race
-        nobody changes. A waiter that gives up (its client went away) does not stop the run."""
+        """``memo(key, make)`` with ``make`` run by ``run`` (``ResultsCache.in_steps``: a slice at a
+        time, so a big table's rows and JSON never hold the reactor in one block). Everyone asking
+        meanwhile waits for the same run; the race takes no read in until it is done (``refresh``
+        waits), so ``make`` reads a race nobody changes however long it takes. A waiter that gives
+        up (its client went away) does not stop the run."""
         return ensureDeferred(self._memo_off_reactor(key, make, run))
 
     async def _memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
