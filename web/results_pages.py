@@ -27,9 +27,8 @@ from twisted.web.iweb import IRequest
 
 from chronotrack.storage.database import Database
 from chronotrack.results import ResultRow, filter_rows, search
-from web import queries, results_queries
+from web import compressed, queries, results_queries
 from web.access import Viewer
-from web import compressed
 from web.compressed import gzipped, send_gzipped, wants_compressed
 from web.errors import BadParameter, NotFound
 from web.live import LiveReads
