@@ -358,3 +358,27 @@ def test_the_collector_hands_results_freshness_to_its_web_layer(tmp_path):
                           "--web", "tcp:0:interface=127.0.0.1", "--results-freshness", "3"])
     web = [service for service in makeService(options, reactor=MemoryReactorClock()) if hasattr(service, "display_app")]
     assert web[0].display_app.results_cache.freshness == 3.0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_big_answer_is_made_in_steps_with_the_reactors_other_work_between(monkeypatch):
+    """The controllers' reads and the streams are served between the steps of making a big answer."""
+    from twisted.internet import reactor
+
+    from web import results_cache
+
+    monkeypatch.setattr(results_cache, "STEP_SECONDS", 0)  # one step per turn of the reactor
+    cache = ResultsCache(reactor)
+    other_work: list[str] = []
+    seen_at_each_step: list[int] = []
+
+    def steps():
+        for step in range(4):
+            seen_at_each_step.append(len(other_work))
+            if step == 0:  # a read arrives while the answer is being made
+                reactor.callLater(0, other_work.append, "a read stored")
+            yield None
+        return "made"
+
+    assert await cache.in_steps(steps) == "made"
+    assert seen_at_each_step == [0, 1, 1, 1]  # served before the second step, not after the last
