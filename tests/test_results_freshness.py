@@ -382,3 +382,19 @@ async def test_a_big_answer_is_made_in_steps_with_the_reactors_other_work_betwee
 
     assert await cache.in_steps(steps) == "made"
     assert seen_at_each_step == [0, 1, 1, 1]  # served before the second step, not after the last
+
+
+def test_an_answer_not_kept_is_made_for_its_asker_alone_while_the_race_holds_still():
+    """A search: made as safely as a kept answer (no read goes in meanwhile), then forgotten."""
+    clock = Clock()
+    entry = new_entry(clock)
+    thread = HeldThread()
+    make = lambda: [row.bib for row in entry.race.rows()]  # noqa: E731
+    one, other = (entry.memo_off_reactor(None, make, thread, keep=False) for _ in range(2))
+    assert len(thread.runs) == 2  # not shared
+    clock.advance(5.0)
+    entry.apply(7, finish(17, 1307))
+    assert entry.pending_reads == 1
+    thread.finish()
+    assert one.result == other.result == ["1", "2", "3", "4", "5"] and entry.answers_made == 0
+    assert entry.pending_reads == 0

@@ -121,6 +121,10 @@ def _step_timer() -> Callable[[], bool]:
     return lambda: time.monotonic() >= end
 
 
+class _NotKept:
+    """The key of an answer made for one asker and not kept (each one a different key)."""
+
+
 class EventResults:
     """One event's results: the live table, and the ids of the reads it has taken in."""
 
@@ -237,12 +241,15 @@ class EventResults:
         return self._memo[key]
 
     def memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
-                         run: Callable[[Callable[[], Any]], Deferred]) -> Deferred:
+                         run: Callable[[Callable[[], Any]], Deferred], keep: bool = True) -> Deferred:
         """``memo(key, make)`` with ``make`` run by ``run`` (``ResultsCache.in_steps``: a slice at a
         time, so a big table's rows and JSON never hold the reactor in one block). Everyone asking
         meanwhile waits for the same run; the race takes no read in until it is done (``refresh``
         waits), so ``make`` reads a race nobody changes however long it takes. A waiter that gives
-        up (its client went away) does not stop the run."""
+        up (its client went away) does not stop the run. ``keep=False``: made for this asker alone
+        and not kept (a search: many and different), but made as safely."""
+        if not keep:
+            key = _NotKept()
         return ensureDeferred(self._memo_off_reactor(key, make, run))
 
     async def _memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
@@ -273,7 +280,7 @@ class EventResults:
 
     def _made(self, outcome: Any, key: Hashable) -> None:
         waiters = self._making.pop(key)
-        if not isinstance(outcome, Failure):
+        if not isinstance(outcome, Failure) and not isinstance(key, _NotKept):
             self.answers_made += 1
             self._memo[key] = outcome  # served until a window after the race last took reads in
         told = 0

@@ -238,7 +238,15 @@ class ResultsPages:
 
         if filters["q"] is not None:  # searches are many and different: not kept
             await self._all_rows(results)
-            return self._json(request, payload(*self._shown_first(results, filters, limit)))
+
+            def searched() -> Generator[Any, None, bytes]:
+                count, shown = self._shown_first(results, filters, limit)
+                return (yield from json_in_steps(payload(count, []), "results", shown))
+
+            found = await results.memo_off_reactor(None, searched, self.results_cache.in_steps, keep=False)
+            request.setHeader(b"Content-Type", b"application/json")
+            request.setHeader(b"Cache-Control", b"no-store")
+            return found
 
         every_row = any(filters.values()) or limit is None or limit > PAGE_ROWS
 
