@@ -28,14 +28,14 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import baseline, fanout, ingest, latency, memory, web_at_scale
+from bench import baseline, fanout, ingest, latency, memory, results_live, web_at_scale
 from bench.context import FULL, QUICK, Context, connect, scalar
 from bench.report import Row, add_section, format_table, machine_description, results_section
 from tests.postgres import PostgresForTests
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PARTS = {"ingest": ingest.run, "baseline": baseline.run, "latency": latency.run, "memory": memory.run,
-         "fanout": fanout.run, "web": web_at_scale.run}
+         "fanout": fanout.run, "web": web_at_scale.run, "results_live": results_live.run}
 
 
 def private_postgres() -> PostgresForTests:

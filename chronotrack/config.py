@@ -230,6 +230,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Most live-display streams open at once from one client address (behind a proxy on "
             "this machine, its X-Forwarded-For); past it that address gets 429. Raise it when many "
             "phones share one address (a venue's Wi-Fi, a mobile carrier's NAT).", _positive_int),
+    Setting("results-freshness", "1",
+            "Seconds a results answer (/api/results, /results, /results.csv) is served while newer "
+            "reads wait, so a live race's results are rebuilt at most once per window however many "
+            "reads arrive and phones ask; 0 rebuilds at every change.", _non_negative_float),
     Setting("cors-origins", "none",
             "Web origins, separated by spaces or commas (e.g. https://results.example.org), whose "
             "pages may read the display's responses (CORS, GET only); 'none' allows none.", _origin_list),

@@ -16,6 +16,7 @@
   var pending = null;
   var inFlight = false;
   var again = false;
+  var freshnessSeconds = 1;  // how long an answer may lag the reads (results_as_of.freshness_seconds)
 
   function $(id) { return document.getElementById(id); }
 
@@ -94,6 +95,7 @@
       $("unknown-tags-panel").hidden = body.unknown_tags.length === 0;
     }
     table.dataset.lastReadId = String(body.event.last_read_id);
+    if (body.results_as_of) { freshnessSeconds = Number(body.results_as_of.freshness_seconds) || 0; }
     if (status) { status.textContent = "Updated " + new Date().toLocaleTimeString(); }
   }
 
@@ -138,7 +140,13 @@
 
   if (window.EventSource && table.dataset.stream) {
     var source = new EventSource(table.dataset.stream);
-    source.onmessage = function () { schedule(DEBOUNCE_MILLISECONDS); };
+    var trailing = null;  // the answer may be up to its freshness window behind the stream: ask once more after it
+    source.onmessage = function () {
+      schedule(DEBOUNCE_MILLISECONDS);
+      if (trailing !== null) { window.clearTimeout(trailing); }
+      trailing = window.setTimeout(function () { trailing = null; schedule(0); },
+                                   DEBOUNCE_MILLISECONDS + 1000 * freshnessSeconds + 100);
+    };
     source.onopen = function () {  // also after a reconnect: catch up on what came meanwhile
       if (status) { status.textContent = "Live"; }
       schedule(DEBOUNCE_MILLISECONDS);

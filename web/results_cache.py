@@ -36,6 +36,34 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
 - **Bounded**: at most ``capacity`` events (least recently asked for goes first); a new
   database connection (``LiveReads`` replaced) empties the cache.
 
+- **Fresh within a window, not rebuilt per read** (``freshness`` seconds, ``--results-freshness``,
+  default 1 s in the services, 0 here): during a live race reads arrive every second, and
+  turning a big table into rows, JSON and gzip costs hundreds of milliseconds of the process's
+  CPU, which the collector and every ``/stream`` share. So once an answer has been made from
+  the race as it stands (``answered_at``), new reads wait in ``_pending`` instead of changing the
+  race; the first request (or read) ``freshness`` seconds later takes them all in and the next
+  answers are made afresh, once, for everybody who asks the same question. The reactor's cost is
+  then at most one rebuild per question per window, however many reads come and phones ask.
+  A read is never lost, only delayed by at most the window: pending reads are kept in order and
+  counted as applied for the de-duplication below. While nothing has been answered since the
+  last change, a read goes straight in (a quiet event costs no delay). Holding the race still,
+  rather than serving old bytes beside a moving race, keeps every answer of one window
+  consistent: the same read id (``as_of_id``) for the rows, the counts, the gun time and the
+  unknown tags, whichever question made its answer first.
+- **Made a slice at a time** (``memo_off_reactor`` with ``ResultsCache.in_steps``): the big
+  answers (every row, which a filter, a search or the CSV needs; ``/api/results``' JSON) are
+  made a few hundred rows per step by a ``Cooperator`` on the reactor, ``STEP_SECONDS`` at a
+  time, the controllers' reads and the streams served between steps; the gzip runs in a worker
+  thread (zlib lets go of the GIL). Everyone asking the same question meanwhile waits for the
+  same making. That is safe because the race holds still while an answer is being made:
+  ``refresh`` takes no read in until it is done. Not chosen: making the rows and JSON in a worker
+  thread (tried: a CPU-bound thread makes the reactor wait for the GIL after each of its socket
+  calls, up to the 5 ms switch interval each, and one ``json.dumps`` of a whole table holds the
+  GIL for its whole run), and making ``rows()`` incremental (each new finisher in the middle
+  moves the places of everyone slower, so the JSON is rewritten anyway).
+- **Changes of what it was built from rebuild at once**: a roster or settings change (the
+  version check in ``results``, ``forget``) makes a new ``EventResults``, whatever the window.
+
 Read ids from a late commit more than ``SEEN_WINDOW`` below the highest id applied are
 taken as applied already (the live feed itself re-fetches only 1000 ids below a late notify).
 """
@@ -46,11 +74,12 @@ import sys
 import time
 from array import array
 from collections import OrderedDict
-from typing import Any, Callable, Hashable
+from typing import Any, Callable, Generator, Hashable
 
 from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.python.failure import Failure
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import Cooperator
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
@@ -66,6 +95,8 @@ from web.results_queries import ReadPage, StoredSettings, scored_read
 log = Logger()
 
 DEFAULT_CAPACITY = 4
+STEP_ROWS = 250  # rows made per step of a big answer (about a millisecond)
+STEP_SECONDS = 0.005  # the reactor's other work comes in at least this often while a big answer is made
 SEEN_WINDOW = 2000
 
 
@@ -84,22 +115,38 @@ def scoring_order(reads: list[tuple[int, TagRead]]) -> list[TagRead]:
     return [*announced.values(), *runners, *guns]
 
 
+def _step_timer() -> Callable[[], bool]:
+    """The Cooperator's end of one turn: ``STEP_SECONDS`` from now."""
+    end = time.monotonic() + STEP_SECONDS
+    return lambda: time.monotonic() >= end
+
+
+class _NotKept:
+    """The key of an answer made for one asker and not kept (each one a different key)."""
+
+
 class EventResults:
     """One event's results: the live table, and the ids of the reads it has taken in."""
 
     def __init__(self, event: Event, settings: StoredSettings, roster: list[Participant],
-                 version: tuple[Any, ...]) -> None:
+                 version: tuple[Any, ...], clock: Callable[[], float] = time.time, freshness: float = 0.0) -> None:
         self.event = event
         self.settings = settings
         self.version = version
         self.race = RaceResults(settings.event_settings(), roster)
-        self.high_id = 0
+        self.high_id = 0  # the highest read id taken (in the race, or pending)
+        self.as_of_id = 0  # the highest read id in the race: what the answers show
         self.checked_through = 0  # every read of the event up to this id has been taken in
         self.read_count = 0
+        self.freshness = freshness  # seconds an answer is served while newer reads wait
+        self.answers_made = 0  # memoized answers computed (rows, JSON bodies, ...): the rebuilds
+        self._clock = clock
+        self._answered_at: float | None = None  # when the first answer of the race as it stands was made
+        self._pending: list[tuple[int, TagRead]] = []  # taken, not yet in the race (the window is open)
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
-        self._rows: list[ResultRow] | None = None
-        self._unknown: list[str] | None = None
-        self._memo: dict[str, Any] = {}  # what pages derive from the rows, until the next change
+        self._memo: dict[Hashable, Any] = {}  # what pages derive from the race, until it takes new reads
+        self._making: dict[Hashable, list[Deferred]] = {}  # answers being made (in steps), and who waits
+        self._idle_waiters: list[Deferred] = []  # new questions waiting for the makes under way to end
 
     def build(self, reads: list[tuple[int, TagRead]]) -> EventResults:
         """Take in every read of the event so far (ids ascending), in one pass; any thread."""
@@ -110,6 +157,7 @@ class EventResults:
             floor = self.high_id - SEEN_WINDOW
             self._recent_ids = {read_id for read_id, _ in reads if read_id > floor}
         self.read_count = len(reads)
+        self.as_of_id = self.high_id
         return self
 
     def take_page(self, page: ReadPage) -> None:
@@ -140,13 +188,15 @@ class EventResults:
         self.high_id = high_id
         self._recent_ids = set(recent_ids)
         self.race.rescore()
+        self.as_of_id = high_id
         return self
 
     def apply(self, read_id: int, read: TagRead) -> bool:
-        """Take one read in unless it was already; True when it was new."""
+        """Take one read in unless it was already; True when it was new. It reaches the race at
+        once, or when the freshness window of the answers already made closes (``refresh``)."""
         if read_id <= self.high_id - SEEN_WINDOW or read_id in self._recent_ids:
             return False
-        self.race.add_read(read)
+        self._pending.append((read_id, read))
         self.read_count += 1
         self._recent_ids.add(read_id)
         if read_id > self.high_id:
@@ -154,19 +204,126 @@ class EventResults:
             if len(self._recent_ids) > 2 * SEEN_WINDOW:
                 floor = self.high_id - SEEN_WINDOW
                 self._recent_ids = {seen for seen in self._recent_ids if seen > floor}
-        self._rows = self._unknown = None
-        self._memo.clear()
+        self.refresh()
         return True
 
+    def refresh(self) -> None:
+        """Put the pending reads into the race, and drop the answers made, unless those answers
+        are younger than ``freshness`` seconds (then they are served as they are)."""
+        if self._making or not self._fold_due():  # (an answer being made reads the race: it holds still)
+            return
+        pending, self._pending = self._pending, []
+        for read_id, read in pending:
+            self.race.add_read(read)
+            if read_id > self.as_of_id:
+                self.as_of_id = read_id
+        self._memo.clear()
+        self._answered_at = None
+
+    @property
+    def pending_reads(self) -> int:
+        """Reads taken but not in the answers yet (they will be once the window closes)."""
+        return len(self._pending)
+
+    def answered_at(self) -> float:
+        """When the answers now served were first made (the race held every read taken then)."""
+        if self._answered_at is None:
+            return self._clock()
+        return self._answered_at
+
+    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
+        """``make()``, computed once until the race takes new reads in (JSON rows, say)."""
+        if key not in self._memo:
+            if self._answered_at is None:
+                self._answered_at = self._clock()
+            self.answers_made += 1
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
+                         run: Callable[[Callable[[], Any]], Deferred], keep: bool = True) -> Deferred:
+        """``memo(key, make)`` with ``make`` run by ``run`` (``ResultsCache.in_steps``: a slice at a
+        time, so a big table's rows and JSON never hold the reactor in one block). Everyone asking
+        meanwhile waits for the same run; the race takes no read in until it is done (``refresh``
+        waits), so ``make`` reads a race nobody changes however long it takes. A waiter that gives
+        up (its client went away) does not stop the run. ``keep=False``: made for this asker alone
+        and not kept (a search: many and different), but made as safely."""
+        if not keep:
+            key = _NotKept()
+        return ensureDeferred(self._memo_off_reactor(key, make, run))
+
+    async def _memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
+                                run: Callable[[Callable[[], Any]], Deferred]) -> Any:
+        while self._making and key not in self._making and self._fold_due():
+            # The window closed while other answers are being made: a new question waits for them and
+            # for the waiting reads to go in, so a stream of new questions cannot hold the reads back.
+            idle: Deferred = Deferred()
+            self._idle_waiters.append(idle)
+            await idle
+            self.refresh()
+        if key in self._memo:
+            return self._memo[key]
+        mine: Deferred = Deferred()
+        waiters = self._making.get(key)
+        if waiters is not None:
+            waiters.append(mine)
+            return await mine
+        self._making[key] = [mine]
+        if self._answered_at is None:
+            self._answered_at = self._clock()
+        run(make).addBoth(self._made, key)
+        return await mine
+
+    def _fold_due(self) -> bool:
+        return bool(self._pending) and (self._answered_at is None
+                                        or self._clock() - self._answered_at >= self.freshness)
+
+    def _made(self, outcome: Any, key: Hashable) -> None:
+        waiters = self._making.pop(key)
+        if not isinstance(outcome, Failure) and not isinstance(key, _NotKept):
+            self.answers_made += 1
+            self._memo[key] = outcome  # served until a window after the race last took reads in
+        told = 0
+        for waiter in waiters:
+            if not waiter.called:  # else cancelled: its client went away
+                told += 1
+                waiter.errback(outcome) if isinstance(outcome, Failure) else waiter.callback(outcome)
+        if isinstance(outcome, Failure) and not told:
+            log.failure("results answer of event {event} could not be made", outcome, event=self.event.id)
+        if not self._making:
+            idle, self._idle_waiters = self._idle_waiters, []
+            for waiter in idle:
+                if not waiter.called:
+                    waiter.callback(None)
+        self.refresh()
+
+    def keep(self, key: Hashable, value: Any) -> None:
+        """An answer made elsewhere (``rows_in_steps``), served like ``memo``'s."""
+        if self._answered_at is None:
+            self._answered_at = self._clock()
+        self.answers_made += 1
+        self._memo[key] = value
+
+    def has(self, key: Hashable) -> bool:
+        """Whether the answer to ``key`` is made (and served until the window closes)."""
+        return key in self._memo
+
+    def rows_in_steps(self) -> Generator[None, None, list[ResultRow]]:
+        """Every row, made ``STEP_ROWS`` at a time (a generator for ``ResultsCache.in_steps``)."""
+        rows: list[ResultRow] = []
+        for row in self.race.iter_rows():
+            rows.append(row)
+            if len(rows) % STEP_ROWS == 0:
+                yield None
+        return rows
+
     def rows(self) -> list[ResultRow]:
-        """Every finisher in place order (kept until the next read changes anything)."""
-        if self._rows is None:
-            self._rows = self.race.rows()
-        return self._rows
+        """Every finisher in place order (kept until the race takes new reads in)."""
+        return self.memo("rows", self.race.rows)
 
     def first_rows(self, limit: int | None) -> list[ResultRow]:
         """The first ``limit`` finishers (all when None), without making every row for a short page."""
-        if self._rows is not None or limit is None:
+        if "rows" in self._memo or limit is None:
             return self.rows()[:limit]
         return self.memo(("first rows", limit), lambda: self.race.rows(limit))
 
@@ -179,24 +336,19 @@ class EventResults:
     def genders(self) -> list[str]:
         return self.memo("genders", lambda: self.race.group_names("gender"))
 
-    def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
-        """``make()``, computed once until a read changes the results (JSON rows, say)."""
-        if key not in self._memo:
-            self._memo[key] = make()
-        return self._memo[key]
-
     def unknown_tags(self) -> list[str]:
-        if self._unknown is None:
-            self._unknown = self.race.unknown_tags()
-        return self._unknown
+        return self.memo("unknown tags", self.race.unknown_tags)
 
 
 class ResultsCache:
     """``await cache.results(database, event)``: the event's ``EventResults``, current as of now."""
 
-    def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY) -> None:
+    def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY,
+                 freshness: float = 0.0) -> None:
         self.reactor = reactor  # its thread pool scores whole events; None (or a test clock): in line
         self.capacity = capacity
+        self.freshness = freshness  # seconds an answer is served while newer reads wait (0: none wait)
+        self.clock: Callable[[], float] = reactor.seconds if reactor is not None else time.time
         self.page_reads = results_queries.PAGE_READS  # reads per page of a build
         self.full_builds = 0  # whole events scored from all their reads
         self.live_reads_applied = 0  # reads taken in from the live feed
@@ -204,6 +356,7 @@ class ResultsCache:
         self._building: dict[int, list[Deferred]] = {}
         self._arrived_while_building: dict[int, list[tuple[int, TagRead]]] = {}
         self._live: LiveReads | None = None
+        self._cooperator: Cooperator | None = None
         self._unsubscribe: Callable[[], None] | None = None
 
     def __contains__(self, event_id: int) -> bool:
@@ -250,9 +403,11 @@ class ResultsCache:
             self._entries.move_to_end(event.id)
             delivered_through = self._delivered_through()
             after = max(entry.high_id, entry.checked_through)
+            entry.freshness = self.freshness
             for read_id, read in await results_queries.event_reads(database, event, after):
                 entry.apply(read_id, read)
             entry.checked_through = max(entry.checked_through, delivered_through)
+            entry.refresh()  # the window closed since the last read came: the answers are made afresh
             return entry
         return await self._build(database, event, version)
 
@@ -260,7 +415,31 @@ class ResultsCache:
         """The id up to which the live feed has handed every read over (late commits aside)."""
         return (self._live.last_id or 0) if self._live is not None else 0
 
-    def _in_thread(self, work: Callable[..., EventResults], *args: Any) -> Deferred[EventResults]:
+    def in_steps(self, steps: Callable[[], Generator[Any, None, Any]]) -> Deferred:
+        """Run the generator ``steps()`` on the reactor a few milliseconds at a time (``STEP_SECONDS``),
+        the controllers' reads and the streams served between; it yields None between steps, or a
+        Deferred to wait for (``in_thread``). Fires with what the generator returns. Without a
+        real reactor (a test clock): at once."""
+        outcome: list[Any] = []
+
+        def driven() -> Generator[Any, None, None]:
+            outcome.append((yield from steps()))
+
+        if getattr(self.reactor, "getThreadPool", None) is None:
+            for step in driven():
+                if isinstance(step, Deferred) and not step.called:
+                    raise RuntimeError("in_steps without a reactor waits for nothing")
+            return succeed(outcome[0])
+        if self._cooperator is None:
+            self._cooperator = Cooperator(terminationPredicateFactory=_step_timer,
+                                          scheduler=lambda work: self.reactor.callLater(0, work))
+        return self._cooperator.cooperate(driven()).whenDone().addCallback(lambda _: outcome[0])
+
+    def in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred:
+        """``work(*args)`` in the reactor's thread pool (in line without one: a test clock)."""
+        return self._in_thread(work, *args)
+
+    def _in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred:
         pool = getattr(self.reactor, "getThreadPool", None)
         if pool is None:
             return succeed(work(*args))
@@ -302,7 +481,7 @@ class ResultsCache:
             settings = await results_queries.stored_settings(database, event)
             roster = await results_queries.event_roster(database, event)
             sessions = await results_queries.event_sessions(database, event)
-            entry = EventResults(event, settings, roster, version)
+            entry = EventResults(event, settings, roster, version, self.clock, self.freshness)
             high_id = 0
             while True:
                 page = await results_queries.event_read_page(database, event, sessions, high_id, self.page_reads)

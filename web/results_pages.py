@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
-from datetime import datetime
-from typing import Any, Callable
+from datetime import datetime, timezone
+from typing import Any, Callable, Generator
 
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.logger import Logger
@@ -26,7 +27,7 @@ from twisted.web.iweb import IRequest
 
 from chronotrack.storage.database import Database
 from chronotrack.results import ResultRow, filter_rows, search
-from web import queries, results_queries
+from web import compressed, queries, results_queries
 from web.access import Viewer
 from web.compressed import gzipped, send_gzipped, wants_compressed
 from web.errors import BadParameter, NotFound
@@ -60,6 +61,21 @@ def row_json(row: ResultRow) -> dict[str, Any]:
             "gun_time_s": row.gun_time_s, "chip_time_s": row.chip_time_s, "gun_time": row.gun_time,
             "chip_time": row.chip_time, "age": row.age, "team": row.team, "city": row.city, "state": row.state,
             "in_roster": row.in_roster, "flags": list(row.flags)}
+
+
+def json_in_steps(payload: dict[str, Any], list_key: str, rows: list[ResultRow],
+                  piece: int = 250) -> Generator[None, None, bytes]:
+    """``json.dumps({**payload, list_key: [row_json(row) for row in rows]}).encode()``, byte for byte,
+    made ``piece`` rows at a time (a generator yielding between pieces: a whole big table in one
+    call would hold the reactor for hundreds of milliseconds). ``payload[list_key]`` is ``[]``."""
+    head = json.dumps(payload)
+    marker = json.dumps({list_key: []})[1:-2]  # '"results": [' : a key, so never inside an (escaped) string
+    at = head.index(marker) + len(marker)
+    pieces = []
+    for start in range(0, len(rows), piece):
+        pieces.append(json.dumps([row_json(row) for row in rows[start:start + piece]])[1:-1])
+        yield None
+    return (head[:at] + ", ".join(pieces) + head[at:]).encode("utf-8")
 
 
 def clock_text(moment: datetime | None) -> str | None:
@@ -101,12 +117,19 @@ class ResultsPages:
     _json: Callable[[IRequest, dict[str, Any]], bytes]
 
     _results_cache: ResultsCache | None = None
+    results_freshness: float = 0.0  # seconds (--results-freshness): see web/results_cache.py
 
     @property
     def results_cache(self) -> ResultsCache:
         if self._results_cache is None:
-            self._results_cache = ResultsCache(self.reactor)
+            self._results_cache = ResultsCache(self.reactor, freshness=self.results_freshness)
         return self._results_cache
+
+    def configure_results(self, freshness: float) -> None:
+        """How long a results answer is served while newer reads wait (0: every change at once)."""
+        self.results_freshness = freshness
+        if self._results_cache is not None:
+            self._results_cache.freshness = freshness
 
     # Which event, and its results
 
@@ -180,8 +203,20 @@ class ResultsPages:
                 "gun_time": race.gun_time.isoformat() if race.gun_time else None,
                 "gun_time_text": clock_text(race.gun_time),
                 "finish_location": race.finish_location, "start_location": race.start_location,
-                "finishers": results.finisher_count(), "last_read_id": results.high_id,
+                "finishers": results.finisher_count(), "last_read_id": results.as_of_id,
                 "settings": results.settings.to_json()}
+
+    @staticmethod
+    def _as_of_json(results: EventResults) -> dict[str, Any]:
+        """How fresh an answer is: every read the hub had taken in by ``time`` is in it (the newest
+        being ``read_id``); newer ones appear within ``freshness_seconds``."""
+        made = datetime.fromtimestamp(results.answered_at(), timezone.utc)
+        return {"read_id": results.as_of_id, "time": made.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "freshness_seconds": results.freshness}
+
+    async def _all_rows(self, results: EventResults) -> list[ResultRow]:
+        """Every row, made a slice at a time when this window has not made them yet."""
+        return await results.memo_off_reactor("rows", results.rows_in_steps, self.results_cache.in_steps)
 
     # Routes
 
@@ -194,23 +229,52 @@ class ResultsPages:
         _, _, event, _ = await self._results_target(request, database)
         results = await self._event_results(database, event)
 
-        def body() -> bytes:
-            count, shown = self._shown_first(results, filters, limit)
-            return self._json(request, {
+        def payload(count: int, shown: list[ResultRow]) -> dict[str, Any]:
+            return {
                 "success": True, "event": self._event_json(event, results), "count": count,
                 "filters": filters, "divisions": results.divisions(), "genders": results.genders(),
-                "results": [row_json(row) for row in shown], "unknown_tags": results.unknown_tags()})
+                "results": [row_json(row) for row in shown], "unknown_tags": results.unknown_tags(),
+                "results_as_of": self._as_of_json(results)}
 
         if filters["q"] is not None:  # searches are many and different: not kept
-            return body()
-        # The same question until a read changes the results: the same bytes (a big race's whole
-        # table is megabytes of JSON, and phones ask for it every few seconds).
+            await self._all_rows(results)
+
+            def searched() -> Generator[Any, None, bytes]:
+                count, shown = self._shown_first(results, filters, limit)
+                return (yield from json_in_steps(payload(count, []), "results", shown))
+
+            found = await results.memo_off_reactor(None, searched, self.results_cache.in_steps, keep=False)
+            request.setHeader(b"Content-Type", b"application/json")
+            request.setHeader(b"Cache-Control", b"no-store")
+            return found
+
+        every_row = any(filters.values()) or limit is None or limit > PAGE_ROWS
+
+        def made() -> Generator[Any, None, tuple[bytes, bytes | None]]:
+            """A slice at a time on the reactor (``ResultsCache.in_steps``): the answer's bytes, and
+            gzipped (in a worker thread: zlib lets go of the GIL) when big enough to send so."""
+            if every_row and not results.has("rows"):  # the window closed since _all_rows: rare
+                results.keep("rows", (yield from results.rows_in_steps()))
+            count, shown = self._shown_first(results, filters, limit)
+            plain = yield from json_in_steps(payload(count, []), "results", shown)
+            if len(plain) < compressed.MIN_COMPRESSED_BYTES:
+                return plain, None
+            zipped: list[bytes] = []
+            yield self.results_cache.in_thread(gzipped, plain).addCallback(zipped.append)
+            return plain, zipped[0]
+
+        # The same question until the race takes new reads in (at most once per freshness window):
+        # the same bytes (a big race's whole table is megabytes of JSON, and phones ask for it
+        # every few seconds), made a slice at a time, shared by everyone who asks meanwhile.
         key = ("api body", filters["gender"], filters["division"], limit)
+        if every_row and not results.has(key):
+            await self._all_rows(results)
+        plain, zipped = await results.memo_off_reactor(key, made, self.results_cache.in_steps)
         request.setHeader(b"Content-Type", b"application/json")
         request.setHeader(b"Cache-Control", b"no-store")
-        plain = results.memo(key, body)
-        if wants_compressed(request, plain):
-            return send_gzipped(request, results.memo(key + ("gzip",), lambda: gzipped(plain)))
+        request.setHeader(b"Age", b"%d" % max(0, int(self.results_cache.clock() - results.answered_at())))
+        if zipped is not None and wants_compressed(request, plain):
+            return send_gzipped(request, zipped)
         return plain
 
     @app.route("/results.csv", methods=["GET"])
@@ -222,7 +286,7 @@ class ResultsPages:
         request.setHeader(b"Content-Type", b"text/csv; charset=utf-8")
         request.setHeader(b"Content-Disposition", b'attachment; filename="results-event-%d.csv"' % event.id)
         request.setHeader(b"Cache-Control", b"no-store")
-        return results_csv(self._shown(results.rows(), filters))
+        return results_csv(self._shown(await self._all_rows(results), filters))
 
     @app.route("/results", methods=["GET"])
     async def results_page(self, request: IRequest) -> bytes:
@@ -235,6 +299,8 @@ class ResultsPages:
             context["events"] = await queries.events(database, scope)
         if event is not None:
             results = await self._event_results(database, event)
+            if any(filters.values()):
+                await self._all_rows(results)
             matching, shown = self._shown_first(results, filters, PAGE_ROWS)
             context.update(results=results, rows=shown, matching=matching, page_rows=PAGE_ROWS,
                            divisions=results.divisions(), genders=results.genders(),

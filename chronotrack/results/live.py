@@ -12,7 +12,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 from chronotrack.reads import TagRead
 from chronotrack.results.divisions import division_for, normalise_gender
@@ -169,6 +169,12 @@ class RaceResults:
         first page costs its own rows, not the whole table)."""
         overall = self._lists.get(_OVERALL)
         return [self._row(key[-1]) for key in islice(overall, limit)] if overall else []
+
+    def iter_rows(self) -> Iterator[ResultRow]:
+        """``rows()`` one at a time, for making a big table a slice at a time (the race must not
+        take reads in until the iterator is done)."""
+        overall = self._lists.get(_OVERALL)
+        return (self._row(key[-1]) for key in overall) if overall else iter(())
 
     def finisher_count(self) -> int:
         overall = self._lists.get(_OVERALL)
