@@ -133,7 +133,7 @@ class EventResults:
         self.event = event
         self.settings = settings
         self.version = version
-        self.race = RaceResults(settings.event_settings(), roster)
+        self.race = RaceResults(settings.event_settings(), roster, report_moves=False)  # read via rows() only
         self.high_id = 0  # the highest read id taken (in the race, or pending)
         self.as_of_id = 0  # the highest read id in the race: what the answers show
         self.checked_through = 0  # every read of the event up to this id has been taken in

@@ -1,6 +1,7 @@
 """Live results: reads arrive one at a time and each says what it changed.
 
-One finish read costs a few binary searches plus one row per runner whose place it moves;
+One finish read costs a few binary searches plus one row per runner whose place it moves
+(none when the table does not report moves);
 the race is re-scored from the kept reads only when what every time is measured from
 changes (the gun time, or which location is the start or the finish).
 """
@@ -58,8 +59,9 @@ class ResultsChange:
     """What one read (or roster change) did to the results.
 
     ``runner`` is the reading runner's row now (None if not a finisher); ``shifted`` are the
-    other rows whose places moved, in place order. When ``rebuilt`` is true every row may
-    have changed (new gun time, new start or finish location): reload ``rows()``.
+    other rows whose places moved, in place order (always empty from a table made with
+    ``report_moves=False``). When ``rebuilt`` is true every row may have changed (new gun
+    time, new start or finish location): reload ``rows()``.
     """
 
     read_kind: ReadKind | None  # None for a roster change
@@ -95,9 +97,17 @@ def _scored_for_good(settings: EventSettings, seen: Sequence[str]) -> frozenset[
 
 
 class RaceResults:
-    """An event's results kept up to date read by read; ``rows()`` equals ``compute_results``."""
+    """An event's results kept up to date read by read; ``rows()`` equals ``compute_results``.
 
-    def __init__(self, settings: EventSettings = EventSettings(), roster: Iterable[Participant] = ()) -> None:
+    ``report_moves=False`` for a table read only through ``rows()`` and ``row()`` (the web's
+    results cache): a finisher placed mid-field moves everyone slower, and making their rows
+    for ``ResultsChange.shifted`` costs one row per runner moved, tens of milliseconds a read
+    in a big race when a controller's backlog arrives after the others' reads.
+    """
+
+    def __init__(self, settings: EventSettings = EventSettings(), roster: Iterable[Participant] = (),
+                 report_moves: bool = True) -> None:
+        self._report_moves = report_moves
         self._settings = settings
         self._roster: dict[str, Participant] = {participant.bib: participant for participant in roster}
         self._log = ReadLog(partial(_scored_for_good, settings))  # not a bound method: no cycle to collect
@@ -251,6 +261,8 @@ class RaceResults:
             self._standings[bib] = new
             for group in new.groups:
                 self._lists.setdefault(group, RankedList()).add(new.key)
+        if not self._report_moves:
+            return self._row_or_none(bib), ()
         moved = self._moved(old, new)
         moved.discard(bib)
         shifted = sorted((self._standings[other].key for other in moved))
