@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import pytest
 import pytest_twisted
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
 
 from chronotrack.reads import TagRead
@@ -134,6 +134,23 @@ def test_every_answer_of_one_window_is_of_the_same_read():
     entry.apply(7, finish(17, 1307))
     assert [row.bib for row in entry.first_rows(10)] == ["1", "2", "3", "4", "5"]
     assert entry.finisher_count() == 5 and entry.unknown_tags() == []
+
+
+def test_up_to_date_puts_the_waiting_reads_in_the_race_and_keeps_the_answers_for_their_window():
+    """What a finish screen asks: the race with every read, while the pages keep their answer."""
+    clock = Clock()
+    entry = new_entry(clock)
+    first = answer(entry)
+    entry.apply(7, finish(17, 1307))
+    assert entry.pending_reads == 1 and entry.race.row("17") is None
+    assert ensureDeferred(entry.up_to_date()).called  # no answer being made from the race: at once
+    assert entry.pending_reads == 0 and entry.race.row("17") is not None and entry.as_of_id == 7
+    clock.advance(0.5)
+    entry.refresh()
+    assert answer(entry) is first  # still inside the window
+    clock.advance(0.5)
+    entry.refresh()  # the window closed: the answers go, though no read waits any more
+    assert bibs(answer(entry))[-1] == "17"
 
 
 # Through the cache: what a request does

@@ -309,13 +309,21 @@ class EventFeed:
     async def _build(self) -> None:
         self._working = True
         try:
-            entry = await self._results_of(self.database, self.event)
+            entry = await self._current_results()
             await self._take_entry(entry)
             await self._learn_history(entry)
             self.last_read_id = max(self.last_read_id, entry.high_id)
         finally:
             self._working = False
         await self._work()
+
+    async def _current_results(self) -> EventResults:
+        """The event's results with every read taken in the race: a screen shows a new finisher's
+        place and time at once, while the results pages may keep serving an answer for their
+        freshness window (``EventResults.up_to_date``)."""
+        entry = await self._results_of(self.database, self.event)
+        await entry.up_to_date()
+        return entry
 
     def _in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """A big event's history takes a second or more: off the reactor thread when there is a pool.
@@ -391,7 +399,7 @@ class EventFeed:
                 # crossing (same tag, mat and time), which FirstCrossings turns away.
                 batch, self._queue = self._queue, []
                 try:
-                    entry = await self._results_of(self.database, self.event)
+                    entry = await self._current_results()
                     await self._take_entry(entry)
                     if self._crossing_log and self._context_of(entry) != self._context:
                         await self._in_thread(self._relearn, entry)  # a big event takes a while

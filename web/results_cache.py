@@ -50,6 +50,11 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   rather than serving old bytes beside a moving race, keeps every answer of one window
   consistent: the same read id (``as_of_id``) for the rows, the counts, the gun time and the
   unknown tags, whichever question made its answer first.
+- **Screens see every read at once**: a finish screen's feed (``web/display_feed.py``) asks for
+  ``up_to_date()``, which puts the waiting reads into the race without dropping the answers
+  made (they are served until their window closes, then dropped as if the reads had waited): a
+  new finisher's place and time are on the big screen at once, and the pages' answers still
+  cost at most one rebuild per question per window.
 - **Made a slice at a time** (``memo_off_reactor`` with ``ResultsCache.in_steps``): the big
   answers (every row, which a filter, a search or the CSV needs; ``/api/results``' JSON) are
   made a few hundred rows per step by a ``Cooperator`` on the reactor, ``STEP_SECONDS`` at a
@@ -143,6 +148,7 @@ class EventResults:
         self._clock = clock
         self._answered_at: float | None = None  # when the first answer of the race as it stands was made
         self._pending: list[tuple[int, TagRead]] = []  # taken, not yet in the race (the window is open)
+        self._moved_under_answers = False  # reads went into the race early (up_to_date): drop the answers when due
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
         self._memo: dict[Hashable, Any] = {}  # what pages derive from the race, until it takes new reads
         self._making: dict[Hashable, list[Deferred]] = {}  # answers being made (in steps), and who waits
@@ -212,13 +218,33 @@ class EventResults:
         are younger than ``freshness`` seconds (then they are served as they are)."""
         if self._making or not self._fold_due():  # (an answer being made reads the race: it holds still)
             return
+        self._fold_pending()
+        self._memo.clear()
+        self._answered_at = None
+        self._moved_under_answers = False
+
+    def _fold_pending(self) -> None:
         pending, self._pending = self._pending, []
         for read_id, read in pending:
             self.race.add_read(read)
             if read_id > self.as_of_id:
                 self.as_of_id = read_id
-        self._memo.clear()
-        self._answered_at = None
+
+    async def up_to_date(self) -> None:
+        """Every read taken in the race now, for a finish screen: a new finisher's place and time
+        show at once, whatever the window. The answers already made are still served until their
+        window closes (they were made from the race as it stood then, and say so in their
+        ``results_as_of``); so inside a window, a question first asked after this may be answered
+        from a race holding more reads than the answers made before it. Waits for any answer being
+        made from the race (it holds still meanwhile)."""
+        while self._making:
+            idle: Deferred = Deferred()
+            self._idle_waiters.append(idle)
+            await idle
+        if self._pending:
+            self._fold_pending()
+            self._moved_under_answers = True
+        self.refresh()
 
     @property
     def pending_reads(self) -> int:
@@ -275,8 +301,8 @@ class EventResults:
         return await mine
 
     def _fold_due(self) -> bool:
-        return bool(self._pending) and (self._answered_at is None
-                                        or self._clock() - self._answered_at >= self.freshness)
+        return (bool(self._pending) or self._moved_under_answers) and (
+            self._answered_at is None or self._clock() - self._answered_at >= self.freshness)
 
     def _made(self, outcome: Any, key: Hashable) -> None:
         waiters = self._making.pop(key)
