@@ -37,6 +37,8 @@ FRESHNESS = ("0", "1")
 LOCATION = "finish"
 EVENT = "Bench Live"
 FIRST_LIVE_CROSSING = datetime(2026, 11, 24, 10, 0)  # after the stored finishers (09:00 + 0.25 s each)
+# Ours, not the issue's: a phone's answer within a fifth of a second while the race is live, and
+# the collector's own commit latency target kept while phones ask.
 RESULTS_TARGET = Target("<", 200, "ms")
 COMMIT_TARGET = Target("<", 50, "ms")
 
@@ -99,10 +101,12 @@ def _one(ctx: Context, freshness: str, seconds: float) -> None:
         results = summary_ms(ok)
         note = f"n={len(answers)}" + (f"; {len(bad)} failed: {', '.join(sorted(set(map(str, bad))))}" if bad else "")
         commit_figures, stream_figures = summary_ms(commit), summary_ms(events)
+        compared = freshness == "0"  # the behaviour before the window, for comparison: no targets
         ctx.add(Row("results live", f"{label}: /api/results p50", results["p50"], "ms"),
-                Row("results live", f"{label}: /api/results p99", results["p99"], "ms", RESULTS_TARGET, note,
-                    failed=bool(bad) or not ok),
-                Row("results live", f"{label}: socket -> commit p99", commit_figures["p99"], "ms", COMMIT_TARGET,
+                Row("results live", f"{label}: /api/results p99", results["p99"], "ms",
+                    None if compared else RESULTS_TARGET, note, failed=bool(bad) or not ok),
+                Row("results live", f"{label}: socket -> commit p99", commit_figures["p99"], "ms",
+                    None if compared else COMMIT_TARGET,
                     f"n={len(commit):,} of {len(sent):,}", failed=len(commit) < len(sent)),
                 Row("results live", f"{label}: socket -> /stream p99", stream_figures["p99"], "ms", None,
                     f"n={len(events):,} of {len(sent):,}"),
