@@ -190,8 +190,11 @@ class LiveReads:
 
     async def _fetch_range(self, low: int, high: int) -> None:
         """Deliver what is not yet delivered of the reads with ids ``low`` to ``high``. Usually
-        all of them were (the fetch that followed an earlier notify saw them): then this costs
-        one look at the primary key."""
+        every id of the range went out already (the fetch that followed an earlier notify saw
+        them): then this asks nothing; else the range's ids are listed (the primary key alone)
+        and only the reads not delivered are fetched."""
+        if all(read_id in self._delivered for read_id in range(low, high + 1)):
+            return  # every id of the range went out: nothing can be missing (no query)
         after = low - 1
         while not self._stopped:
             ids = await queries.read_ids_between(self.database, after, high)
