@@ -32,7 +32,6 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any, Awaitable, Callable, Iterator
 
 from twisted.internet.defer import Deferred, ensureDeferred, fail, succeed
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -48,6 +47,7 @@ from web.queries import DisplayRead, Event
 from web.results_cache import DEFAULT_CAPACITY, EventResults
 from web.results_queries import RunnerReadPage
 from web.roster import Participant
+from web.thread_pool import in_thread_pool
 
 log = Logger()
 
@@ -328,11 +328,7 @@ class EventFeed:
     def _in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred[Any]:
         """A big event's history takes a second or more: off the reactor thread when there is a pool.
         Nothing else touches the feed meanwhile: live reads wait in the queue, requests wait for start()."""
-        reactor = getattr(self.database, "reactor", None)
-        pool = getattr(reactor, "getThreadPool", None)
-        if pool is None:
-            return succeed(work(*args))
-        return deferToThreadPool(reactor, pool(), work, *args)
+        return in_thread_pool(getattr(self.database, "reactor", None), work, *args)
 
     async def _learn_history(self, entry: EventResults) -> None:
         """The event's reads the results were built from (ids up to ``entry.high_id``), page by page

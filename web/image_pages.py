@@ -13,7 +13,6 @@ import re
 from typing import Any, Callable
 
 from twisted.internet.defer import DeferredSemaphore
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -23,6 +22,7 @@ from web import designer_queries, queries
 from web.access import Viewer
 from web.errors import BadParameter, NotFound
 from web.operator_pages import MAX_ID, OperatorPages
+from web.thread_pool import in_thread_pool
 
 log = Logger()
 
@@ -48,10 +48,7 @@ class ImagePages:
         """``clean_image`` in the reactor's thread pool (a test clock without one: in line)."""
         if self._image_decodes is None:
             self._image_decodes = DeferredSemaphore(PARALLEL_IMAGE_DECODES)
-        pool = getattr(self.reactor, "getThreadPool", None)
-        if pool is None:
-            return clean_image(data)
-        return await self._image_decodes.run(deferToThreadPool, self.reactor, pool(), clean_image, data)
+        return await self._image_decodes.run(in_thread_pool, self.reactor, clean_image, data)
 
     async def _scoped_event(self, database: Database, viewer: Viewer, event_id: int) -> queries.Event:
         event = await queries.event_in_scope(database, viewer.scope, event_id) if event_id <= MAX_ID else None

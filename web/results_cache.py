@@ -85,7 +85,6 @@ from twisted.internet.defer import Deferred, ensureDeferred, succeed
 from twisted.python.failure import Failure
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import Cooperator
-from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
 from chronotrack.storage.database import Database
@@ -96,6 +95,7 @@ from web import results_queries
 from web.live import LiveReads
 from web.queries import DisplayRead, Event
 from web.results_queries import ReadPage, StoredSettings, scored_read
+from web.thread_pool import in_thread_pool
 
 log = Logger()
 
@@ -463,13 +463,7 @@ class ResultsCache:
 
     def in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred:
         """``work(*args)`` in the reactor's thread pool (in line without one: a test clock)."""
-        return self._in_thread(work, *args)
-
-    def _in_thread(self, work: Callable[..., Any], *args: Any) -> Deferred:
-        pool = getattr(self.reactor, "getThreadPool", None)
-        if pool is None:
-            return succeed(work(*args))
-        return deferToThreadPool(self.reactor, pool(), work, *args)
+        return in_thread_pool(self.reactor, work, *args)
 
     async def _build(self, database: Database, event: Event, version: tuple[Any, ...]) -> EventResults:
         """The event built afresh, by one shared build: a request that gives up (its client went
@@ -512,12 +506,12 @@ class ResultsCache:
             while True:
                 page = await results_queries.event_read_page(database, event, sessions, high_id, self.page_reads)
                 if page.groups:
-                    await self._in_thread(entry.take_page, page)
+                    await self.in_thread(entry.take_page, page)
                 high_id = page.last_id
                 if page.reads < self.page_reads:
                     break
             recent = await results_queries.read_ids_above(database, event, sessions, high_id - SEEN_WINDOW, high_id)
-            await self._in_thread(entry.finish_loading, high_id, recent)
+            await self.in_thread(entry.finish_loading, high_id, recent)
             for read_id, read in self._arrived_while_building.get(event.id, ()):
                 entry.apply(read_id, read)
         finally:

@@ -18,8 +18,7 @@ import re
 import secrets
 from urllib.parse import quote
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 
@@ -30,6 +29,7 @@ from chronotrack.storage.database import Database
 from web import queries
 from web.access import SESSION_COOKIE, Viewer, client_address, from_local_proxy, is_secure
 from web.errors import BadParameter, Forbidden, TooManyAttempts
+from web.thread_pool import in_thread_pool
 
 log = Logger()
 
@@ -157,10 +157,7 @@ class SignIn:
             raise TooManyAttempts(max(waits))
 
     def _verify(self, password_hash: str | None, password: str) -> Deferred[bool]:
-        pool = getattr(self.reactor, "getThreadPool", None)
-        if pool is None:  # a test clock: check in line
-            return succeed(verify_password(password_hash, password))
-        return deferToThreadPool(self.reactor, pool(), verify_password, password_hash, password)
+        return in_thread_pool(self.reactor, verify_password, password_hash, password)
 
     async def authenticate(self, request: IRequest, database: Database, email: str,
                            password: str) -> queries.OperatorLogin | None:
