@@ -93,6 +93,19 @@ def event_of_session(dsn: str, session_id: int) -> int:
     return query(dsn, "SELECT timing_event_id FROM timing_sessions WHERE id = %s", (session_id,))[0][0]
 
 
+def event_among_others(dsn: str) -> tuple[int, dict[str, int]]:
+    """acme's "Acme 10K" in two sessions (wave 1 closed, wave 2 active), beside acme's other event
+    and another partner's event: the event's id, and the sessions ``first``, ``second``,
+    ``other_event`` and ``other_partner``."""
+    insert_partner(dsn, "acme")
+    insert_partner(dsn, "zeta")
+    sessions = {"first": insert_session(dsn, "wave 1", "Acme 10K", status="closed", partner="acme"),
+                "second": insert_session(dsn, "wave 2", "Acme 10K", partner="acme"),
+                "other_event": insert_session(dsn, "kids", "Acme kids run", partner="acme"),
+                "other_partner": insert_session(dsn, "zeta day", "Zeta 5K", partner="zeta")}
+    return event_of_session(dsn, sessions["first"]), sessions
+
+
 def display_slug(dsn: str, event_id: int, public: bool | None = None) -> str:
     """The event's public display slug, switching the display on or off first when ``public`` is given."""
     if public is not None:

@@ -85,13 +85,7 @@ _INSERT_OTHER_READS = """
 
 def make_event(pg_dsn: str) -> tuple[Event, dict]:
     """acme's event (two sessions, a roster, a 30 s window), and the sessions of two other events."""
-    rows.insert_partner(pg_dsn, "acme")
-    rows.insert_partner(pg_dsn, "zeta")
-    first = rows.insert_session(pg_dsn, "wave 1", "Acme 10K", status="closed", partner="acme")
-    second = rows.insert_session(pg_dsn, "wave 2", "Acme 10K", partner="acme")
-    kids = rows.insert_session(pg_dsn, "kids", "Acme kids run", partner="acme")
-    zeta = rows.insert_session(pg_dsn, "zeta day", "Zeta 5K", partner="zeta")
-    event_id = rows.event_of_session(pg_dsn, first)
+    event_id, sessions = rows.event_among_others(pg_dsn)
     query(pg_dsn, """
         INSERT INTO participants (timing_event_id, timing_partner_id, bib, first_name, last_name, age, gender)
         SELECT e.id, e.timing_partner_id, b::text, 'Runner', 'No ' || b, 20 + b %% 40,
@@ -102,7 +96,7 @@ def make_event(pg_dsn: str) -> tuple[Event, dict]:
                                             duplicate_window_seconds)
         SELECT id, timing_partner_id, 'finish', 'start', 30 FROM timing_events WHERE id = %s""", (event_id,))
     event = Event(*query(pg_dsn, f"{_EVENT_SELECT} WHERE e.id = %s", (event_id,))[0])
-    return event, {"first": first, "second": second, "others": [kids, zeta]}
+    return event, {**sessions, "others": [sessions["other_event"], sessions["other_partner"]]}
 
 
 def insert_race(pg_dsn: str, sessions: dict) -> None:

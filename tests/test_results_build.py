@@ -32,13 +32,9 @@ SETTINGS = [StoredSettings(), StoredSettings(place_by="chip", age_group_years=10
 
 def store(pg_dsn: str, seed: int, settings: StoredSettings) -> Event:
     """acme's event (two sessions) with random race ``seed``, among reads of two other events."""
-    rows.insert_partner(pg_dsn, "acme")
-    rows.insert_partner(pg_dsn, "zeta")
-    first = rows.insert_session(pg_dsn, "wave 1", "Acme 10K", status="closed", partner="acme")
-    second = rows.insert_session(pg_dsn, "wave 2", "Acme 10K", partner="acme")
-    other_event = rows.insert_session(pg_dsn, "kids", "Acme kids run", partner="acme")
-    other_partner = rows.insert_session(pg_dsn, "zeta day", "Zeta 5K", partner="zeta")
-    event_id = rows.event_of_session(pg_dsn, first)
+    event_id, sessions = rows.event_among_others(pg_dsn)
+    first, second = sessions["first"], sessions["second"]
+    other_event, other_partner = sessions["other_event"], sessions["other_partner"]
     assert rows.event_of_session(pg_dsn, second) == event_id
     reads, roster = random_race(seed)
     others, _ = random_race(seed + 1000)
