@@ -10,6 +10,7 @@ never in the repository.
 from __future__ import annotations
 
 import configparser
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,15 +26,23 @@ class ConfigError(ValueError):
     """A setting has a value the program cannot use; the message says which and why."""
 
 
-def _non_negative_float(text: str) -> float:
+def _finite_float(text: str) -> float:
+    """A number of seconds: nan and inf are refused (a window of nan never closes, a delay of inf never ends)."""
     value = float(text)
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite_float(text)
     if value < 0:
         raise ValueError("must be zero or more")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _finite_float(text)
     if value <= 0:
         raise ValueError("must be more than zero")
     return value

@@ -41,6 +41,8 @@ def test_config_file_found_through_environment_and_in_working_directory(tmp_path
 @pytest.mark.parametrize("name, value, message", [
     ("greeting-delay", "-1", "must be zero or more"),
     ("ping-interval", "0", "must be more than zero"),
+    ("results-freshness", "nan", "must be a finite number"),  # would freeze the results for good
+    ("ping-interval", "inf", "must be a finite number"),
     ("batch-size", "lots", "bad value"),
     ("pushmode-ack", "maybe", "true or false"),
 ])
