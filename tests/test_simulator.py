@@ -284,6 +284,25 @@ def test_rate_zero_yields_to_the_reactor_between_chunks():
     assert wire.controller.all_sent and wire.clock.getDelayedCalls() == []
 
 
+def test_runs_of_reads_go_out_exactly_as_one_read_at_a_time():
+    """With nothing due between two reads, a chunk is written and counted in one step: the
+    same bytes, counts and completion as when a pending fault makes it watch every read."""
+    def run(**extra) -> tuple[bytes, SimulatedController]:
+        wire = Wire(make_config(reads=25, chunk_size=10, **extra))
+        wire.feed("start")
+        while wire.clock.getDelayedCalls():
+            wire.clock.advance(0)
+        return wire.transport.value(), wire.controller
+
+    in_runs, bulk = run()
+    one_by_one, watched = run(drop_after=10_000)  # never reached, but due after some read
+    assert not bulk.watches_each_read and watched.watches_each_read
+    assert in_runs == one_by_one and in_runs.count(b"\r\n") == 50
+    assert bulk.total_reads_sent == watched.total_reads_sent == 50
+    assert bulk.reads_sent == watched.reads_sent == {"start": 25, "finish": 25}
+    assert bulk.all_sent and bulk.caught_up and bulk.distinct_reads_sent == {"start": 25, "finish": 25}
+
+
 def test_caught_up_when_server_resumes_past_reads_it_already_has():
     """start~<loc>~<seq> past the end leaves nothing to send: caught up, not all sent."""
     wire = Wire(make_config(reads=3))
