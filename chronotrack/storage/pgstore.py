@@ -485,18 +485,36 @@ class PostgresReadStore:
         self._count_written(*result, attempted=len(entries))
         if self.on_batch_written is not None:
             self.on_batch_written(len(entries), self.reactor.seconds() - sent_at)
-        self._drop_written(waiting)
+        self._take_off_backlog(waiting)
         self._writing = False
-        self._check_backlog()
         if self._queued_facts:
             self._replay_queued_facts()
-        self._write_next()
+        if self._backlog:
+            # The next statement (prepared while this one was written) goes out before the
+            # per-read bookkeeping: in a burst PostgreSQL is the slowest part, and it waits
+            # for the collector between two statements.
+            self._write_next()
+            self._settle_written(waiting)
+            self._check_backlog()
+        else:
+            self._settle_written(waiting)
+            self._check_backlog()
+            self._write_next()  # nothing left: tells whoever waits for the drain
 
     def _drop_written(self, waiting: list[_Waiting]) -> None:
+        self._take_off_backlog(waiting)
+        self._settle_written(waiting)
+
+    def _take_off_backlog(self, waiting: list[_Waiting]) -> None:
         for item in waiting:
             self._backlog.popleft()
             self._backlog_reads -= item.count
             self._reads_in_memory -= item.count
+
+    def _settle_written(self, waiting: list[_Waiting]) -> None:
+        """What follows a stored batch: its sequence numbers are no longer pending, and its
+        journal entries are released."""
+        for item in waiting:
             for entry in item.entries:
                 self._forget_pending(entry)
         self._release_journal(waiting)
