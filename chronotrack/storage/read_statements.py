@@ -18,6 +18,12 @@ from chronotrack.storage.pg_arrays import int_array, micros_array, text_array
 
 DEFAULT_CLOCK_TOLERANCE = 86400.0  # seconds between a read's time and its arrival before it is marked
 
+# Each event's call of store_timing_reads keeps one subtransaction (0017's plain-INSERT-first
+# block) until its transaction ends. Past 64 of them a backend's transaction "overflows" and,
+# while it lasts, every other session checking row visibility looks them up in pg_subtrans:
+# the whole hub slows down. A batch spanning more events is written in several transactions.
+MAX_EVENTS_PER_TRANSACTION = 32
+
 # One event's reads, with their session, locations and watermarks (0014_cheaper_read_inserts.sql;
 # times as microseconds since the epoch, 0017_cheaper_read_statements.sql).
 _STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s, %s, %s::text[], %s::text[],"
@@ -105,7 +111,7 @@ def _store_arguments(event: _EventBatch, clock_tolerance: float) -> tuple:
 
 @inlineCallbacks
 def _insert_prepared(cursor, batch: PreparedBatch, clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
-    """Write a prepared batch of several events in one transaction, event by event.
+    """Write a prepared batch of several events in the cursor's transaction, event by event.
 
     The events are written in the order of their keys, so two collectors writing batches that
     span the same events take the maintained figures' row locks (0008) in the same order and
@@ -124,7 +130,21 @@ def _insert_prepared(cursor, batch: PreparedBatch, clock_tolerance: float = DEFA
 def write_prepared(database, batch: PreparedBatch, clock_tolerance: float) -> Deferred[tuple[int, int]]:
     """(session, reads inserted) once ``batch`` is committed: a batch of one event (the usual
     case) is one statement, its own transaction, a single round trip."""
-    if len(batch.events) != 1:
-        return database.run_interaction(_insert_prepared, batch, clock_tolerance)
-    d = database.run_query(_STORE_READS, _store_arguments(batch.events[0], clock_tolerance))
-    return d.addCallback(lambda rows: (rows[0][0], rows[0][1]))
+    if len(batch.events) == 1:
+        d = database.run_query(_STORE_READS, _store_arguments(batch.events[0], clock_tolerance))
+        return d.addCallback(lambda rows: (rows[0][0], rows[0][1]))
+    return _write_in_transactions(database, batch, clock_tolerance)
+
+
+@inlineCallbacks
+def _write_in_transactions(database, batch: PreparedBatch, clock_tolerance: float):
+    """A batch of several events, in transactions of at most MAX_EVENTS_PER_TRANSACTION events,
+    one after another. If one fails, those before it stay committed: the store writes the batch
+    again, and the reads already stored are skipped (timing_reads_once)."""
+    session_id, inserted = None, 0
+    for start in range(0, len(batch.events), MAX_EVENTS_PER_TRANSACTION):
+        events = batch.events[start:start + MAX_EVENTS_PER_TRANSACTION]
+        part = PreparedBatch(events, sum(event.count for event in events))
+        session_id, count = yield database.run_interaction(_insert_prepared, part, clock_tolerance)
+        inserted += count
+    return session_id, inserted
