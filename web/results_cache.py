@@ -34,7 +34,10 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   display) rebuilds the event at its next request.
   The settings form also drops the event at once.
 - **Bounded**: at most ``capacity`` events (least recently asked for goes first); a new
-  database connection (``LiveReads`` replaced) empties the cache.
+  database connection (``LiveReads`` replaced) empties the cache. Per event, at most
+  ``MAX_KEPT_ANSWERS`` answers (about ``MAX_KEPT_ANSWER_BYTES``) are kept, the least recently
+  asked going first: a finished race never drops its answers, and a client asking ever
+  different questions must not grow the process.
 
 - **Fresh within a window, not rebuilt per read** (``freshness`` seconds, ``--results-freshness``,
   default 1 s in the services, 0 here): during a live race reads arrive every second, and
@@ -100,9 +103,29 @@ from web.thread_pool import in_thread_pool
 log = Logger()
 
 DEFAULT_CAPACITY = 4
+# Answers an event keeps at once, and about how many bytes they may hold: the least recently asked
+# go first, and are made again if asked again. Without a bound, a finished race (nothing ever drops
+# its answers) kept one answer per different question forever: a public display's /api/results
+# asked with limit=1, 2, 3... grew the process without end. Every row ("rows") stays: the other
+# answers are made from it.
+MAX_KEPT_ANSWERS = 32
+MAX_KEPT_ANSWER_BYTES = 64 << 20
+_ALWAYS_KEPT = frozenset({"rows"})
+ROW_BYTES = 250  # about what one ResultRow holds (tracemalloc, 10,000 runners)
 STEP_ROWS = 250  # rows made per step of a big answer (about a millisecond)
 STEP_SECONDS = 0.005  # the reactor's other work comes in at least this often while a big answer is made
 SEEN_WINDOW = 2000
+
+
+def answer_bytes(answer: Any) -> int:
+    """About how much memory a kept answer holds: its bytes, or ``ROW_BYTES`` per item of a list."""
+    if isinstance(answer, (bytes, bytearray, str)):
+        return len(answer)
+    if isinstance(answer, tuple):
+        return sum(answer_bytes(part) for part in answer)
+    if isinstance(answer, (list, set, frozenset, dict)):
+        return len(answer) * ROW_BYTES
+    return 0
 
 
 def scoring_order(reads: list[tuple[int, TagRead]]) -> list[TagRead]:
@@ -150,7 +173,10 @@ class EventResults:
         self._pending: list[tuple[int, TagRead]] = []  # taken, not yet in the race (the window is open)
         self._moved_under_answers = False  # reads went into the race early (up_to_date): drop the answers when due
         self._recent_ids: set[int] = set()  # applied ids above high_id - SEEN_WINDOW
-        self._memo: dict[Hashable, Any] = {}  # what pages derive from the race, until it takes new reads
+        # What pages derive from the race, until it takes new reads (least recently asked first), and
+        # about how many bytes that is (see MAX_KEPT_ANSWERS).
+        self._memo: OrderedDict[Hashable, Any] = OrderedDict()
+        self._memo_bytes = 0
         self._making: dict[Hashable, list[Deferred]] = {}  # answers being made (in steps), and who waits
         self._idle_waiters: list[Deferred] = []  # new questions waiting for the makes under way to end
 
@@ -220,6 +246,7 @@ class EventResults:
             return
         self._fold_pending()
         self._memo.clear()
+        self._memo_bytes = 0
         self._answered_at = None
         self._moved_under_answers = False
 
@@ -259,12 +286,33 @@ class EventResults:
 
     def memo(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """``make()``, computed once until the race takes new reads in (JSON rows, say)."""
-        if key not in self._memo:
-            if self._answered_at is None:
-                self._answered_at = self._clock()
-            self.answers_made += 1
-            self._memo[key] = make()
-        return self._memo[key]
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
+        if self._answered_at is None:
+            self._answered_at = self._clock()
+        self.answers_made += 1
+        answer = make()
+        self._keep_answer(key, answer)
+        return answer
+
+    def _keep_answer(self, key: Hashable, answer: Any) -> None:
+        """Keep ``answer`` as the newest, then let the least recently asked ones go while more than
+        MAX_KEPT_ANSWERS answers or MAX_KEPT_ANSWER_BYTES are kept (never every row, nor this one)."""
+        if key in self._memo:
+            self._memo_bytes -= answer_bytes(self._memo.pop(key))
+        self._memo[key] = answer
+        self._memo_bytes += answer_bytes(answer)
+        while len(self._memo) > MAX_KEPT_ANSWERS or self._memo_bytes > MAX_KEPT_ANSWER_BYTES:
+            oldest = next((kept for kept in self._memo if kept != key and kept not in _ALWAYS_KEPT), None)
+            if oldest is None:
+                break
+            self._memo_bytes -= answer_bytes(self._memo.pop(oldest))
+
+    @property
+    def answers_kept(self) -> tuple[int, int]:
+        """(how many answers are kept, about how many bytes they hold)."""
+        return len(self._memo), self._memo_bytes
 
     def memo_off_reactor(self, key: Hashable, make: Callable[[], Any],
                          run: Callable[[Callable[[], Any]], Deferred], keep: bool = True) -> Deferred:
@@ -288,6 +336,7 @@ class EventResults:
             await idle
             self.refresh()
         if key in self._memo:
+            self._memo.move_to_end(key)
             return self._memo[key]
         mine: Deferred = Deferred()
         waiters = self._making.get(key)
@@ -308,7 +357,7 @@ class EventResults:
         waiters = self._making.pop(key)
         if not isinstance(outcome, Failure) and not isinstance(key, _NotKept):
             self.answers_made += 1
-            self._memo[key] = outcome  # served until a window after the race last took reads in
+            self._keep_answer(key, outcome)  # served until a window after the race last took reads in
         told = 0
         for waiter in waiters:
             if not waiter.called:  # else cancelled: its client went away
@@ -328,7 +377,7 @@ class EventResults:
         if self._answered_at is None:
             self._answered_at = self._clock()
         self.answers_made += 1
-        self._memo[key] = value
+        self._keep_answer(key, value)
 
     def has(self, key: Hashable) -> bool:
         """Whether the answer to ``key`` is made (and served until the window closes)."""
