@@ -243,6 +243,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds a results answer (/api/results, /results, /results.csv) is served while newer "
             "reads wait, so a live race's results are rebuilt at most once per window however many "
             "reads arrive and phones ask; 0 rebuilds at every change.", _non_negative_float),
+    Setting("results-memory-mb", "256",
+            "Megabytes the results of the events asked for may take in memory (about 100 for a "
+            "50,000-runner race, 2 for a 1,000-runner one); past it the least recently asked event "
+            "is let go and built again when next asked.", _positive_int),
     Setting("cors-origins", "none",
             "Web origins, separated by spaces or commas (e.g. https://results.example.org), whose "
             "pages may read the display's responses (CORS, GET only); 'none' allows none.", _origin_list),

@@ -30,7 +30,7 @@ COLLECTOR_SETTINGS = (
     "port", "status", "web", "dsn", "data-dir", "greeting-delay", "setting-delay", "command-delay",
     "ping-interval", "idle-timeout", "reply-timeout", "event-timezone", "pushmode-ack", "batch-size",
     "batch-delay", "backlog-limit", "retention-days", "messages", "max-stream-clients", "max-streams-per-address",
-    "results-freshness", "cors-origins", "write-batch-size", "backlog-in-memory",
+    "results-freshness", "results-memory-mb", "cors-origins", "write-batch-size", "backlog-in-memory",
     "authentication", "secret-key-file", "greeting-timeout",
     "max-line-length", "max-connections", "max-connections-per-address", "allow",
     "rejected-lines-stored-per-minute", "garbage-ratio", "max-rejected-per-minute", "garbage-penalty",
@@ -104,7 +104,7 @@ def makeService(options: Options, reactor=None) -> IService:
         if display_app is not None:
             collector.metrics.stream_clients = lambda: display_app.open_streams
             display_app.configure_outbound(settings)
-            display_app.configure_results(settings["results_freshness"])
+            display_app.configure_results(settings["results_freshness"], settings["results_memory_mb"])
     settle_after_start_up()
     return root
 

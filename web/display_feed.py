@@ -44,7 +44,7 @@ from web.display_projection import ArrivalProjection
 from web.display_runner import TIME_KINDS, FirstCrossings, runner_object
 from web.live import LiveReads, ReadBatch
 from web.queries import DisplayRead, Event
-from web.results_cache import DEFAULT_CAPACITY, EventResults
+from web.results_cache import EventResults
 from web.results_queries import RunnerReadPage
 from web.roster import Participant
 from web.thread_pool import in_thread_pool
@@ -52,7 +52,9 @@ from web.thread_pool import in_thread_pool
 log = Logger()
 
 RECENT_CROSSINGS = 1000
-MAX_FEEDS = DEFAULT_CAPACITY  # as many as the results cache keeps: a feed asks it for its event per batch
+# Feeds kept with no screen watching (a big event's feed holds its crossings: about 100 MB for
+# 49,000 runners); those with a screen are kept however many.
+MAX_FEEDS = 4
 NOT_RUNNERS = (GUN_TIME_TAG, NEW_LOCATION_TAG)
 
 ResultsOf = Callable[[Database, Event], Awaitable[EventResults]]

@@ -33,8 +33,11 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   import or a settings change from any process (the ``chronotrack roster`` command, another
   display) rebuilds the event at its next request.
   The settings form also drops the event at once.
-- **Bounded**: at most ``capacity`` events (least recently asked for goes first); a new
-  database connection (``LiveReads`` replaced) empties the cache. Per event, at most
+- **Bounded**: as many events as fit in ``memory_budget`` (``--results-memory-mb``, by an
+  estimate from their runners, reads and answers), at most ``capacity``; the least recently
+  asked for goes first, the one being asked for always stays. Kept by count (four), a region's
+  Saturday of many races rebuilt them in turn without end, the finish screens' feeds asking at
+  every batch of reads. A new database connection (``LiveReads`` replaced) empties the cache. Per event, at most
   ``MAX_KEPT_ANSWERS`` answers (about ``MAX_KEPT_ANSWER_BYTES``) are kept, the least recently
   asked going first: a finished race never drops its answers, and a client asking ever
   different questions must not grow the process.
@@ -102,7 +105,15 @@ from web.thread_pool import in_thread_pool
 
 log = Logger()
 
-DEFAULT_CAPACITY = 4
+# How many events' results the process keeps: as many as fit in ``memory_budget`` bytes
+# (``--results-memory-mb``), by the estimate of ``EventResults.approximate_bytes``, and never more
+# than ``DEFAULT_CAPACITY``; the least recently asked goes first, the one asked now always stays.
+DEFAULT_CAPACITY = 64
+DEFAULT_MEMORY_BUDGET = 256 << 20
+RUNNER_BYTES = 1_400  # about what a runner of the roster costs the race (tracemalloc, 10,000 runners)
+READ_BYTES = 16  # a read's time in its (location, tag) log, with the log's share of overhead
+# An event let go this soon after its build means the budget is too small for the events asked.
+EVICTED_SOON_SECONDS = 60.0
 # Answers an event keeps at once, and about how many bytes they may hold: the least recently asked
 # go first, and are made again if asked again. Without a bound, a finished race (nothing ever drops
 # its answers) kept one answer per different question forever: a public display's /api/results
@@ -162,6 +173,7 @@ class EventResults:
         self.settings = settings
         self.version = version
         self.race = RaceResults(settings.event_settings(), roster, report_moves=False)  # read via rows() only
+        self.runners = len(roster)
         self.high_id = 0  # the highest read id taken (in the race, or pending)
         self.as_of_id = 0  # the highest read id in the race: what the answers show
         self.checked_through = 0  # every read of the event up to this id has been taken in
@@ -309,6 +321,10 @@ class EventResults:
                 break
             self._memo_bytes -= answer_bytes(self._memo.pop(oldest))
 
+    def approximate_bytes(self) -> int:
+        """About how much memory this event's results hold: its runners, its reads and its answers."""
+        return self.runners * RUNNER_BYTES + self.read_count * READ_BYTES + self._memo_bytes
+
     @property
     def answers_kept(self) -> tuple[int, int]:
         """(how many answers are kept, about how many bytes they hold)."""
@@ -419,15 +435,17 @@ class ResultsCache:
     """``await cache.results(database, event)``: the event's ``EventResults``, current as of now."""
 
     def __init__(self, reactor: IReactorTime | None = None, capacity: int = DEFAULT_CAPACITY,
-                 freshness: float = 0.0) -> None:
+                 freshness: float = 0.0, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> None:
         self.reactor = reactor  # its thread pool scores whole events; None (or a test clock): in line
         self.capacity = capacity
+        self.memory_budget = memory_budget  # bytes, by EventResults.approximate_bytes
         self.freshness = freshness  # seconds an answer is served while newer reads wait (0: none wait)
         self.clock: Callable[[], float] = reactor.seconds if reactor is not None else time.time
         self.page_reads = results_queries.PAGE_READS  # reads per page of a build
         self.full_builds = 0  # whole events scored from all their reads
         self.live_reads_applied = 0  # reads taken in from the live feed
         self._entries: OrderedDict[int, EventResults] = OrderedDict()
+        self._built_at: dict[int, float] = {}  # monotonic time of each kept event's build
         self._building: dict[int, list[Deferred]] = {}
         self._arrived_while_building: dict[int, list[tuple[int, TagRead]]] = {}
         self._live: LiveReads | None = None
@@ -446,6 +464,7 @@ class ResultsCache:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._entries.clear()
+        self._built_at.clear()
         self._live = live
         self._unsubscribe = live.subscribe(self._new_reads)
 
@@ -470,12 +489,32 @@ class ResultsCache:
     def forget(self, event_id: int) -> None:
         """Drop an event (its settings changed): the next request builds it afresh."""
         self._entries.pop(event_id, None)
+        self._built_at.pop(event_id, None)
+
+    def memory_used(self) -> int:
+        """About how many bytes the kept events' results hold."""
+        return sum(entry.approximate_bytes() for entry in self._entries.values())
+
+    def _keep_within_budget(self, asked: int) -> None:
+        """Let the least recently asked events go while more than ``capacity`` are kept or they
+        weigh more than ``memory_budget``; never ``asked``, the event being answered."""
+        used = self.memory_used()
+        while len(self._entries) > 1 and (len(self._entries) > self.capacity or used > self.memory_budget):
+            oldest = next(event_id for event_id in self._entries if event_id != asked)
+            entry = self._entries.pop(oldest)
+            used -= entry.approximate_bytes()
+            kept_for = time.monotonic() - self._built_at.pop(oldest, 0.0)
+            if kept_for < EVICTED_SOON_SECONDS:
+                log.warn("results of event {event} let go {seconds:.0f} s after they were built, to keep the "
+                         "results within {budget} MB: the events asked for need more; raise --results-memory-mb",
+                         event=oldest, seconds=kept_for, budget=self.memory_budget >> 20)
 
     async def results(self, database: Database, event: Event) -> EventResults:
         version = await results_queries.event_version(database, event)
         entry = self._entries.get(event.id)
         if entry is not None and entry.version == version:
             self._entries.move_to_end(event.id)
+            self._keep_within_budget(event.id)  # the events grow as their reads come
             delivered_through = self._delivered_through()
             after = max(entry.high_id, entry.checked_through)
             entry.freshness = self.freshness
@@ -571,6 +610,6 @@ class ResultsCache:
                  event=event.id, reads=entry.read_count, runners=len(roster), seconds=time.monotonic() - started)
         self._entries[event.id] = entry
         self._entries.move_to_end(event.id)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        self._built_at[event.id] = time.monotonic()
+        self._keep_within_budget(event.id)
         return entry

@@ -35,7 +35,7 @@ from web.live import LiveReads
 from web.operator_pages import MAX_ID, OperatorPages
 from web.params import CONTROL_CHARACTERS, int_param, parse_bounded_int, text_param
 from web.queries import Event, Scope
-from web.results_cache import EventResults, ResultsCache
+from web.results_cache import DEFAULT_MEMORY_BUDGET, EventResults, ResultsCache
 from web.results_queries import StoredSettings
 from web.sign_in import form_field
 
@@ -50,6 +50,7 @@ MAX_LOCATION_LENGTH = 100
 MAX_DUPLICATE_WINDOW_SECONDS = 86400
 PAGE_ROWS = 500  # rows the page shows (a phone, a big race): search or filter for the rest
 MAX_RESULTS_LIMIT = 1_000_000
+WARM_EVENTS = 4  # events with an active session whose results are built at start-up, newest first
 CSV_COLUMNS = ("place", "bib", "name", "gender", "gender_place", "division", "division_place", "gun_time",
                "chip_time", "gun_time_s", "chip_time_s", "age", "team", "city", "state", "flags")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -118,18 +119,24 @@ class ResultsPages:
 
     _results_cache: ResultsCache | None = None
     results_freshness: float = 0.0  # seconds (--results-freshness): see web/results_cache.py
+    results_memory: int = DEFAULT_MEMORY_BUDGET  # bytes (--results-memory-mb)
 
     @property
     def results_cache(self) -> ResultsCache:
         if self._results_cache is None:
-            self._results_cache = ResultsCache(self.reactor, freshness=self.results_freshness)
+            self._results_cache = ResultsCache(self.reactor, freshness=self.results_freshness,
+                                               memory_budget=self.results_memory)
         return self._results_cache
 
-    def configure_results(self, freshness: float) -> None:
-        """How long a results answer is served while newer reads wait (0: every change at once)."""
+    def configure_results(self, freshness: float, memory_mb: int | None = None) -> None:
+        """How long a results answer is served while newer reads wait (0: every change at once),
+        and how much memory the kept events' results may take."""
         self.results_freshness = freshness
+        if memory_mb is not None:
+            self.results_memory = memory_mb << 20
         if self._results_cache is not None:
             self._results_cache.freshness = freshness
+            self._results_cache.memory_budget = self.results_memory
 
     # Which event, and its results
 
@@ -162,7 +169,7 @@ class ResultsPages:
 
     async def _warm_results(self, database: Database) -> None:
         try:
-            events = await results_queries.active_events(database, self.results_cache.capacity)
+            events = await results_queries.active_events(database, WARM_EVENTS)
             for event in events:
                 entry = await self._event_results(database, event)
                 log.info("results of event {event} ready at start-up ({reads} reads)", event=event.id,

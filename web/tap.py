@@ -22,7 +22,7 @@ from web.service import WebService, make_web_service
 __all__ = ["Options", "makeService", "make_web_service", "WebService"]
 
 SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients",
-                 "max-streams-per-address", "results-freshness", "cors-origins", "secret-key-file", *OUTBOUND_SETTINGS)
+                 "max-streams-per-address", "results-freshness", "results-memory-mb", "cors-origins", "secret-key-file", *OUTBOUND_SETTINGS)
 
 
 class Options(usage.Options):
@@ -53,7 +53,7 @@ def makeService(options: Options, reactor=None) -> OrderedServices:
                            max_streams_per_address=settings["max_streams_per_address"],
                            cors_origins=settings["cors_origins"])
     web.display_app.configure_outbound(settings)
-    web.display_app.configure_results(settings["results_freshness"])
+    web.display_app.configure_results(settings["results_freshness"], settings["results_memory_mb"])
     web.setServiceParent(root)
     settle_after_start_up()  # its results caches hold hundreds of thousands of objects too
     return root
