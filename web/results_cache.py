@@ -37,10 +37,10 @@ process keeps, per event, one ``chronotrack.results.RaceResults`` (the increment
   estimate from their runners, reads and answers), at most ``capacity``; the least recently
   asked for goes first, the one being asked for always stays. Kept by count (four), a region's
   Saturday of many races rebuilt them in turn without end, the finish screens' feeds asking at
-  every batch of reads. A new database connection (``LiveReads`` replaced) empties the cache. Per event, at most
-  ``MAX_KEPT_ANSWERS`` answers (about ``MAX_KEPT_ANSWER_BYTES``) are kept, the least recently
-  asked going first: a finished race never drops its answers, and a client asking ever
-  different questions must not grow the process.
+  every batch of reads. A new database connection (``LiveReads`` replaced) empties the cache.
+  Per event, at most ``MAX_KEPT_ANSWERS`` answers (about ``MAX_KEPT_ANSWER_BYTES``) are kept,
+  the least recently asked going first: a finished race never drops its answers, and a client
+  asking ever different questions must not grow the process.
 
 - **Fresh within a window, not rebuilt per read** (``freshness`` seconds, ``--results-freshness``,
   default 1 s in the services, 0 here): during a live race reads arrive every second, and
