@@ -1086,10 +1086,7 @@ class SimulatedController:
             self.on_command(line)
 
     def _read_written(self, protocol: ControllerProtocol, read: SimulatedRead) -> None:
-        self.total_reads_sent += 1
-        self.last_read_at = self.reactor.seconds()
-        self.reads_sent[read.location_name] += 1
-        self._unsent[read.location_name].discard(read.sequence_number)
+        self._count_sent(read.location_name, (read.sequence_number,))
         total = self.total_reads_sent
         every = self.config.malformed_every
         if every is not None and total % every == 0:
@@ -1115,11 +1112,14 @@ class SimulatedController:
         """``_read_written`` for a run of reads when ``watches_each_read`` is false."""
         if not reads:
             return
-        self.total_reads_sent += len(reads)
-        self.last_read_at = self.reactor.seconds()
-        self.reads_sent[location] += len(reads)
-        self._unsent[location].difference_update([read.sequence_number for read in reads])
+        self._count_sent(location, [read.sequence_number for read in reads])
         self._all_sent_condition.check()
+
+    def _count_sent(self, location: str, sequences: Sequence[int]) -> None:
+        self.total_reads_sent += len(sequences)
+        self.last_read_at = self.reactor.seconds()
+        self.reads_sent[location] += len(sequences)
+        self._unsent[location].difference_update(sequences)
 
     def _location_caught_up(self, location: str) -> None:
         self._caught_up.add(location)
