@@ -14,7 +14,7 @@ import json
 import pytest_twisted
 from twisted.internet.task import Clock
 
-from tests.test_results_freshness import ROSTER, new_entry
+from tests.test_results_freshness import new_entry
 from tests.test_web_results import FINISHES, api, display, race, stub  # noqa: F401 (fixtures)
 from web import results_cache
 from web.results_cache import MAX_KEPT_ANSWERS
@@ -71,4 +71,3 @@ async def test_a_client_asking_every_limit_of_a_finished_race_leaves_a_bounded_c
     entry = display.results_cache._entries[race.event]
     kept, size = entry.answers_kept
     assert kept <= MAX_KEPT_ANSWERS and size <= results_cache.MAX_KEPT_ANSWER_BYTES
-    assert len(ROSTER) > 0  # the freshness tests' roster, imported for new_entry

@@ -174,6 +174,7 @@ class EventResults:
         self.version = version
         self.race = RaceResults(settings.event_settings(), roster, report_moves=False)  # read via rows() only
         self.runners = len(roster)
+        self.built_at = time.monotonic()  # when its build ended (ResultsCache sets it)
         self.high_id = 0  # the highest read id taken (in the race, or pending)
         self.as_of_id = 0  # the highest read id in the race: what the answers show
         self.checked_through = 0  # every read of the event up to this id has been taken in
@@ -445,7 +446,6 @@ class ResultsCache:
         self.full_builds = 0  # whole events scored from all their reads
         self.live_reads_applied = 0  # reads taken in from the live feed
         self._entries: OrderedDict[int, EventResults] = OrderedDict()
-        self._built_at: dict[int, float] = {}  # monotonic time of each kept event's build
         self._building: dict[int, list[Deferred]] = {}
         self._arrived_while_building: dict[int, list[tuple[int, TagRead]]] = {}
         self._live: LiveReads | None = None
@@ -464,7 +464,6 @@ class ResultsCache:
         if self._unsubscribe is not None:
             self._unsubscribe()
         self._entries.clear()
-        self._built_at.clear()
         self._live = live
         self._unsubscribe = live.subscribe(self._new_reads)
 
@@ -489,7 +488,6 @@ class ResultsCache:
     def forget(self, event_id: int) -> None:
         """Drop an event (its settings changed): the next request builds it afresh."""
         self._entries.pop(event_id, None)
-        self._built_at.pop(event_id, None)
 
     def memory_used(self) -> int:
         """About how many bytes the kept events' results hold."""
@@ -503,7 +501,7 @@ class ResultsCache:
             oldest = next(event_id for event_id in self._entries if event_id != asked)
             entry = self._entries.pop(oldest)
             used -= entry.approximate_bytes()
-            kept_for = time.monotonic() - self._built_at.pop(oldest, 0.0)
+            kept_for = time.monotonic() - entry.built_at
             if kept_for < EVICTED_SOON_SECONDS:
                 log.warn("results of event {event} let go {seconds:.0f} s after they were built, to keep the "
                          "results within {budget} MB: the events asked for need more; raise --results-memory-mb",
@@ -610,6 +608,6 @@ class ResultsCache:
                  event=event.id, reads=entry.read_count, runners=len(roster), seconds=time.monotonic() - started)
         self._entries[event.id] = entry
         self._entries.move_to_end(event.id)
-        self._built_at[event.id] = time.monotonic()
+        entry.built_at = time.monotonic()
         self._keep_within_budget(event.id)
         return entry
