@@ -4,7 +4,8 @@
   foreign key instead of two single ones);
 - deleting a session deletes its reads; deleting a partner deletes its sessions and reads;
 - a read sent twice is stored once (the unique key now leads with partner and stream);
-- the stream watermarks and the operators' newest-reads query still walk an index.
+- the stream watermarks and the operators' newest-reads query still walk an index;
+- the indexes are ascending (0019), packed as reads arrive, and still serve newest-first reads.
 
 Real PostgreSQL with the migrated schema.
 """
@@ -15,6 +16,7 @@ import psycopg2
 import pytest
 
 from tests.postgres import query
+from web.queries import Scope
 
 READ_COLUMNS = ("session_id, timing_partner_id, stream_id, sequence_number, location_name, tag_code, read_time,"
                 " read_timestamp, lap_count, reader_id, gator_number, raw_data")
@@ -103,6 +105,55 @@ def test_the_watermark_range_scan_and_the_newest_reads_walk_an_index(schema):
     assert query(schema, "SELECT advance_stream_watermark(%s, 'connection:c7', 'finish')", (partner,)) == [(0,)]
     # connection:c1 holds 1, 51, 101...: only 1 is contiguous from the start.
     assert query(schema, "SELECT advance_stream_watermark(%s, 'connection:c1', 'finish')", (partner,)) == [(1,)]
+
+
+def fill_in_arrival_order(dsn: str, session: int, partner: int, count: int) -> None:
+    """``count`` reads as a controller sends them: ids, times and sequence numbers all rising."""
+    query(dsn, f"INSERT INTO timing_reads ({READ_COLUMNS})"
+               " SELECT %s, %s, 'connection:c', n, 'finish', (100 + n %% 500)::text, '09:00:00.00',"
+               " timestamptz '2026-11-26 09:00' + n * interval '1 millisecond', 0, 'BE0001', 1, 'raw'"
+               " FROM generate_series(1, %s) AS n ORDER BY n", (session, partner, count))
+
+
+def test_no_index_of_timing_reads_is_descending(schema):
+    """Reads arrive in ascending order of every indexed key, and a descending index puts each
+    one at its first page, which splits in half and leaves the older half for good (0019)."""
+    descending = query(schema, """
+        SELECT i.indexrelid::regclass::text FROM pg_index i
+        WHERE i.indrelid = 'timing_reads'::regclass
+          AND EXISTS (SELECT 1 FROM unnest(i.indoption::int2[]) AS option WHERE option & 1 = 1)
+        ORDER BY 1""")
+    assert descending == []
+
+
+def test_the_time_and_partner_indexes_stay_packed_as_reads_arrive(schema):
+    """Filled as tightly as the primary key (which only ever grows at its end), against twice
+    the pages and more when they were descending: 20,000 reads, as the bench's 200,000 showed."""
+    session, partner = open_session(schema, "alpha", "Alpha 10K")
+    fill_in_arrival_order(schema, session, partner, 20_000)
+    [(primary, by_time, by_partner)] = query(schema, """
+        SELECT pg_relation_size('timing_reads_pkey'), pg_relation_size('timing_reads_by_time'),
+               pg_relation_size('timing_reads_by_partner')""")
+    # Entries of 8 bytes of key like the primary key's, and of 16 for (partner, id): 1.4 times.
+    assert by_time <= 1.15 * primary, (by_time, primary)
+    assert by_partner <= 1.6 * primary, (by_partner, primary)
+
+
+def test_a_partners_newest_reads_walk_its_index_backward_without_sorting(schema):
+    """The order Scope.newest_first gives for one partner is the partner index read backward."""
+    session, partner = open_session(schema, "alpha", "Alpha 10K")
+    other_session, other = open_session(schema, "beta", "Beta 5K")
+    fill_in_arrival_order(schema, session, partner, 10_000)
+    fill_in_arrival_order(schema, other_session, other, 10_000)
+    scope = Scope.of_partners([partner])
+    conditions, params = scope.conditions("r.timing_partner_id", newest_first=True)
+    sql = (f"SELECT r.id FROM timing_reads r WHERE {' AND '.join(conditions)}"
+           f" ORDER BY {scope.newest_first('r.timing_partner_id', 'r.id')} LIMIT 50")
+    newest = plan(schema, sql, params)
+    assert "Scan Backward using timing_reads_by_partner" in newest and "Sort" not in newest, newest
+    expected = query(schema, "SELECT id FROM timing_reads WHERE timing_partner_id = %s ORDER BY id DESC LIMIT 50",
+                     (partner,))
+    assert query(schema, sql, params) == expected
 
 
 def test_the_tag_bitmap_has_exactly_the_bits_of_its_slots(schema):

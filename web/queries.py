@@ -81,15 +81,16 @@ class Scope:
     def newest_first(self, partner_column: str, id_column: str) -> str:
         """ORDER BY for "newest first" that the planner serves from the partner's own index.
 
-        With one partner, "partner, id DESC" is the same order as "id DESC", but only the first
-        matches timing_reads_by_partner (partner, id DESC) exactly. Told "id DESC" the planner
-        walks the whole table's ids down from the newest, which for a partner whose reads are
-        all old (or a quiet one on a busy hub) means millions of rows (seconds at 10M rows).
-        The partner condition must then be ``conditions(..., newest_first=True)``: written as
-        "= x" the planner drops the partner from the order again (a constant orders nothing).
+        With one partner, "partner DESC, id DESC" is the same order as "id DESC", but only the
+        first matches timing_reads_by_partner (partner, id), read backward, exactly. Told
+        "id DESC" the planner walks the whole table's ids down from the newest, which for a
+        partner whose reads are all old (or a quiet one on a busy hub) means millions of rows
+        (seconds at 10M rows). The partner condition must then be ``conditions(...,
+        newest_first=True)``: written as "= x" the planner drops the partner from the order
+        again (a constant orders nothing).
         """
         if self.partners is not None and len(self.partners) == 1:
-            return f"{partner_column}, {id_column} DESC"
+            return f"{partner_column} DESC, {id_column} DESC"
         return f"{id_column} DESC"
 
     def where(self, partner_column: str, event_column: str | None = None,
