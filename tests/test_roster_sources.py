@@ -221,6 +221,21 @@ async def test_runsignup_sends_key_and_secret_only_to_runsignup_and_pages_until_
     assert all(request.args["results_per_page"] == ["10"] for request in platforms["runsignup"].server.requests)
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["location object", "location_city fields"])
+@pytest_twisted.ensureDeferred
+async def test_chronotrack_live_entries_keep_their_age_and_home_town(pg_dsn, database, event, platforms, flat):
+    """The fields public clients of the real API read: ``entry_race_age``, and the home town as a
+    ``location`` object or as ``location_city``/``location_region``. Before, the age was lost and
+    the city stored as the text of the whole object."""
+    platforms["ctlive"].flat_location = flat
+    result = await pull(database, pg_dsn, event, sources(platforms)["ctlive"], ctlive_request())
+    assert result.status == "done", result.error
+    runners = stored(pg_dsn, event)
+    for runner in platforms["ctlive"].runners:
+        _first, _last, age, _gender, city, state, division, team = runners[runner.bib]
+        assert (age, city, state, division, team) == (runner.age, runner.city, runner.state, "Overall", runner.team)
+
+
 @pytest_twisted.ensureDeferred
 async def test_chronotrack_live_never_sends_the_password_itself(pg_dsn, database, event, platforms):
     await pull(database, pg_dsn, event, sources(platforms)["ctlive"], ctlive_request())

@@ -4,13 +4,16 @@ ChronoTrack's API documentation is not public (it is handed to timers with an AP
 id). The shape here is modelled on what is known from open-source clients of that API
 (e.g. github.com/Romeno/chronotrack, which calls it with ``client_id``, ``user_id`` and
 ``user_pass``; adapters that page with the ``X-Ctlive-Page-Count``/``X-Ctlive-Row-Count``
-headers and send the password as its SHA-1 hex digest):
+headers and send the password as its SHA-1 hex digest; a display client and a sync service's
+schema that read each entry's fields):
 
 ``GET /api/event/{event_id}/entry?format=json&client_id=..&user_id=..&user_pass=sha1(password)&page=N&size=M``
 -> ``{"event_entry": [{"entry_id", "entry_bib", "athlete_first_name", "athlete_last_name",
-"athlete_sex", "entry_age", "athlete_home_city"/"location", "athlete_home_region",
-"bracket_name"/"entry_race_name", "entry_team_name"}]}``; page count and row count in the
-``X-Ctlive-*`` headers. Field names that vary are read from each spelling seen.
+"athlete_sex", "entry_race_age", "location": {"city", "region", "country"} (one client reads
+these as "location_city", "location_region"), "bracket_name", "race_name", "team_name"}]}``;
+page count and row count in the ``X-Ctlive-*`` headers. Field names that vary are read from
+each spelling seen, and a field that is not a plain value (an object where text was expected)
+is never stored as text.
 
 The password never leaves this process in the clear (only its digest is sent) and the URL
 that carries it is never logged.
@@ -30,10 +33,19 @@ MAX_PAGES = 400
 
 
 def _first(record: dict, *names: str) -> Any:
+    """The first of ``names`` that holds a plain value (text or a number) in ``record``."""
     for name in names:
-        if record.get(name) not in (None, ""):
-            return record[name]
+        value = record.get(name)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and value != "":
+            return value
     return None
+
+
+def _home(record: dict, part: str, *names: str) -> Any:
+    """A part of the entry's home town: from its ``location`` object, else from flat fields."""
+    location = record.get("location")
+    nested = _first(location, part) if isinstance(location, dict) else None
+    return nested if nested is not None else _first(record, f"location_{part}", *names)
 
 
 def _header_int(headers: Any, name: bytes) -> int | None:
@@ -85,12 +97,13 @@ class ChronoTrackLive(RosterSource):
             name = f"page {page} entry {record.get('entry_id', index)}"
             participant, problem = build_participant(
                 name, _first(record, "entry_bib", "bib"), _first(record, "athlete_first_name", "first_name"),
-                _first(record, "athlete_last_name", "last_name"), _first(record, "entry_age", "athlete_age", "age"),
+                _first(record, "athlete_last_name", "last_name"),
+                _first(record, "entry_race_age", "entry_age", "athlete_age", "age"),
                 _first(record, "athlete_sex", "entry_sex", "sex", "gender"),
-                _first(record, "athlete_home_city", "location", "city"),
-                _first(record, "athlete_home_region", "region", "state"),
+                _home(record, "city", "athlete_home_city", "city"),
+                _home(record, "region", "athlete_home_region", "region", "state"),
                 _first(record, "bracket_name", "entry_race_name", "division"),
-                _first(record, "entry_team_name", "team_name"))
+                _first(record, "team_name", "entry_team_name"))
             if problem:
                 result.problems.append(problem)
             else:

@@ -92,9 +92,16 @@ class RunSignUpStub(Platform):
 
 
 class ChronoTrackLiveStub(Platform):
-    """GET /api/event/{id}/entry with client_id, user_id and the SHA-1 of the password."""
+    """GET /api/event/{id}/entry with client_id, user_id and the SHA-1 of the password.
+
+    Entries in the fields public clients of the real API read: the age as ``entry_race_age``,
+    the home town as a ``location`` object of ``city``, ``region`` and ``country`` (or, with
+    ``flat_location``, as ``location_city``/``location_region``/``location_country``, as one
+    client reads them), ``team_name``, ``race_name`` and ``bracket_name``.
+    """
 
     event_id = "24680"
+    flat_location = False
 
     def install(self) -> "ChronoTrackLiveStub":
         self.server.routes[f"/api/event/{self.event_id}/entry"] = self.answer
@@ -111,12 +118,17 @@ class ChronoTrackLiveStub(Platform):
             return misbehaving
         chunk = self.runners[(page - 1) * size: page * size]
         pages = max(1, -(-len(self.runners) // size))
-        entries = [{"entry_id": str(7000 + i), "entry_bib": r.bib, "athlete_first_name": r.first,
-                    "athlete_last_name": r.last, "athlete_sex": r.gender, "entry_age": str(r.age),
-                    "athlete_home_city": r.city, "athlete_home_region": r.state, "entry_team_name": r.team,
-                    "bracket_name": "Overall"} for i, r in enumerate(chunk)]
+        entries = [{"entry_id": str(7000 + i), "entry_bib": r.bib, "entry_name": f"{r.first} {r.last}",
+                    "entry_status": "confirmed", "athlete_first_name": r.first, "athlete_last_name": r.last,
+                    "athlete_sex": r.gender, "entry_race_age": r.age, **self._location(r), "team_name": r.team,
+                    "race_name": "Half Marathon", "bracket_name": "Overall"} for i, r in enumerate(chunk)]
         return self._json({"event_entry": entries},
                           headers={"X-Ctlive-Page-Count": str(pages), "X-Ctlive-Row-Count": str(len(self.runners))})
+
+    def _location(self, runner: Runner) -> dict:
+        if self.flat_location:
+            return {"location_city": runner.city, "location_region": runner.state, "location_country": "US"}
+        return {"location": {"city": runner.city, "region": runner.state, "country": "US"}}
 
 
 class RaceRosterStub(Platform):
