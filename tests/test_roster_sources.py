@@ -25,12 +25,13 @@ from chronotrack.roster_sources.runsignup import RunSignUp
 from chronotrack.roster_sources import store
 from tests import rows
 from tests.postgres import query
-from tests.stubs.registration_platforms import (CTLIVE_CLIENT, CTLIVE_PASSWORD, CTLIVE_USER, RR_CLIENT, RR_SECRET,
-                                                RR_TOKEN, RUNSIGNUP_KEY, RUNSIGNUP_SECRET, ChronoTrackLiveStub,
-                                                RaceRosterStub, Runner, RunSignUpStub, make_runners)
+from tests.stubs.registration_platforms import (CTLIVE_CLIENT, CTLIVE_PASSWORD, CTLIVE_USER, RR_CLIENT, RR_PASSWORD,
+                                                RR_SECRET, RR_TOKEN, RR_USER, RUNSIGNUP_KEY, RUNSIGNUP_SECRET,
+                                                ChronoTrackLiveStub, RaceRosterStub, Runner, RunSignUpStub,
+                                                make_runners)
 from web.queries import Scope
 
-ALL_SECRETS = [RUNSIGNUP_KEY, RUNSIGNUP_SECRET, CTLIVE_PASSWORD, RR_SECRET, RR_TOKEN]
+ALL_SECRETS = [RUNSIGNUP_KEY, RUNSIGNUP_SECRET, CTLIVE_PASSWORD, RR_SECRET, RR_PASSWORD, RR_TOKEN]
 
 
 @pytest.fixture
@@ -91,8 +92,9 @@ def ctlive_request(password=CTLIVE_PASSWORD) -> SourceRequest:
                          {"client_id": CTLIVE_CLIENT, "user_id": CTLIVE_USER, "password": password})
 
 
-def race_roster_request(secret=RR_SECRET) -> SourceRequest:
-    return SourceRequest({"event_id": RaceRosterStub.event_id}, {"client_id": RR_CLIENT, "client_secret": secret})
+def race_roster_request(secret=RR_SECRET, password=RR_PASSWORD) -> SourceRequest:
+    return SourceRequest({"event_id": RaceRosterStub.event_id}, {"client_id": RR_CLIENT, "client_secret": secret,
+                                                                 "username": RR_USER, "password": password})
 
 
 @pytest_twisted.async_yield_fixture
@@ -168,6 +170,8 @@ async def test_bad_records_are_reported_and_good_ones_kept(pg_dsn, database, eve
     ("runsignup", lambda: runsignup_request(secret="wrong-secret-123"), "RunSignUp refused the credentials"),
     ("ctlive", lambda: ctlive_request(password="wrong-password-123"), "ChronoTrack Live refused the credentials (HTTP 401)"),
     ("race_roster", lambda: race_roster_request(secret="wrong-secret-456"), "Race Roster refused the credentials (HTTP 401)"),
+    ("race_roster", lambda: race_roster_request(password="wrong-password-789"),
+     "Race Roster refused the credentials (HTTP 400)"),
 ])
 @pytest_twisted.ensureDeferred
 async def test_bad_credentials_fail_the_import_with_a_clear_message(pg_dsn, database, event, platforms, logged,
@@ -182,7 +186,7 @@ async def test_bad_credentials_fail_the_import_with_a_clear_message(pg_dsn, data
 @pytest_twisted.ensureDeferred
 async def test_a_token_that_stops_working_is_a_403_failure(pg_dsn, database, event, platforms):
     stub = platforms["race_roster"]
-    stub.server.routes["/oauth/token"] = lambda request: stub._json({"access_token": "some-other-token-9"})
+    stub.server.routes["/api/oauth/authorize"] = lambda request: stub._json({"access_token": "some-other-token-9"})
     result = await pull(database, pg_dsn, event, sources(platforms)["race_roster"], race_roster_request())
     assert result.status == "failed" and "(HTTP 403)" in result.error
 
@@ -234,6 +238,30 @@ async def test_chronotrack_live_entries_keep_their_age_and_home_town(pg_dsn, dat
     for runner in platforms["ctlive"].runners:
         _first, _last, age, _gender, city, state, division, team = runners[runner.bib]
         assert (age, city, state, division, team) == (runner.age, runner.city, runner.state, "Overall", runner.team)
+
+
+@pytest_twisted.ensureDeferred
+async def test_race_roster_asks_for_a_token_with_the_accounts_login_and_reads_it_wrapped_or_not(
+        pg_dsn, database, event, platforms):
+    """POST /api/oauth/authorize, grant ``access_token``, the API client and the account's user name
+    and password, as public clients of the real API ask; the token at the top of the answer or
+    inside ``data`` (an object, or a list of one)."""
+    stub = platforms["race_roster"]
+    result = await pull(database, pg_dsn, event, sources(platforms)["race_roster"], race_roster_request())
+    assert result.status == "done", result.error
+    [authorize] = [request for request in stub.server.requests if request.path == "/api/oauth/authorize"]
+    assert authorize.method == "POST"
+    assert authorize.headers["content-type"] == "application/x-www-form-urlencoded"  # in the body, not the URL
+    assert {name: values[0] for name, values in authorize.args.items()} == {
+        "grant_type": "access_token", "client_id": RR_CLIENT, "client_secret": RR_SECRET, "username": RR_USER,
+        "password": RR_PASSWORD}
+    for answer in ({"access_token": RR_TOKEN}, {"data": [{"access_token": RR_TOKEN, "token_type": "Bearer"}]}):
+        stub.server.routes["/api/oauth/authorize"] = lambda request, answer=answer: stub._json(answer)
+        result = await pull(database, pg_dsn, event, sources(platforms)["race_roster"], race_roster_request())
+        assert result.status == "done", (answer, result.error)
+    stub.server.routes["/api/oauth/authorize"] = lambda request: stub._json({"data": []})
+    result = await pull(database, pg_dsn, event, sources(platforms)["race_roster"], race_roster_request())
+    assert result.status == "failed" and "did not issue an access token" in result.error
 
 
 @pytest_twisted.ensureDeferred

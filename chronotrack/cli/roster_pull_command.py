@@ -41,8 +41,8 @@ def add_parser(actions) -> None:
         description="Pull an event's runners from a registration platform, page by page. Credentials come from "
                     "CHRONOTRACK_<SOURCE>_<FIELD> environment variables (e.g. CHRONOTRACK_RUNSIGNUP_API_KEY, "
                     "CHRONOTRACK_RUNSIGNUP_API_SECRET, CHRONOTRACK_RACE_ROSTER_CLIENT_SECRET, "
-                    "CHRONOTRACK_CHRONOTRACK_LIVE_PASSWORD) or are asked for. Exit status: 0 all stored; "
-                    "1 some records rejected; 2 the pull failed.")
+                    "CHRONOTRACK_RACE_ROSTER_PASSWORD, CHRONOTRACK_CHRONOTRACK_LIVE_PASSWORD) or are asked for. "
+                    "Exit status: 0 all stored; 1 some records rejected; 2 the pull failed.")
     pulling.add_argument("source", choices=SOURCE_NAMES, help="The platform.")
     pulling.add_argument("--platform-event", required=True, help="The event id on the platform.")
     pulling.add_argument("--race-id", help="RunSignUp only: the race id.")

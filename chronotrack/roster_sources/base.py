@@ -87,8 +87,12 @@ def build_participant(record_name: str, bib: Any, first_name: Any = None, last_n
 
 async def get_json(fetcher: SafeFetcher, platform: str, url: str, params: Mapping[str, Any] | None,
                    secrets: Iterable[str], headers: Mapping[str, str] | None = None,
-                   method: str = "GET", form: Mapping[str, str] | None = None) -> tuple[Any, Any]:
-    """(parsed JSON, response headers); a refusal, an error status or bad JSON is a ``SourceError``."""
+                   method: str = "GET", form: Mapping[str, str] | None = None,
+                   refusals: tuple[int, ...] = (401, 403)) -> tuple[Any, Any]:
+    """(parsed JSON, response headers); a refusal, an error status or bad JSON is a ``SourceError``.
+
+    ``refusals``: the statuses that mean "wrong credentials" (``BadCredentials``); an OAuth token
+    endpoint also answers 400 to a wrong user name or password (``invalid_grant``)."""
     secrets = list(secrets)
     full_url = url + ("?" + urlencode(params) if params else "")
     try:
@@ -98,7 +102,7 @@ async def get_json(fetcher: SafeFetcher, platform: str, url: str, params: Mappin
         raise
     except FetchError as error:
         raise SourceError(f"{platform}: {redact(str(error), secrets)}") from None
-    if result.code in (401, 403):
+    if result.code in refusals:
         raise BadCredentials(f"{platform} refused the credentials (HTTP {result.code}); check them and try again")
     if result.code == 404:
         raise SourceError(f"{platform} does not know that event (HTTP 404); check the event id")

@@ -1,15 +1,21 @@
-"""Race Roster: OAuth2 client credentials, then an event's participants, page by page.
+"""Race Roster: an access token for the timer's account, then an event's participants, page by page.
 
 From Race Roster's public API reference, https://developers.raceroster.com/docs/api/results
 ("Race Roster API 1.0.0"): base URL ``https://raceroster.com/api/v1``; every call carries
 ``Authorization: Bearer <token>``; the token comes from a POST with form-URL-encoded body
-parameters to the authorization server (timers get client credentials from Race Roster);
-401/403 for bad or insufficient credentials; gender is an integer code (0 not disclosed,
-1 male, 2 female, 8 co-ed, 9 non-binary). The participant listing's exact path and paging
-fields are behind Race Roster's sign-in, so they are modelled on that API's conventions:
+parameters to the authorization server; 401/403 for bad or insufficient credentials; gender
+is an integer code (0 not disclosed, 1 male, 2 female, 8 co-ed, 9 non-binary).
 
-``POST /oauth/token`` (``grant_type=client_credentials``, ``client_id``, ``client_secret``)
--> ``{"access_token", "token_type": "Bearer", "expires_in"}``;
+The token request, as public clients of that API make it (a TypeScript and a Python client,
+both with credentials from the account's API settings page): ``POST /api/oauth/authorize``
+with ``grant_type=access_token``, the API client's ``client_id`` and ``client_secret``, and the
+account's ``username`` and ``password`` -> ``{"access_token", "token_type", "expires_in"}``,
+either as it is or inside ``"data"`` (an object, or a list of one). A wrong user name or
+password is a 400 or a 401.
+
+The participant listing's exact path and paging fields are behind Race Roster's sign-in, so
+they are modelled on that API's conventions:
+
 ``GET /api/v1/events/{event_id}/participants?page=N&limit=M`` ->
 ``{"data": [{"registrationId", "bib", "firstName", "lastName", "gender", "age", "city",
 "province", "subEventName", "teamName"}], "meta": {"pagination": {"total", "currentPage",
@@ -35,21 +41,34 @@ def _gender(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _access_token(body: Any) -> str | None:
+    """The token of an authorization answer: at its top, or inside ``data`` (an object or a list of one)."""
+    if isinstance(body, dict) and "access_token" not in body:
+        body = body.get("data")
+    if isinstance(body, list):
+        body = body[0] if body else None
+    token = body.get("access_token") if isinstance(body, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
 class RaceRoster(RosterSource):
     name = "race_roster"
     label = "Race Roster"
     remote_fields = (("event_id", "Event id"),)
-    credential_fields = (("client_id", "OAuth client id"), ("client_secret", "OAuth client secret"))
+    credential_fields = (("client_id", "API client id"), ("client_secret", "API client secret"),
+                         ("username", "Race Roster user name"), ("password", "Race Roster password"))
 
     page_size = PAGE_SIZE
 
     async def _token(self, fetcher: SafeFetcher, request: SourceRequest) -> str:
-        form = {"grant_type": "client_credentials", "client_id": request.credentials["client_id"],
-                "client_secret": request.credentials["client_secret"]}
-        body, _headers = await get_json(fetcher, self.label, f"{self.base_url}/oauth/token", None,
-                                        request.secrets(), method="POST", form=form)
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(token, str) or not token:
+        credentials = request.credentials
+        form = {"grant_type": "access_token", "client_id": credentials["client_id"],
+                "client_secret": credentials["client_secret"], "username": credentials["username"],
+                "password": credentials["password"]}
+        body, _headers = await get_json(fetcher, self.label, f"{self.base_url}/api/oauth/authorize", None,
+                                        request.secrets(), method="POST", form=form, refusals=(400, 401, 403))
+        token = _access_token(body)
+        if token is None:
             raise BadCredentials("Race Roster did not issue an access token for those credentials")
         return token
 

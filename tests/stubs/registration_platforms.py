@@ -35,6 +35,7 @@ def make_runners(count: int) -> list[Runner]:
 RUNSIGNUP_KEY, RUNSIGNUP_SECRET = "rsu-key-5f2a9c", "rsu-secret-d41d8cd98f"
 CTLIVE_CLIENT, CTLIVE_USER, CTLIVE_PASSWORD = "ctl-client-77", "timer@acme.example", "ctl-Pa55word-xyz"
 RR_CLIENT, RR_SECRET, RR_TOKEN = "rr-client-3141", "rr-secret-2718281828", "rr-access-token-abcdef123456"
+RR_USER, RR_PASSWORD = "timer@acme.example", "rr-Pa55word-qrs"
 
 
 @dataclass
@@ -132,20 +133,27 @@ class ChronoTrackLiveStub(Platform):
 
 
 class RaceRosterStub(Platform):
-    """POST /oauth/token (client credentials), then GET /api/v1/events/{id}/participants with the bearer token."""
+    """POST /api/oauth/authorize (grant ``access_token``: the API client's id and secret and the
+    account's user name and password), then GET /api/v1/events/{id}/participants with the bearer
+    token. The token comes inside ``data``, as public clients of the real API unwrap it; a wrong
+    client is a 401, a wrong user name or password a 400 (``invalid_grant``)."""
 
     event_id = "55501"
 
     def install(self) -> "RaceRosterStub":
-        self.server.routes["/oauth/token"] = self.token
+        self.server.routes["/api/oauth/authorize"] = self.token
         self.server.routes[f"/api/v1/events/{self.event_id}/participants"] = self.answer
         return self
 
     def token(self, request):
-        if (_arg(request, "grant_type"), _arg(request, "client_id"), _arg(request, "client_secret")) != \
-                ("client_credentials", RR_CLIENT, RR_SECRET):
-            return self._json({"error": "invalid_client", "message": "Client authentication failed"}, 401)
-        return self._json({"token_type": "Bearer", "expires_in": 86400, "access_token": RR_TOKEN})
+        if request.method != b"POST" or _arg(request, "grant_type") != "access_token":
+            return self._json({"error": "unsupported_grant_type"}, 400)
+        if (_arg(request, "client_id"), _arg(request, "client_secret")) != (RR_CLIENT, RR_SECRET):
+            return self._json({"error": "invalid_client", "error_description": "Client authentication failed"}, 401)
+        if (_arg(request, "username"), _arg(request, "password")) != (RR_USER, RR_PASSWORD):
+            return self._json({"error": "invalid_grant", "error_description": "The user credentials were incorrect."},
+                              400)
+        return self._json({"data": {"token_type": "Bearer", "expires_in": 86400, "access_token": RR_TOKEN}})
 
     def answer(self, request):
         if (request.getHeader(b"Authorization") or b"") != f"Bearer {RR_TOKEN}".encode():
