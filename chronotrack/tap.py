@@ -116,4 +116,3 @@ def add_web_layer(reactor, settings: dict, database: DatabaseService, collector:
         collector.metrics.stream_clients = lambda: display_app.open_streams
         display_app.configure_outbound(settings)
         display_app.configure_results(settings["results_freshness"], settings["results_memory_mb"])
-

@@ -22,7 +22,8 @@ from web.service import WebService, make_web_service
 __all__ = ["Options", "makeService", "make_web_service", "WebService"]
 
 SETTING_NAMES = ("web", "dsn", "data-dir", "messages", "collector-status", "max-stream-clients",
-                 "max-streams-per-address", "results-freshness", "results-memory-mb", "cors-origins", "secret-key-file", *OUTBOUND_SETTINGS)
+                 "max-streams-per-address", "results-freshness", "results-memory-mb", "cors-origins",
+                 "secret-key-file", *OUTBOUND_SETTINGS)
 
 
 class Options(usage.Options):
