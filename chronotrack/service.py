@@ -190,6 +190,8 @@ class CollectorService(MultiService):
             # Brief pauses while the journal's disk catches up with a burst (see chronotrack.storage.pgstore).
             "pauses_for_journal": figures["pauses_for_journal"],
             "reads_awaiting_journal_peak": figures["reads_awaiting_journal_peak"],
+            # Statements of reads sent while the one before was still being written (0020).
+            "statements_sent_ahead": figures["statements_sent_ahead"],
             **self.factory.rejections.figures(),
             **self.factory.admission.figures(),
         }

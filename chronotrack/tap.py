@@ -78,7 +78,9 @@ def makeService(options: Options, reactor=None) -> IService:
     settings = options.settings
     root = OrderedServices()
     try:
-        database = DatabaseService(reactor, settings["dsn"], Path(settings["data_dir"]))
+        # In a burst the read writer holds two connections (a statement being written and the
+        # next one sent ahead); the controllers' other statements and the pages keep two.
+        database = DatabaseService(reactor, settings["dsn"], Path(settings["data_dir"]), pool_size=4)
     except ValueError as error:
         raise usage.UsageError(str(error)) from error
     database.setServiceParent(root)

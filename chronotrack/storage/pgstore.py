@@ -23,6 +23,7 @@ caught up with half of them.
 
 from __future__ import annotations
 
+import random
 from collections import deque
 from itertools import islice
 from dataclasses import dataclass, field, replace
@@ -42,8 +43,9 @@ from chronotrack.storage import retention, watermarks
 from chronotrack.storage.pending_numbers import PendingNumbers
 from chronotrack.storage.journal import JournalPosition, ReadJournal
 from chronotrack.storage.journal_lines import JournalEntry
-from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, PreparedBatch, event_of, insert_reads,
-                                                 prepare_batch, write_prepared)
+from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, TURN_TAKEN, PreparedBatch, event_of,
+                                                 fits_one_transaction, insert_reads, prepare_batch,
+                                                 write_prepared)
 from chronotrack.reads import ReadSource, TagRead
 
 log = Logger()
@@ -51,6 +53,7 @@ log = Logger()
 RETRY_DELAY = 1.0  # seconds before retrying a failed write, whatever the failure
 SHUTDOWN_DRAIN_TIMEOUT = 10.0
 RESUME_WAIT = 5.0  # seconds a resume waits for the database before answering from memory
+TURN_CHECK_INTERVAL = 0.002  # seconds between two checks that the statement being written holds its lock
 MAX_QUEUED_FACTS = 10_000  # rejected lines etc. held while the database is down
 
 _RECOVERED = "recovered"  # journal position of entries recovered at start-up
@@ -99,6 +102,16 @@ class _Waiting:
     load_waiters: list[Deferred] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _SentAhead:
+    """The statement sent while the one before it is still being written (see _send_ahead)."""
+
+    waiting: list[_Waiting]
+    entries: list[JournalEntry]
+    outcome: tuple[int, int] | Failure | None = None  # None until PostgreSQL answers
+    on_outcome: Callable[[tuple[int, int] | Failure], Any] | None = None
+
+
 class PostgresReadStore:
     """ReadStore on PostgreSQL with a journal in front; see the module docstring."""
 
@@ -109,7 +122,8 @@ class PostgresReadStore:
                  on_backlog_full: Callable[[], Any] | None = None,
                  on_backlog_drained: Callable[[], Any] | None = None,
                  clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
-                 resume_wait: float = RESUME_WAIT, journal_queue_limit: int | None = None) -> None:
+                 resume_wait: float = RESUME_WAIT, journal_queue_limit: int | None = None,
+                 send_ahead: bool = True) -> None:
         self.reactor = reactor
         self.database_source = database_source
         self.journal = journal
@@ -145,7 +159,18 @@ class PostgresReadStore:
         # The next statement, built while the current one is in PostgreSQL: (its items with
         # their entries lists, the batch); see _prepare_next.
         self._prepared: tuple[tuple[tuple[_Waiting, list[JournalEntry] | None], ...], PreparedBatch] | None = None
-        self._in_flight = 0  # backlog items in the statement PostgreSQL is writing now
+        self._in_flight = 0  # backlog items in the statements PostgreSQL has now
+        # The next statement goes out while the current one is written, and waits in PostgreSQL
+        # for it to commit (0020): the database never waits for the collector between two.
+        self.send_ahead = send_ahead
+        self._writer_key = random.randrange(1, 2**31)  # this store's lock; see 0020
+        self._ahead: _SentAhead | None = None
+        # Whether the statement being written holds the lock yet (then one may be sent ahead of
+        # it), and which statement a check of it is for.
+        self._turn_taken = False
+        self._turn_checked: int | None = None
+        self._statements_sent = 0
+        self._stored_ahead_of_a_failure = 0  # reads to be re-sent that are counted as stored
         self._retry_call = None
         self._database_ready = False
         self._backlog_full = False
@@ -164,6 +189,7 @@ class PostgresReadStore:
         self.reads_stored = 0
         self.duplicates_skipped = 0
         self.reads_set_aside = 0
+        self.statements_sent_ahead = 0
         self.current_session_id: int | None = None
 
     # -- life cycle -------------------------------------------------------
@@ -297,6 +323,8 @@ class PostgresReadStore:
             kept.callback(None)
         self._check_backlog()
         self._write_next()
+        if self._in_flight:
+            self._send_ahead()  # this batch may have completed the next statement
 
     def _journal_failed(self, failure, batch: list[JournalEntry], kept: Deferred | None) -> None:
         # The disk refused (full, read-only...). Keep the reads in memory: losing them
@@ -364,15 +392,100 @@ class PostgresReadStore:
                 batch = prepare_batch(entries)
             except Exception:  # noqa: BLE001 - a value the arrays cannot take: a refused batch
                 batch = None
+        writer = self._writer_key if self.send_ahead else None
         if batch is not None:
-            d = write_prepared(self.database_source.database, batch, self.clock_tolerance)
+            d = write_prepared(self.database_source.database, batch, self.clock_tolerance, writer)
         else:  # prepared in the interaction, so the failure goes where a refused batch goes
-            d = self.database_source.database.run_interaction(insert_reads, entries, self.clock_tolerance)
+            d = self.database_source.database.run_interaction(insert_reads, entries, self.clock_tolerance, writer)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries))
         self._in_flight = len(waiting)
-        self._prefetch(len(waiting))
-        self._prepare_next(len(waiting))
+        self._next_turn()
+        self._send_ahead()
+
+    def _next_turn(self) -> None:
+        """A statement becomes the one being written: it may not hold the lock yet."""
+        self._statements_sent += 1
+        self._turn_taken = False
+
+    def _send_ahead(self) -> None:
+        """Send the next statement now if it is complete and in memory, while PostgreSQL still
+        writes the current one: the server parses it meanwhile and starts it as soon as the
+        current one commits (it waits for the store's lock, 0020), instead of waiting for the
+        collector to hear of the commit and send it. At most one statement is sent ahead, and
+        answers are handled in the order the statements were sent (_written, _write_failed)."""
+        self._prefetch(self._in_flight)
+        if self._prepared is None:
+            self._prepare_next(self._in_flight)
+        if not self.send_ahead or self._ahead is not None:
+            return
+        ready = self._ready_to_send_ahead()
+        if ready is None:
+            return
+        if not self._turn_taken:
+            self._check_turn()
+            return
+        waiting, batch = ready
+        self._prepared = None
+        ahead = _SentAhead(waiting, [entry for item in waiting for entry in item.entries])
+        d = write_prepared(self.database_source.database, batch, self.clock_tolerance, self._writer_key,
+                           ahead=True)
+        d.addBoth(self._ahead_answered, ahead)
+        self._ahead = ahead
+        self._in_flight += len(waiting)
+        self.statements_sent_ahead += 1
+
+    def _ready_to_send_ahead(self) -> tuple[list[_Waiting], PreparedBatch] | None:
+        """The statement after those in flight, if it is prepared and written in one transaction
+        (several would let another statement in between theirs)."""
+        if self._prepared is None:
+            return None
+        waiting = list(islice(self._backlog, self._in_flight, self._in_flight + len(self._prepared[0])))
+        batch = self._prepared_for(waiting)
+        if batch is None:  # prepared before the backlog moved on: prepare the right items
+            self._prepare_next(self._in_flight)
+            if self._prepared is None:
+                return None
+            waiting = list(islice(self._backlog, self._in_flight, self._in_flight + len(self._prepared[0])))
+            batch = self._prepared_for(waiting)
+        if batch is None or not fits_one_transaction(batch):
+            return None
+        return waiting, batch
+
+    def _check_turn(self) -> None:
+        """Ask PostgreSQL whether the statement being written holds the store's lock; once it
+        does, the next statement can go out without any risk of being written before it."""
+        statement = self._statements_sent
+        if self._turn_checked == statement or not self._can_write():
+            return
+        self._turn_checked = statement
+
+        def answered(rows: list[tuple]) -> None:
+            self._turn_checked = None
+            if statement != self._statements_sent or not self._in_flight:
+                return  # that statement is written already
+            if rows[0][0]:
+                self._turn_taken = True
+                self._send_ahead()
+            else:
+                self.reactor.callLater(TURN_CHECK_INTERVAL, self._check_turn_again, statement)
+
+        def failed(failure: Failure) -> None:
+            self._turn_checked = None  # nothing is sent ahead of this one; the store goes on as usual
+            log.debug("could not tell whether the writer holds its lock: {reason}",
+                      reason=failure.getErrorMessage())
+
+        self.database_source.database.run_query(TURN_TAKEN, (self._writer_key,)).addCallbacks(answered, failed)
+
+    def _check_turn_again(self, statement: int) -> None:
+        if statement == self._statements_sent and self._in_flight and not self._turn_taken:
+            self._check_turn()
+
+    @staticmethod
+    def _ahead_answered(outcome: tuple[int, int] | Failure, ahead: _SentAhead) -> None:
+        ahead.outcome = outcome
+        if ahead.on_outcome is not None:
+            ahead.on_outcome(outcome)
 
     def _next_statement(self, start: int) -> list[_Waiting]:
         """The backlog items the statement after the first ``start`` items will write."""
@@ -402,10 +515,15 @@ class PostgresReadStore:
         self._prepared = (tuple((item, item.entries) for item in waiting), batch)
 
     def _take_prepared(self, waiting: list[_Waiting]) -> PreparedBatch | None:
-        prepared, self._prepared = self._prepared, None
-        if prepared is None:
+        batch = self._prepared_for(waiting)
+        self._prepared = None
+        return batch
+
+    def _prepared_for(self, waiting: list[_Waiting]) -> PreparedBatch | None:
+        """The prepared statement, if it was built from exactly these items, unchanged."""
+        if self._prepared is None:
             return None
-        items, batch = prepared
+        items, batch = self._prepared
         if len(items) != len(waiting) or any(item is not chosen or entries is not chosen.entries
                                              for (item, entries), chosen in zip(items, waiting)):
             return None
@@ -444,8 +562,8 @@ class PostgresReadStore:
             self._reads_in_memory += item.count
             for waiter in waiters:
                 waiter.callback(None)
-            if self._in_flight and self._prepared is None:
-                self._prepare_next(self._in_flight)  # the next statement may be complete now
+            if self._in_flight:
+                self._send_ahead()  # the next statement may be complete now
 
         self.journal.read_back(item.position).addBoth(done)
 
@@ -477,19 +595,34 @@ class PostgresReadStore:
     def _count_written(self, session_id: int, inserted: int, attempted: int) -> None:
         self.current_session_id = session_id
         self.reads_stored += inserted
-        self.duplicates_skipped += attempted - inserted
+        skipped = attempted - inserted
+        counted_already = min(skipped, self._stored_ahead_of_a_failure)
+        self._stored_ahead_of_a_failure -= counted_already
+        self.duplicates_skipped += skipped - counted_already
 
     def _written(self, result: tuple[int, int], waiting: list[_Waiting], entries: list[JournalEntry],
                  sent_at: float) -> None:
         self._in_flight = 0
         self._count_written(*result, attempted=len(entries))
+        now = self.reactor.seconds()
         if self.on_batch_written is not None:
-            self.on_batch_written(len(entries), self.reactor.seconds() - sent_at)
+            self.on_batch_written(len(entries), now - sent_at)
         self._take_off_backlog(waiting)
         self._writing = False
         if self._queued_facts:
             self._replay_queued_facts()
-        if self._backlog:
+        following, self._ahead = self._ahead, None
+        if following is not None:
+            # Already in PostgreSQL, and now its turn: it becomes the statement being written,
+            # and the one after it is sent ahead.
+            self._writing = True
+            self._in_flight = len(following.waiting)
+            self._next_turn()
+            self._send_ahead()
+            self._settle_written(waiting)
+            self._check_backlog()
+            self._follow(following, now)
+        elif self._backlog:
             # The next statement (prepared while this one was written) goes out before the
             # per-read bookkeeping: in a burst PostgreSQL is the slowest part, and it waits
             # for the collector between two statements.
@@ -500,6 +633,21 @@ class PostgresReadStore:
             self._settle_written(waiting)
             self._check_backlog()
             self._write_next()  # nothing left: tells whoever waits for the drain
+
+    def _follow(self, statement: _SentAhead, turn_began: float) -> None:
+        """Handle the answer to a statement sent ahead, now that those before it are handled;
+        its time in the database counts from when its turn began."""
+        def answered(outcome: tuple[int, int] | Failure) -> None:
+            statement.on_outcome = None
+            if isinstance(outcome, Failure):
+                self._write_failed(outcome, statement.waiting, statement.entries)
+            else:
+                self._written(outcome, statement.waiting, statement.entries, turn_began)
+
+        if statement.outcome is None:
+            statement.on_outcome = answered
+        else:
+            answered(statement.outcome)
 
     def _drop_written(self, waiting: list[_Waiting]) -> None:
         self._take_off_backlog(waiting)
@@ -532,6 +680,19 @@ class PostgresReadStore:
             self.journal.release(done[-1])
 
     def _write_failed(self, failure, waiting: list[_Waiting], entries: list[JournalEntry]) -> None:
+        following, self._ahead = self._ahead, None
+        if following is not None and following.outcome is None:
+            # Wait for the statement sent ahead to end (it may still commit) before deciding.
+            following.on_outcome = lambda _: self._write_failed(failure, waiting, entries)
+            self._ahead = following
+            return
+        if following is not None and not isinstance(following.outcome, Failure):
+            # It committed, but the reads before it did not: its reads stay in the backlog and
+            # are written again after them, when they are found stored already. They are counted
+            # as stored now, and not as duplicates then.
+            session_id, inserted = following.outcome
+            self._count_written(session_id, inserted, attempted=inserted)
+            self._stored_ahead_of_a_failure += inserted
         self._writing = False
         self._in_flight = 0
         if is_connection_failure(failure) or not self._can_write():
@@ -772,6 +933,7 @@ class PostgresReadStore:
             "reads_awaiting_journal": len(self._incoming) + self._reads_being_journaled,
             "reads_awaiting_journal_peak": self.reads_awaiting_journal_peak,
             "pauses_for_journal": self.pauses_for_journal,
+            "statements_sent_ahead": self.statements_sent_ahead,
             "database_connected": bool(database is not None and database.connected),
             "current_session": self.current_session_id,
         }

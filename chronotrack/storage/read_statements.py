@@ -30,6 +30,18 @@ _STORE_READS = ("SELECT session_id, inserted FROM store_timing_reads(%s, %s, %s,
                 " %s::text[], %s::int[], %s::text[], %s::text[], %s::text[], %s::bigint[], %s::int[],"
                 " %s::text[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[])")
 
+# A store's statements take its own lock first (0020), so a statement sent while the one before
+# it is still being written waits for that one to commit, then starts at once. The statement
+# sent when none is in flight takes the lock before PostgreSQL converts its arrays; the one sent
+# ahead takes it after (store_timing_reads_in_turn), so it converts its arrays while it waits.
+_WAIT_FOR_TURN = "SELECT pg_advisory_xact_lock(20, %s)"
+# Whether a transaction holds the writer's lock: a statement is sent ahead only once the one
+# before it does, so it cannot take the lock first.
+TURN_TAKEN = ("SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND classid = 20"
+              " AND objid = %s AND objsubid = 2 AND granted)")
+_STORE_READS_FIRST_IN_TURN = _WAIT_FOR_TURN + "; " + _STORE_READS
+_STORE_READS_IN_TURN = _STORE_READS.replace("store_timing_reads(%s,", "store_timing_reads_in_turn(%s, %s,", 1)
+
 
 def event_of(source: ReadSource) -> tuple[int | None, str, str]:
     """(partner, event id, event name): the arguments of open_timing_session."""
@@ -100,9 +112,21 @@ def prepare_batch(entries: list[JournalEntry]) -> PreparedBatch:
     return PreparedBatch(tuple(events), len(entries))
 
 
-def insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
+def insert_reads(cursor, entries: list[JournalEntry], clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
+                 writer: int | None = None):
     """Write a batch; reads of several events go to their own sessions, each event's in arrival order."""
-    return _insert_prepared(cursor, prepare_batch(entries), clock_tolerance)
+    return _insert_prepared(cursor, prepare_batch(entries), clock_tolerance, writer)
+
+
+def _store_statement(event: _EventBatch, clock_tolerance: float, writer: int | None,
+                     ahead: bool) -> tuple[str, tuple]:
+    """The call of store_timing_reads for one event's reads, in the writer's turn if it has one."""
+    arguments = _store_arguments(event, clock_tolerance)
+    if writer is None:
+        return _STORE_READS, arguments
+    if ahead:
+        return _STORE_READS_IN_TURN, (writer, *arguments)
+    return _STORE_READS_FIRST_IN_TURN, (writer, *arguments)
 
 
 def _store_arguments(event: _EventBatch, clock_tolerance: float) -> tuple:
@@ -110,34 +134,51 @@ def _store_arguments(event: _EventBatch, clock_tolerance: float) -> tuple:
 
 
 @inlineCallbacks
-def _insert_prepared(cursor, batch: PreparedBatch, clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE):
+def _insert_prepared(cursor, batch: PreparedBatch, clock_tolerance: float = DEFAULT_CLOCK_TOLERANCE,
+                     writer: int | None = None, ahead: bool = False):
     """Write a prepared batch of several events in the cursor's transaction, event by event.
 
     The events are written in the order of their keys, so two collectors writing batches that
     span the same events take the maintained figures' row locks (0008) in the same order and
     cannot deadlock. With each event's reads the stream watermarks move past them (0014's
     store_timing_reads: the session, the locations, the reads and the watermarks in one call).
+    With ``writer``, the transaction waits for the writer's previous statement (0020) before
+    its first read is written.
     """
     inserted = 0
     session_id = None
+    if writer is not None and not ahead:
+        yield cursor.execute(_WAIT_FOR_TURN, (writer,))
+        writer = None  # the transaction holds the lock: the calls need not take it
     for event in batch.events:
-        yield cursor.execute(_STORE_READS, _store_arguments(event, clock_tolerance))
+        yield cursor.execute(*_store_statement(event, clock_tolerance, writer, ahead=True))
         session_id, count = cursor.fetchone()
         inserted += count
     return session_id, inserted
 
 
-def write_prepared(database, batch: PreparedBatch, clock_tolerance: float) -> Deferred[tuple[int, int]]:
+def write_prepared(database, batch: PreparedBatch, clock_tolerance: float, writer: int | None = None,
+                   ahead: bool = False) -> Deferred[tuple[int, int]]:
     """(session, reads inserted) once ``batch`` is committed: a batch of one event (the usual
-    case) is one statement, its own transaction, a single round trip."""
+    case) is one statement, its own transaction, a single round trip.
+
+    With ``writer`` (the store's key), each transaction waits until the writer's previous one has
+    committed (0020); ``ahead`` says one is still being written as this is sent.
+    """
     if len(batch.events) == 1:
-        d = database.run_query(_STORE_READS, _store_arguments(batch.events[0], clock_tolerance))
+        d = database.run_query(*_store_statement(batch.events[0], clock_tolerance, writer, ahead))
         return d.addCallback(lambda rows: (rows[0][0], rows[0][1]))
-    return _write_in_transactions(database, batch, clock_tolerance)
+    return _write_in_transactions(database, batch, clock_tolerance, writer, ahead)
+
+
+def fits_one_transaction(batch: PreparedBatch) -> bool:
+    """Whether ``batch`` is written in a single transaction (only such a batch is sent ahead)."""
+    return len(batch.events) <= MAX_EVENTS_PER_TRANSACTION
 
 
 @inlineCallbacks
-def _write_in_transactions(database, batch: PreparedBatch, clock_tolerance: float):
+def _write_in_transactions(database, batch: PreparedBatch, clock_tolerance: float, writer: int | None = None,
+                           ahead: bool = False):
     """A batch of several events, in transactions of at most MAX_EVENTS_PER_TRANSACTION events,
     one after another. If one fails, those before it stay committed: the store writes the batch
     again, and the reads already stored are skipped (timing_reads_once)."""
@@ -145,6 +186,6 @@ def _write_in_transactions(database, batch: PreparedBatch, clock_tolerance: floa
     for start in range(0, len(batch.events), MAX_EVENTS_PER_TRANSACTION):
         events = batch.events[start:start + MAX_EVENTS_PER_TRANSACTION]
         part = PreparedBatch(events, sum(event.count for event in events))
-        session_id, count = yield database.run_interaction(_insert_prepared, part, clock_tolerance)
+        session_id, count = yield database.run_interaction(_insert_prepared, part, clock_tolerance, writer, ahead)
         inserted += count
     return session_id, inserted
