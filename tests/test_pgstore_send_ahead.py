@@ -107,3 +107,22 @@ async def test_reads_committed_ahead_of_a_refused_statement_are_counted_once(pg_
     assert store.reads_stored == 7_999
     assert store.duplicates_skipped == 0  # the reads committed ahead were found stored when re-sent
     assert query(pg_dsn, "SELECT count(*), count(DISTINCT sequence_number) FROM timing_reads") == [(7_999, 7_999)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_connections_cut_while_statements_are_sent_ahead_lose_and_double_no_read(pg_dsn, open_store):
+    database, store = await open_store(batch_size=500, batch_delay=0.001, write_batch_size=2000)
+    for seq in range(1, 30_001):
+        store.record_read(make_read(seq), SOURCE)
+    await wait_until(lambda: store.statements_sent_ahead > 0, timeout=60)
+    # Every connection of the store dies: the statement being written and the one sent ahead.
+    cut = query(pg_dsn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                        " AND backend_type = 'client backend'")
+    assert cut[0][0] >= 2
+    await wait_until(lambda: not store.figures()["reads_waiting"], timeout=60)
+    assert query(pg_dsn, "SELECT count(*), count(DISTINCT sequence_number) FROM timing_reads") == [(30_000, 30_000)]
+    # Each read counted once: stored, or found stored when sent again after a lost answer.
+    assert store.reads_stored + store.duplicates_skipped == 30_000
+    numbers = [seq for (seq,) in query(pg_dsn, "SELECT sequence_number FROM timing_reads ORDER BY id")]
+    assert numbers == list(range(1, 30_001))

@@ -5,7 +5,10 @@
 --
 -- The statements of one collector still write one at a time: each takes the collector's own
 -- advisory lock for its transaction first, (20, p_writer), so the second waits for the first to
--- commit. Ids are drawn while the lock is held, so they follow the order of the commits.
+-- commit. Ids are drawn while the lock is held, so they follow the order of the commits. The
+-- collector sends a statement ahead only once the one before it holds the lock, so they commit
+-- in the order sent, unless the one before fails: then the one sent ahead commits first, and
+-- the failed one's reads, written again, get the higher ids.
 -- Collectors sharing the database draw different keys and do not wait for each other. The
 -- two-number form keeps these locks apart from the migrations' one-number lock.
 CREATE FUNCTION store_timing_reads_in_turn(

@@ -8,6 +8,8 @@ A read's path through here:
 3. Journaled reads wait, in order, in the backlog; one writer sends up to ``batch_size``
    of them to PostgreSQL in a single call of ``store_timing_reads`` (``read_statements``)
    that skips reads already stored (re-sent by a controller, or recovered from the journal).
+   In a burst the next statement is sent while that one is written, and waits in PostgreSQL
+   for it to commit (``_send_ahead``, 0020): still one statement written at a time, in order.
 4. Once stored, their journal entries are released.
 
 While PostgreSQL is down the backlog grows; past ``backlog_limit`` the controllers are
