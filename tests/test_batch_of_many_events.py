@@ -23,7 +23,8 @@ from chronotrack.storage.journal_lines import JournalEntry
 from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, MAX_EVENTS_PER_TRANSACTION,
                                                  prepare_batch, write_prepared)
 from tests.postgres import query
-from tests.test_pgstore import make_read
+from tests.test_pgstore import make_read, open_store  # noqa: F401 - fixture
+from tests.waiting import wait_until
 
 EVENTS = 70
 READS_PER_EVENT = 3
@@ -100,3 +101,20 @@ async def test_a_many_event_batch_failing_part_way_is_written_again_whole_and_on
     assert inserted == EVENTS * READS_PER_EVENT - first_part
     assert query(pg_dsn, "SELECT count(*) FROM timing_reads") == [(EVENTS * READS_PER_EVENT,)]
     assert query(pg_dsn, "SELECT sum(reads) FROM read_figures") == [(EVENTS * READS_PER_EVENT,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_store_counts_reads_committed_before_a_later_transaction_failed_once(pg_dsn, open_store):
+    """The transactions before the failed one stay committed: when the batch is written again
+    their reads are found stored, and are counted as stored, not as duplicates."""
+    database, store = await open_store(batch_size=1000, batch_delay=0.01, write_batch_size=5000)
+    query(pg_dsn, "ALTER TABLE timing_reads ADD CONSTRAINT refuse_race_40"
+                  " CHECK (stream_id <> 'connection:ctl-40') NOT VALID")
+    for entry in entries_of_many_events():  # one journal batch, one write of 70 events
+        store.record_read(entry.read, entry.source)
+    total = EVENTS * READS_PER_EVENT
+    await wait_until(lambda: store.reads_stored + store.reads_set_aside == total, timeout=60)
+    assert store.reads_set_aside == READS_PER_EVENT  # race-40's reads, refused one by one
+    assert store.reads_stored == total - READS_PER_EVENT
+    assert store.duplicates_skipped == 0
+    assert query(pg_dsn, "SELECT count(*) FROM timing_reads") == [(total - READS_PER_EVENT,)]

@@ -45,8 +45,8 @@ from chronotrack.storage import retention, watermarks
 from chronotrack.storage.pending_numbers import PendingNumbers
 from chronotrack.storage.journal import JournalPosition, ReadJournal
 from chronotrack.storage.journal_lines import JournalEntry
-from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, TURN_TAKEN, PreparedBatch, event_of,
-                                                 fits_one_transaction, insert_reads, prepare_batch,
+from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, TURN_TAKEN, Committed, PreparedBatch,
+                                                 event_of, fits_one_transaction, insert_reads, prepare_batch,
                                                  write_prepared)
 from chronotrack.reads import ReadSource, TagRead
 
@@ -172,7 +172,7 @@ class PostgresReadStore:
         self._turn_taken = False
         self._turn_checked: int | None = None
         self._statements_sent = 0
-        self._stored_ahead_of_a_failure = 0  # reads to be re-sent that are counted as stored
+        self._stored_before_resend = 0  # reads to be written again that are counted as stored
         self._retry_call = None
         self._database_ready = False
         self._backlog_full = False
@@ -395,12 +395,14 @@ class PostgresReadStore:
             except Exception:  # noqa: BLE001 - a value the arrays cannot take: a refused batch
                 batch = None
         writer = self._writer_key if self.send_ahead else None
+        committed = Committed()
         if batch is not None:
-            d = write_prepared(self.database_source.database, batch, self.clock_tolerance, writer)
+            d = write_prepared(self.database_source.database, batch, self.clock_tolerance, writer,
+                               committed=committed)
         else:  # prepared in the interaction, so the failure goes where a refused batch goes
             d = self.database_source.database.run_interaction(insert_reads, entries, self.clock_tolerance, writer)
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
-                       errbackArgs=(waiting, entries))
+                       errbackArgs=(waiting, entries, committed))
         self._in_flight = len(waiting)
         self._next_turn()
         self._send_ahead()
@@ -598,9 +600,14 @@ class PostgresReadStore:
         self.current_session_id = session_id
         self.reads_stored += inserted
         skipped = attempted - inserted
-        counted_already = min(skipped, self._stored_ahead_of_a_failure)
-        self._stored_ahead_of_a_failure -= counted_already
+        counted_already = min(skipped, self._stored_before_resend)
+        self._stored_before_resend -= counted_already
         self.duplicates_skipped += skipped - counted_already
+
+    def _count_stored_before_resend(self, session_id: int, inserted: int) -> None:
+        """Reads a failed write stored: counted now, not as duplicates when the write is done again."""
+        self._count_written(session_id, inserted, attempted=inserted)
+        self._stored_before_resend += inserted
 
     def _written(self, result: tuple[int, int], waiting: list[_Waiting], entries: list[JournalEntry],
                  sent_at: float) -> None:
@@ -681,20 +688,21 @@ class PostgresReadStore:
         if done:
             self.journal.release(done[-1])
 
-    def _write_failed(self, failure, waiting: list[_Waiting], entries: list[JournalEntry]) -> None:
+    def _write_failed(self, failure, waiting: list[_Waiting], entries: list[JournalEntry],
+                      committed: Committed | None = None) -> None:
         following, self._ahead = self._ahead, None
         if following is not None and following.outcome is None:
             # Wait for the statement sent ahead to end (it may still commit) before deciding.
-            following.on_outcome = lambda _: self._write_failed(failure, waiting, entries)
+            following.on_outcome = lambda _: self._write_failed(failure, waiting, entries, committed)
             self._ahead = following
             return
+        # Reads stored although they are written again: the transactions of this batch that
+        # committed before one failed, and a statement sent ahead that committed after this
+        # one failed. They are counted as stored now, and not as duplicates when found stored.
+        if committed is not None and committed.inserted:
+            self._count_stored_before_resend(committed.session_id, committed.inserted)
         if following is not None and not isinstance(following.outcome, Failure):
-            # It committed, but the reads before it did not: its reads stay in the backlog and
-            # are written again after them, when they are found stored already. They are counted
-            # as stored now, and not as duplicates then.
-            session_id, inserted = following.outcome
-            self._count_written(session_id, inserted, attempted=inserted)
-            self._stored_ahead_of_a_failure += inserted
+            self._count_stored_before_resend(*following.outcome)
         self._writing = False
         self._in_flight = 0
         if is_connection_failure(failure) or not self._can_write():

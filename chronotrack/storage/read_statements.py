@@ -64,6 +64,15 @@ class _EventBatch:
     pairs: tuple[str, str]  # array literals: the distinct (stream, location) pairs, sorted
 
 
+@dataclass(slots=True)
+class Committed:
+    """What a write has committed so far: a batch of many events is written in several
+    transactions, and those before a failed one stay committed."""
+
+    session_id: int | None = None
+    inserted: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
     """A statement's reads ready for PostgreSQL: its events in key order (see insert_reads)."""
@@ -158,17 +167,19 @@ def _insert_prepared(cursor, batch: PreparedBatch, clock_tolerance: float = DEFA
 
 
 def write_prepared(database, batch: PreparedBatch, clock_tolerance: float, writer: int | None = None,
-                   ahead: bool = False) -> Deferred[tuple[int, int]]:
+                   ahead: bool = False, committed: Committed | None = None) -> Deferred[tuple[int, int]]:
     """(session, reads inserted) once ``batch`` is committed: a batch of one event (the usual
     case) is one statement, its own transaction, a single round trip.
 
     With ``writer`` (the store's key), each transaction waits until the writer's previous one has
-    committed (0020); ``ahead`` says one is still being written as this is sent.
+    committed (0020); ``ahead`` says one is still being written as this is sent. ``committed``
+    is kept up to date as the transactions of a batch of many events commit, so a caller whose
+    write failed part way knows what is stored already.
     """
     if len(batch.events) == 1:
         d = database.run_query(*_store_statement(batch.events[0], clock_tolerance, writer, ahead))
         return d.addCallback(lambda rows: (rows[0][0], rows[0][1]))
-    return _write_in_transactions(database, batch, clock_tolerance, writer, ahead)
+    return _write_in_transactions(database, batch, clock_tolerance, writer, ahead, committed or Committed())
 
 
 def fits_one_transaction(batch: PreparedBatch) -> bool:
@@ -177,8 +188,8 @@ def fits_one_transaction(batch: PreparedBatch) -> bool:
 
 
 @inlineCallbacks
-def _write_in_transactions(database, batch: PreparedBatch, clock_tolerance: float, writer: int | None = None,
-                           ahead: bool = False):
+def _write_in_transactions(database, batch: PreparedBatch, clock_tolerance: float, writer: int | None,
+                           ahead: bool, committed: Committed):
     """A batch of several events, in transactions of at most MAX_EVENTS_PER_TRANSACTION events,
     one after another. If one fails, those before it stay committed: the store writes the batch
     again, and the reads already stored are skipped (timing_reads_once)."""
@@ -188,4 +199,5 @@ def _write_in_transactions(database, batch: PreparedBatch, clock_tolerance: floa
         part = PreparedBatch(events, sum(event.count for event in events))
         session_id, count = yield database.run_interaction(_insert_prepared, part, clock_tolerance, writer, ahead)
         inserted += count
+        committed.session_id, committed.inserted = session_id, inserted
     return session_id, inserted
