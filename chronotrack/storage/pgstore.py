@@ -25,7 +25,6 @@ caught up with half of them.
 
 from __future__ import annotations
 
-import random
 from collections import deque
 from itertools import islice
 from dataclasses import dataclass, field, replace
@@ -45,9 +44,10 @@ from chronotrack.storage import retention, watermarks
 from chronotrack.storage.pending_numbers import PendingNumbers
 from chronotrack.storage.journal import JournalPosition, ReadJournal
 from chronotrack.storage.journal_lines import JournalEntry
-from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, TURN_TAKEN, Committed, PreparedBatch,
-                                                 event_of, fits_one_transaction, insert_reads, prepare_batch,
+from chronotrack.storage.read_statements import (DEFAULT_CLOCK_TOLERANCE, Committed, PreparedBatch, event_of,
+                                                 fits_one_transaction, insert_reads, prepare_batch,
                                                  write_prepared)
+from chronotrack.storage.writer_turn import WriterTurn
 from chronotrack.reads import ReadSource, TagRead
 
 log = Logger()
@@ -55,7 +55,6 @@ log = Logger()
 RETRY_DELAY = 1.0  # seconds before retrying a failed write, whatever the failure
 SHUTDOWN_DRAIN_TIMEOUT = 10.0
 RESUME_WAIT = 5.0  # seconds a resume waits for the database before answering from memory
-TURN_CHECK_INTERVAL = 0.002  # seconds between two checks that the statement being written holds its lock
 MAX_QUEUED_FACTS = 10_000  # rejected lines etc. held while the database is down
 
 _RECOVERED = "recovered"  # journal position of entries recovered at start-up
@@ -165,13 +164,8 @@ class PostgresReadStore:
         # The next statement goes out while the current one is written, and waits in PostgreSQL
         # for it to commit (0020): the database never waits for the collector between two.
         self.send_ahead = send_ahead
-        self._writer_key = random.randrange(1, 2**31)  # this store's lock; see 0020
         self._ahead: _SentAhead | None = None
-        # Whether the statement being written holds the lock yet (then one may be sent ahead of
-        # it), and which statement a check of it is for.
-        self._turn_taken = False
-        self._turn_checked: int | None = None
-        self._statements_sent = 0
+        self._turn = WriterTurn(reactor, self._writable_database, lambda: bool(self._in_flight), self._send_ahead)
         self._stored_before_resend = 0  # reads to be written again that are counted as stored
         self._retry_call = None
         self._database_ready = False
@@ -367,6 +361,10 @@ class PostgresReadStore:
         database = self.database_source.database
         return self._database_ready and database is not None and database.connected
 
+    def _writable_database(self):
+        """The Database, if it can be written to now; else None."""
+        return self.database_source.database if self._can_write() else None
+
     def _write_next(self) -> None:
         if self._writing:
             return
@@ -394,7 +392,7 @@ class PostgresReadStore:
                 batch = prepare_batch(entries)
             except Exception:  # noqa: BLE001 - a value the arrays cannot take: a refused batch
                 batch = None
-        writer = self._writer_key if self.send_ahead else None
+        writer = self._turn.key if self.send_ahead else None
         committed = Committed()
         if batch is not None:
             d = write_prepared(self.database_source.database, batch, self.clock_tolerance, writer,
@@ -404,13 +402,8 @@ class PostgresReadStore:
         d.addCallbacks(self._written, self._write_failed, callbackArgs=(waiting, entries, sent_at),
                        errbackArgs=(waiting, entries, committed))
         self._in_flight = len(waiting)
-        self._next_turn()
+        self._turn.begin()
         self._send_ahead()
-
-    def _next_turn(self) -> None:
-        """A statement becomes the one being written: it may not hold the lock yet."""
-        self._statements_sent += 1
-        self._turn_taken = False
 
     def _send_ahead(self) -> None:
         """Send the next statement now if it is complete and in memory, while PostgreSQL still
@@ -426,13 +419,13 @@ class PostgresReadStore:
         ready = self._ready_to_send_ahead()
         if ready is None:
             return
-        if not self._turn_taken:
-            self._check_turn()
+        if not self._turn.taken:
+            self._turn.check()  # then this again
             return
         waiting, batch = ready
         self._prepared = None
         ahead = _SentAhead(waiting, [entry for item in waiting for entry in item.entries])
-        d = write_prepared(self.database_source.database, batch, self.clock_tolerance, self._writer_key,
+        d = write_prepared(self.database_source.database, batch, self.clock_tolerance, self._turn.key,
                            ahead=True)
         d.addBoth(self._ahead_answered, ahead)
         self._ahead = ahead
@@ -455,35 +448,6 @@ class PostgresReadStore:
         if batch is None or not fits_one_transaction(batch):
             return None
         return waiting, batch
-
-    def _check_turn(self) -> None:
-        """Ask PostgreSQL whether the statement being written holds the store's lock; once it
-        does, the next statement can go out without any risk of being written before it."""
-        statement = self._statements_sent
-        if self._turn_checked == statement or not self._can_write():
-            return
-        self._turn_checked = statement
-
-        def answered(rows: list[tuple]) -> None:
-            self._turn_checked = None
-            if statement != self._statements_sent or not self._in_flight:
-                return  # that statement is written already
-            if rows[0][0]:
-                self._turn_taken = True
-                self._send_ahead()
-            else:
-                self.reactor.callLater(TURN_CHECK_INTERVAL, self._check_turn_again, statement)
-
-        def failed(failure: Failure) -> None:
-            self._turn_checked = None  # nothing is sent ahead of this one; the store goes on as usual
-            log.debug("could not tell whether the writer holds its lock: {reason}",
-                      reason=failure.getErrorMessage())
-
-        self.database_source.database.run_query(TURN_TAKEN, (self._writer_key,)).addCallbacks(answered, failed)
-
-    def _check_turn_again(self, statement: int) -> None:
-        if statement == self._statements_sent and self._in_flight and not self._turn_taken:
-            self._check_turn()
 
     @staticmethod
     def _ahead_answered(outcome: tuple[int, int] | Failure, ahead: _SentAhead) -> None:
@@ -626,7 +590,7 @@ class PostgresReadStore:
             # and the one after it is sent ahead.
             self._writing = True
             self._in_flight = len(following.waiting)
-            self._next_turn()
+            self._turn.begin()
             self._send_ahead()
             self._settle_written(waiting)
             self._check_backlog()
