@@ -127,9 +127,10 @@ class ReadLog:
             return
         elif not times or times[-1] <= micros[0]:  # the usual case: later reads after earlier ones
             times.extend(micros)
+        elif len(micros) == 1:  # one read older than the last (two controllers at a mat): into its place
+            insort(times, micros[0])
         else:
-            merged = array("q", sorted(times + micros))
-            tags[tag] = merged
+            tags[tag] = array("q", sorted(times + micros))
 
     def add_gun_times(self, location: str, moments: Iterable[datetime]) -> None:
         guns = self._guns.setdefault(location, [])
