@@ -7,13 +7,17 @@ as it is accepted); "last row committed" is when polling the maintained per-loca
 ``count(*)`` at the end checks them. Polling ``count(*)`` itself, 20 times a second over a
 growing table, took a fifth of a core from the run it measured. The 4-controller run's
 database is kept for ``baseline`` (same reads). With ``--profile`` the 4-controller run is
-sampled with py-spy and the top costs printed.
+sampled with py-spy and the top costs printed. A last 4-controller run has a phone ask for the
+event's results as its first reads are stored: the web layer, in the collector's process, then
+keeps them live through the burst (no target: what live results cost a one-process collector).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -31,53 +35,107 @@ STORED_SO_FAR = "SELECT coalesce(sum(reads), 0) FROM read_figures"  # a row per 
 def run(ctx: Context) -> None:
     print("ingest: simulators at full speed into twistd", flush=True)
     for controllers, reads in ctx.mode.ingest:
-        total = controllers * 2 * reads
-        collector = ctx.collector(f"ingest-{controllers}", web=True, extra_args=COLLECTOR_ARGS)  # the target counts the web layer on
-        connection = connect(collector.dsn)
-        profiler = None
+        _measure(ctx, controllers, reads)
+    _measure(ctx, 4, dict(ctx.mode.ingest)[4], live_results=True)
+
+
+def _measure(ctx: Context, controllers: int, reads: int, live_results: bool = False) -> None:
+    """One run; ``live_results``: a phone asks for the event's results as its first reads are
+    stored, so the web layer (in the collector's process) keeps them live through the burst."""
+    total = controllers * 2 * reads
+    name = f"ingest-{controllers}" + ("-live-results" if live_results else "")
+    collector = ctx.collector(name, web=True, extra_args=COLLECTOR_ARGS)  # the target counts the web layer on
+    connection = connect(collector.dsn)
+    profiler = None
+    try:
+        collector_cpu = cpu_seconds(collector.process.pid)
+        database_cpu = postgres_cpu_seconds(ctx)
+        sched_before = main_thread_schedstat(collector.process.pid)
+        simulator = start_simulator(collector.ctp01_port, "--controllers", str(controllers),
+                                    "--locations", LOCATIONS, "--reads", str(reads), "--rate", "0",
+                                    "--linger", "1", "--quiet",
+                                    log_path=collector.work_dir / "simulator.log")
+        asker = _ask_results_once_reads_arrive(collector) if live_results else None
+        if ctx.profile and controllers == 4 and not live_results:
+            profiler = start_profiler(collector.process.pid, collector.work_dir / "py-spy.txt")
+        finished, _ = wait_rows(connection, STORED_SO_FAR, total, timeout=300, interval=0.05)
+        collector_cpu = cpu_seconds(collector.process.pid) - collector_cpu
+        database_cpu = postgres_cpu_seconds(ctx) - database_cpu
+        sched_after = main_thread_schedstat(collector.process.pid)
+        reactor_wait = sched_after[1] - sched_before[1]
+        simulator_cpu = cpu_seconds(simulator.pid)  # still lingering: its whole run
+        first_byte = scalar(connection, "SELECT extract(epoch FROM min(connected_at)) FROM controller_connections")
+        simulator.wait(60)
+        stored = scalar(connection, "SELECT count(*) FROM timing_reads")
+        if profiler is not None:
+            profiler.wait(120)
+        elapsed = finished - float(first_byte)
+        rate = stored / elapsed
+        failed = stored < total
+        note = (f"{stored:,} reads in {elapsed:.2f} s; CPU: collector {collector_cpu / elapsed:.0%},"
+                f" PostgreSQL {database_cpu / elapsed:.0%}, simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
+                f" {reactor_wait / elapsed:.0%} of the time")
+        note += writer_note(collector.status_port, elapsed)
+        if asker is not None:
+            asker.join(60)
+            note += "; " + asker.outcome
+            failed = failed or not asker.outcome.startswith("results asked")
+        if failed and stored < total:
+            note += f"; only {stored} of {total} stored"
+        target = INGEST_TARGET if controllers == 4 and not live_results else None
+        figure = f"{controllers} controller{'s' if controllers > 1 else ''}"
+        if live_results:
+            figure += ", the event's live results asked for"
+        ctx.add(Row("ingest", figure, rate, "reads/s", target, note, failed))
+        print(f"  {figure}: {rate:,.0f} reads/s ({note})", flush=True)
+        if live_results:
+            return
+        ctx.figures[f"ingest_{controllers}"] = rate
+        if controllers == 4:
+            ctx.figures["ingest_4_dsn"] = collector.dsn  # type: ignore[assignment]
+        if profiler is not None:
+            for line in summarize_profile(collector.work_dir / "py-spy.txt", "4-controller ingest"):
+                ctx.note(line)
+    finally:
+        connection.close()
+        collector.stop()
+
+
+class _ResultsAsker(threading.Thread):
+    """Waits for the first stored read, then asks ``/api/results`` for its event once."""
+
+    def __init__(self, collector) -> None:
+        super().__init__(daemon=True)
+        self.collector = collector
+        self.outcome = "results never asked"
+
+    def run(self) -> None:
+        connection = connect(self.collector.dsn)
         try:
-            collector_cpu = cpu_seconds(collector.process.pid)
-            database_cpu = postgres_cpu_seconds(ctx)
-            sched_before = main_thread_schedstat(collector.process.pid)
-            simulator = start_simulator(collector.ctp01_port, "--controllers", str(controllers),
-                                        "--locations", LOCATIONS, "--reads", str(reads), "--rate", "0",
-                                        "--linger", "1", "--quiet",
-                                        log_path=collector.work_dir / "simulator.log")
-            if ctx.profile and controllers == 4:
-                profiler = start_profiler(collector.process.pid, collector.work_dir / "py-spy.txt")
-            finished, _ = wait_rows(connection, STORED_SO_FAR, total, timeout=300, interval=0.05)
-            collector_cpu = cpu_seconds(collector.process.pid) - collector_cpu
-            database_cpu = postgres_cpu_seconds(ctx) - database_cpu
-            sched_after = main_thread_schedstat(collector.process.pid)
-            reactor_wait = sched_after[1] - sched_before[1]
-            simulator_cpu = cpu_seconds(simulator.pid)  # still lingering: its whole run
-            first_byte = scalar(connection, "SELECT extract(epoch FROM min(connected_at)) FROM controller_connections")
-            simulator.wait(60)
-            stored = scalar(connection, "SELECT count(*) FROM timing_reads")
-            if profiler is not None:
-                profiler.wait(120)
-            elapsed = finished - float(first_byte)
-            rate = stored / elapsed
-            failed = stored < total
-            note = (f"{stored:,} reads in {elapsed:.2f} s; CPU: collector {collector_cpu / elapsed:.0%},"
-                    f" PostgreSQL {database_cpu / elapsed:.0%}, simulator {simulator_cpu / elapsed:.0%}; collector main thread waiting for a CPU"
-                    f" {reactor_wait / elapsed:.0%} of the time")
-            note += writer_note(collector.status_port, elapsed)
-            if failed:
-                note += f"; only {stored} of {total} stored"
-            target = INGEST_TARGET if controllers == 4 else None
-            ctx.add(Row("ingest", f"{controllers} controller{'s' if controllers > 1 else ''}", rate, "reads/s",
-                        target, note, failed))
-            print(f"  {controllers:>3} controllers: {rate:,.0f} reads/s ({note})", flush=True)
-            ctx.figures[f"ingest_{controllers}"] = rate
-            if controllers == 4:
-                ctx.figures["ingest_4_dsn"] = collector.dsn  # type: ignore[assignment]
-            if profiler is not None:
-                for line in summarize_profile(collector.work_dir / "py-spy.txt", "4-controller ingest"):
-                    ctx.note(line)
+            deadline = time.monotonic() + 60
+            event = None
+            while event is None and time.monotonic() < deadline:
+                event = scalar(connection, "SELECT min(timing_event_id) FROM read_figures WHERE reads > 0")
+                if event is None:
+                    time.sleep(0.01)
+            if event is None:
+                self.outcome = "no read stored within 60 s: results never asked"
+                return
+            url = f"http://127.0.0.1:{self.collector.web_port}/api/results?event={event}"
+            started = time.monotonic()
+            with urllib.request.urlopen(url, timeout=60) as response:
+                response.read()
+            self.outcome = f"results asked once the first reads were stored, answered in {time.monotonic() - started:.2f} s"
+        except OSError as error:
+            self.outcome = f"the results request failed: {error}"
         finally:
             connection.close()
-            collector.stop()
+
+
+def _ask_results_once_reads_arrive(collector) -> _ResultsAsker:
+    asker = _ResultsAsker(collector)
+    asker.start()
+    return asker
 
 
 def postgres_cpu_seconds(ctx: Context) -> float:
