@@ -435,19 +435,21 @@ class PostgresReadStore:
     def _ready_to_send_ahead(self) -> tuple[list[_Waiting], PreparedBatch] | None:
         """The statement after those in flight, if it is prepared and written in one transaction
         (several would let another statement in between theirs)."""
+        ready = self._prepared_after_in_flight()
+        if ready is None and self._prepared is not None:  # prepared before the backlog moved on
+            self._prepare_next(self._in_flight)
+            ready = self._prepared_after_in_flight()
+        if ready is None or not fits_one_transaction(ready[1]):
+            return None
+        return ready
+
+    def _prepared_after_in_flight(self) -> tuple[list[_Waiting], PreparedBatch] | None:
+        """The prepared statement with its items, if they are the ones right after those in flight."""
         if self._prepared is None:
             return None
         waiting = list(islice(self._backlog, self._in_flight, self._in_flight + len(self._prepared[0])))
         batch = self._prepared_for(waiting)
-        if batch is None:  # prepared before the backlog moved on: prepare the right items
-            self._prepare_next(self._in_flight)
-            if self._prepared is None:
-                return None
-            waiting = list(islice(self._backlog, self._in_flight, self._in_flight + len(self._prepared[0])))
-            batch = self._prepared_for(waiting)
-        if batch is None or not fits_one_transaction(batch):
-            return None
-        return waiting, batch
+        return None if batch is None else (waiting, batch)
 
     @staticmethod
     def _ahead_answered(outcome: tuple[int, int] | Failure, ahead: _SentAhead) -> None:
